@@ -1,0 +1,286 @@
+// Package approvals is gatebot's approval-gate domain: a Gate asks for a
+// pipeline run, eligible people approve or reject it under a Policy (quorum,
+// allow-list, self-approval, expiry), and a granted gate is handed to the
+// trigger queue exactly once. The Redis store (store.go) keeps gates, the
+// expiry schedule, the trigger queue and the audit log.
+//
+// It must not import net/http serving code, Teams or Bot Framework packages,
+// nor gatebot's bot, cards, handlers or pipelines packages: callers translate
+// their world into Person, Policy and RunInfo.
+package approvals
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// State is where a gate is in its life.
+type State string
+
+// Gate states. Pending is the only state that accepts votes.
+const (
+	StatePending       State = "pending"
+	StateApproved      State = "approved"   // quorum reached, trigger enqueued
+	StateTriggering    State = "triggering" // a worker is calling the provider
+	StateRunning       State = "running"    // the provider returned a run
+	StateSucceeded     State = "succeeded"
+	StateFailed        State = "failed"
+	StateRejected      State = "rejected"
+	StateExpired       State = "expired"
+	StateCancelled     State = "cancelled"
+	StateTriggerFailed State = "trigger_failed" // retryable by an authorised user
+)
+
+// transitions lists every allowed state change, in one place.
+var transitions = map[State][]State{
+	StatePending:       {StateApproved, StateRejected, StateExpired, StateCancelled},
+	StateApproved:      {StateTriggering, StateCancelled},
+	StateTriggering:    {StateRunning, StateTriggerFailed, StateSucceeded, StateFailed, StateCancelled},
+	StateRunning:       {StateSucceeded, StateFailed, StateCancelled},
+	StateTriggerFailed: {StateApproved, StateCancelled},
+}
+
+// CanTransition reports whether from → to is an allowed change.
+func CanTransition(from, to State) bool {
+	return slices.Contains(transitions[from], to)
+}
+
+// Final reports whether the gate will never change again.
+func (s State) Final() bool { return len(transitions[s]) == 0 }
+
+// Person is someone acting on a gate, as authenticated by the channel the
+// action came through. ID is the channel's user id (Teams `29:…`), AADObjectID
+// the Entra object id, UPN the user principal name when it is known.
+type Person struct {
+	ID          string `json:"id,omitempty"`
+	AADObjectID string `json:"aad,omitempty"`
+	UPN         string `json:"upn,omitempty"`
+	Name        string `json:"name,omitempty"`
+}
+
+// Display is a human name for cards and messages.
+func (p Person) Display() string {
+	switch {
+	case p.Name != "":
+		return p.Name
+	case p.UPN != "":
+		return p.UPN
+	case p.AADObjectID != "":
+		return "aad:" + p.AADObjectID
+	}
+	return p.ID
+}
+
+// Same reports whether p and q are the same person, by the strongest
+// identifier both carry.
+func (p Person) Same(q Person) bool {
+	switch {
+	case p.AADObjectID != "" && q.AADObjectID != "":
+		return strings.EqualFold(p.AADObjectID, q.AADObjectID)
+	case p.ID != "" && q.ID != "":
+		return p.ID == q.ID
+	case p.UPN != "" && q.UPN != "":
+		return strings.EqualFold(p.UPN, q.UPN)
+	}
+	return false
+}
+
+// Matches reports whether p is named by an allow-list entry: a UPN
+// (case-insensitive) or `aad:<object id>`.
+func (p Person) Matches(entry string) bool {
+	entry = strings.TrimSpace(entry)
+	if id, ok := strings.CutPrefix(entry, "aad:"); ok {
+		return p.AADObjectID != "" && strings.EqualFold(p.AADObjectID, id)
+	}
+	return p.UPN != "" && strings.EqualFold(p.UPN, entry)
+}
+
+// Policy is who may decide a gate and how many must approve.
+type Policy struct {
+	Required          int           `json:"req"`
+	Approvers         []string      `json:"apv,omitempty"` // UPNs or aad:<id>; empty = anyone
+	AllowSelfApproval bool          `json:"self,omitempty"`
+	Timeout           time.Duration `json:"ttl"`
+}
+
+// NeedsUPN reports whether checking eligibility needs a person's UPN.
+func (p Policy) NeedsUPN() bool {
+	for _, a := range p.Approvers {
+		if !strings.HasPrefix(a, "aad:") {
+			return true
+		}
+	}
+	return false
+}
+
+// Vote is one person's decision.
+type Vote struct {
+	By      Person    `json:"by"`
+	Approve bool      `json:"ok"`
+	Reason  string    `json:"why,omitempty"`
+	At      time.Time `json:"at"`
+}
+
+// RunInfo is the provider run a gate started, as the pipelines layer
+// reported it last.
+type RunInfo struct {
+	ID     string            `json:"id,omitempty"`
+	URL    string            `json:"url,omitempty"`
+	Status string            `json:"st,omitempty"`
+	Detail string            `json:"dt,omitempty"`
+	Ref    map[string]string `json:"ref,omitempty"`
+}
+
+// Post is where a gate's card lives, opaque to this package: the channel
+// layer's conversation reference and the card's activity id.
+type Post struct {
+	Conversation json.RawMessage `json:"conv,omitempty"`
+	ActivityID   string          `json:"act,omitempty"`
+}
+
+// Gate is one request to run a pipeline, waiting for or past its approval.
+type Gate struct {
+	ID          string            `json:"id"`
+	Pipeline    string            `json:"pl"`
+	Inputs      map[string]any    `json:"in,omitempty"`
+	Message     string            `json:"msg,omitempty"`
+	Requester   Person            `json:"rq"`
+	Origin      string            `json:"org,omitempty"` // "teams" or "api:<token name>"
+	Policy      Policy            `json:"pol"`
+	State       State             `json:"st"`
+	Votes       []Vote            `json:"v,omitempty"`
+	CreatedAt   time.Time         `json:"ca"`
+	Deadline    time.Time         `json:"dl"`
+	UpdatedAt   time.Time         `json:"ua"`
+	DecidedBy   *Person           `json:"db,omitempty"` // who rejected, cancelled or retried last
+	Reason      string            `json:"why,omitempty"`
+	Run         *RunInfo          `json:"run,omitempty"`
+	Error       string            `json:"err,omitempty"` // last trigger error, user-safe
+	Attempts    int               `json:"att,omitempty"` // trigger attempts
+	Post        Post              `json:"post,omitempty"`
+	CallbackURL string            `json:"cb,omitempty"`
+	Labels      map[string]string `json:"lbl,omitempty"`
+	Version     int64             `json:"ver"`
+}
+
+// Approvals returns the approving votes in order.
+func (g *Gate) Approvals() []Vote {
+	var out []Vote
+	for _, v := range g.Votes {
+		if v.Approve {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// Approvers returns the display names of those who approved.
+func (g *Gate) Approvers() []string {
+	var names []string
+	for _, v := range g.Approvals() {
+		names = append(names, v.By.Display())
+	}
+	return names
+}
+
+// Errors callers tell apart.
+var (
+	ErrNotFound       = errors.New("gate not found")
+	ErrNotPending     = errors.New("gate is no longer pending")
+	ErrNotEligible    = errors.New("not an eligible approver")
+	ErrSelfApproval   = errors.New("the requester may not approve their own gate")
+	ErrAlreadyVoted   = errors.New("already voted on this gate")
+	ErrExpired        = errors.New("gate has expired")
+	ErrNotAllowed     = errors.New("not allowed")
+	ErrUnavailable    = errors.New("approval store unavailable")
+	ErrConflict       = errors.New("gate changed concurrently")
+	ErrIdempotencyKey = errors.New("idempotency key reused with a different request")
+)
+
+// TransitionError is a refused state change.
+type TransitionError struct {
+	From, To State
+}
+
+func (e *TransitionError) Error() string {
+	return fmt.Sprintf("gate cannot go from %s to %s", e.From, e.To)
+}
+
+// Transition moves g to state to, or refuses with a *TransitionError.
+func (g *Gate) Transition(to State, now time.Time) error {
+	if !CanTransition(g.State, to) {
+		return &TransitionError{From: g.State, To: to}
+	}
+	g.State = to
+	g.UpdatedAt = now
+	return nil
+}
+
+// Outcome is what a vote did to a gate.
+type Outcome string
+
+// Vote outcomes.
+const (
+	OutcomeRecorded Outcome = "recorded" // counted, quorum not yet reached
+	OutcomeApproved Outcome = "approved" // this vote completed the quorum
+	OutcomeRejected Outcome = "rejected"
+)
+
+// Decide applies p's vote to the gate under its policy at time now. It
+// returns ErrAlreadyVoted for a repeated vote (a no-op), ErrNotPending for a
+// decided gate, ErrExpired past the deadline, ErrSelfApproval and
+// ErrNotEligible for people the policy excludes.
+func (g *Gate) Decide(p Person, approve bool, reason string, now time.Time) (Outcome, error) {
+	if g.State != StatePending {
+		return "", ErrNotPending
+	}
+	if !g.Deadline.IsZero() && !now.Before(g.Deadline) {
+		return "", ErrExpired
+	}
+	for _, v := range g.Votes {
+		if v.By.Same(p) {
+			return "", ErrAlreadyVoted
+		}
+	}
+	if err := g.Policy.Eligible(p, g.Requester, approve); err != nil {
+		return "", err
+	}
+	g.Votes = append(g.Votes, Vote{By: p, Approve: approve, Reason: reason, At: now})
+	g.UpdatedAt = now
+	if !approve {
+		g.State = StateRejected
+		g.DecidedBy = &p
+		g.Reason = reason
+		return OutcomeRejected, nil
+	}
+	if len(g.Approvals()) >= max(g.Policy.Required, 1) {
+		g.State = StateApproved
+		return OutcomeApproved, nil
+	}
+	return OutcomeRecorded, nil
+}
+
+// Eligible reports whether p may vote on a gate requested by requester.
+// Self-approval is checked for approvals only: a requester may always
+// reject (withdraw) their own request.
+func (pol Policy) Eligible(p, requester Person, approve bool) error {
+	if approve && !pol.AllowSelfApproval && p.Same(requester) {
+		return ErrSelfApproval
+	}
+	if len(pol.Approvers) == 0 {
+		return nil
+	}
+	for _, a := range pol.Approvers {
+		if p.Matches(a) {
+			return nil
+		}
+	}
+	if !approve && p.Same(requester) {
+		return nil
+	}
+	return ErrNotEligible
+}
