@@ -1,12 +1,3 @@
-// Package approvals is gatebot's approval-gate domain: a Gate asks for a
-// pipeline run, eligible people approve or reject it under a Policy (quorum,
-// allow-list, self-approval, expiry), and a granted gate is handed to the
-// trigger queue exactly once. The Redis store (store.go) keeps gates, the
-// expiry schedule, the trigger queue and the audit log.
-//
-// It must not import net/http serving code, Teams or Bot Framework packages,
-// nor gatebot's bot, cards, handlers or pipelines packages: callers translate
-// their world into Person, Policy and RunInfo.
 package approvals
 
 import (

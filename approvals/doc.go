@@ -1,0 +1,43 @@
+// Package approvals is gatebot's approval-gate domain: a Gate asks for a
+// pipeline run, eligible people approve or reject it under a Policy (quorum,
+// allow-list, self-approval, expiry), and a granted gate is handed to the
+// trigger queue exactly once. The Redis store (Store) keeps gates, the
+// expiry and poll schedules, the list indexes, the trigger queue and the
+// audit log.
+//
+// It must not import net/http serving code, Teams or Bot Framework packages,
+// nor gatebot's bot, cards, handlers or pipelines packages: callers translate
+// their world into Person, Policy and RunInfo.
+//
+// # Redis key layout
+//
+// Every key starts with Options.Prefix (P, default "gatebot:"):
+//
+//	P g:<id>             string  gate record, compact JSON; no TTL while live,
+//	                             TTL = Options.Retention once final
+//	P idem:<key>         string  "<request fingerprint> <gate id>" for Create's
+//	                             idempotency key; TTL = policy timeout + Retention
+//	P due                zset    expiry schedule: pending gate id → deadline (ms);
+//	                             claimed members are pushed forward by a lease
+//	P poll               zset    run-status poll schedule: gate id → next poll (ms)
+//	P ix:all             zset    every gate id → created (ms), for List
+//	P ix:p:<pipeline>    zset    gate ids of one pipeline → created (ms)
+//	P ix:s:<state>       zset    gate ids in one state → created (ms)
+//	P ix:ps:<state>:<pipeline>
+//	                     zset    gate ids of one pipeline in one state
+//	P triggers           stream  trigger queue ("gate" field), consumer group
+//	                             "triggers"; entries are deleted once acked
+//	P audit              stream  audit log, trimmed to ~Options.AuditMaxLen
+//	                             entries and, if set, Options.AuditMaxAge
+//	P seen:<key>         string  activity de-duplication markers (Once), with TTL
+//	P conv:<key>         string  saved conversation references, no TTL
+//
+// Index members of ended gates stay until List meets them after the gate
+// record has expired, and are pruned then.
+//
+// A vote, the gate write, the index moves, the trigger enqueue and the audit
+// entry happen in one MULTI/EXEC guarded by WATCH on the gate key, so all
+// keys a transaction touches must live in one hash slot on Redis Cluster:
+// use a hash-tagged prefix such as "{gatebot}:" there. Single nodes and
+// Sentinel need nothing special.
+package approvals

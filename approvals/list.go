@@ -1,0 +1,125 @@
+package approvals
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// ListQuery selects gates for List. Empty Pipeline or State do not filter.
+// Cursor is the value List returned for the next page ("" for the first).
+// Limit defaults to 50 and is capped at 500.
+type ListQuery struct {
+	Pipeline string
+	State    State
+	Cursor   string
+	Limit    int
+}
+
+// ErrBadCursor is a List cursor that List did not produce.
+var ErrBadCursor = errors.New("invalid list cursor")
+
+// List returns gates newest first and the cursor of the next page ("" when
+// this page is the last). It reads one sorted-set index (all gates, by
+// pipeline, by state, or by both), never scanning the key space; index
+// entries whose gate record has expired are pruned on the way.
+func (s *Store) List(ctx context.Context, q ListQuery) ([]*Gate, string, error) {
+	limit := q.Limit
+	switch {
+	case limit <= 0:
+		limit = 50
+	case limit > 500:
+		limit = 500
+	}
+	key := s.ixAll()
+	switch {
+	case q.Pipeline != "" && q.State != "":
+		key = s.ixPipelineState(q.Pipeline, q.State)
+	case q.Pipeline != "":
+		key = s.ixPipeline(q.Pipeline)
+	case q.State != "":
+		key = s.ixState(q.State)
+	}
+	maxScore, curID := "+inf", ""
+	var curScore float64
+	if q.Cursor != "" {
+		sc, id, ok := strings.Cut(q.Cursor, ":")
+		f, err := strconv.ParseFloat(sc, 64)
+		if !ok || err != nil || id == "" {
+			return nil, "", ErrBadCursor
+		}
+		maxScore, curScore, curID = sc, f, id
+	}
+	var (
+		out    []*Gate
+		prune  []any
+		last   redis.Z
+		offset int64
+	)
+	batch := int64(limit + 1)
+	for len(out) < limit {
+		zs, err := s.rdb.ZRevRangeByScoreWithScores(ctx, key, &redis.ZRangeBy{
+			Max: maxScore, Min: "-inf", Offset: offset, Count: batch,
+		}).Result()
+		if err != nil {
+			return nil, "", unavailable("list gates", err)
+		}
+		offset += int64(len(zs))
+		var cand []redis.Z
+		for _, z := range zs {
+			id, _ := z.Member.(string)
+			// Within one score, members come in descending order: those at
+			// or above the cursor id were on earlier pages.
+			if curID != "" && z.Score == curScore && id >= curID {
+				continue
+			}
+			cand = append(cand, z)
+		}
+		if len(cand) > 0 {
+			keys := make([]string, len(cand))
+			for i, z := range cand {
+				keys[i] = s.gateKey(z.Member.(string))
+			}
+			raws, err := s.rdb.MGet(ctx, keys...).Result()
+			if err != nil {
+				return nil, "", unavailable("list gates", err)
+			}
+			for i, raw := range raws {
+				str, ok := raw.(string)
+				if !ok {
+					prune = append(prune, cand[i].Member)
+					continue
+				}
+				g, err := decodeGate([]byte(str))
+				if err != nil {
+					return nil, "", fmt.Errorf("list gates: %w", err)
+				}
+				if (q.State != "" && g.State != q.State) || (q.Pipeline != "" && g.Pipeline != q.Pipeline) {
+					continue
+				}
+				out = append(out, g)
+				last = cand[i]
+				if len(out) == limit {
+					break
+				}
+			}
+		}
+		if int64(len(zs)) < batch {
+			break
+		}
+	}
+	if len(prune) > 0 {
+		if err := s.rdb.ZRem(ctx, key, prune...).Err(); err != nil {
+			s.log.WarnContext(ctx, "pruning list index failed", "key", key, "err", err)
+		}
+	}
+	next := ""
+	if len(out) == limit {
+		next = strconv.FormatFloat(last.Score, 'f', -1, 64) + ":" + last.Member.(string)
+	}
+	return out, next, nil
+}

@@ -1,0 +1,509 @@
+package approvals
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base32"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cenkalti/backoff/v5"
+	"github.com/redis/go-redis/v9"
+)
+
+// Options configure a Store. The zero value is usable: every field has a
+// default.
+type Options struct {
+	// Prefix starts every key, default "gatebot:". Redis Cluster needs a
+	// hash-tagged prefix such as "{gatebot}:" because transactions span keys.
+	Prefix string
+	// Retention is how long ended gates are kept, default 30 days.
+	Retention time.Duration
+	// AuditMaxLen caps the audit stream approximately (XADD MAXLEN ~),
+	// default 100000 entries.
+	AuditMaxLen int64
+	// AuditMaxAge, when set, also trims audit entries older than this.
+	AuditMaxAge time.Duration
+	// TriggerVisibility is how long a claimed trigger may stay unacknowledged
+	// before another consumer reclaims it, default 1 minute. It must exceed
+	// the longest provider call.
+	TriggerVisibility time.Duration
+	// Now is the clock, default time.Now.
+	Now func() time.Time
+	// Logger receives refused votes and recoverable oddities; nil discards.
+	Logger *slog.Logger
+}
+
+// Defaults applied by NewStore.
+const (
+	DefaultPrefix            = "gatebot:"
+	DefaultRetention         = 30 * 24 * time.Hour
+	DefaultAuditMaxLen       = 100000
+	DefaultTriggerVisibility = time.Minute
+
+	triggerGroup = "triggers"
+	// scheduleLease is how far a claimed expiry or poll is pushed forward so
+	// other replicas skip it while this one works on it; a replica dying
+	// mid-way only delays the gate by this much.
+	scheduleLease = 30 * time.Second
+	// maxTxTries bounds optimistic retries on a contended gate.
+	maxTxTries = 64
+)
+
+// Store keeps gates and their queues in Redis. It is safe for concurrent
+// use by many goroutines and many replicas sharing one Redis.
+type Store struct {
+	rdb  redis.UniversalClient
+	opts Options
+	log  *slog.Logger
+}
+
+// NewStore returns a Store on rdb. It creates the trigger consumer group
+// (with MKSTREAM) if it is missing; when Redis does not answer yet that is
+// logged, not fatal, because the group is created again on first use.
+func NewStore(rdb redis.UniversalClient, opts Options) (*Store, error) {
+	if rdb == nil {
+		return nil, errors.New("approvals: nil redis client")
+	}
+	if opts.Prefix == "" {
+		opts.Prefix = DefaultPrefix
+	}
+	if opts.Retention <= 0 {
+		opts.Retention = DefaultRetention
+	}
+	if opts.AuditMaxLen <= 0 {
+		opts.AuditMaxLen = DefaultAuditMaxLen
+	}
+	if opts.AuditMaxAge < 0 {
+		return nil, errors.New("approvals: negative AuditMaxAge")
+	}
+	if opts.TriggerVisibility <= 0 {
+		opts.TriggerVisibility = DefaultTriggerVisibility
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Store{rdb: rdb, opts: opts, log: log}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.ensureGroup(ctx); err != nil {
+		log.Warn("trigger consumer group not created yet", "err", err)
+	}
+	return s, nil
+}
+
+// now is the store clock at millisecond precision, in UTC, which keeps the
+// JSON timestamps short.
+func (s *Store) now() time.Time { return s.opts.Now().UTC().Truncate(time.Millisecond) }
+
+// Key names; see the package doc for the layout.
+func (s *Store) gateKey(id string) string   { return s.opts.Prefix + "g:" + id }
+func (s *Store) idemKey(k string) string    { return s.opts.Prefix + "idem:" + k }
+func (s *Store) dueKey() string             { return s.opts.Prefix + "due" }
+func (s *Store) pollKey() string            { return s.opts.Prefix + "poll" }
+func (s *Store) triggerKey() string         { return s.opts.Prefix + "triggers" }
+func (s *Store) auditKey() string           { return s.opts.Prefix + "audit" }
+func (s *Store) seenKey(k string) string    { return s.opts.Prefix + "seen:" + k }
+func (s *Store) convKey(k string) string    { return s.opts.Prefix + "conv:" + k }
+func (s *Store) ixAll() string              { return s.opts.Prefix + "ix:all" }
+func (s *Store) ixPipeline(p string) string { return s.opts.Prefix + "ix:p:" + p }
+func (s *Store) ixState(st State) string    { return s.opts.Prefix + "ix:s:" + string(st) }
+func (s *Store) ixPipelineState(p string, st State) string {
+	return s.opts.Prefix + "ix:ps:" + string(st) + ":" + p
+}
+
+// unavailable marks a Redis failure so that callers can answer "try again"
+// (errors.Is(err, ErrUnavailable)) while the cause stays in the chain.
+func unavailable(op string, err error) error {
+	return fmt.Errorf("%s: %w: %w", op, ErrUnavailable, err)
+}
+
+// Ping reports whether Redis answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.rdb.Ping(ctx).Err(); err != nil {
+		return unavailable("ping", err)
+	}
+	return nil
+}
+
+// Get returns the gate with this id, or ErrNotFound.
+func (s *Store) Get(ctx context.Context, id string) (*Gate, error) {
+	raw, err := s.rdb.Get(ctx, s.gateKey(id)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("gate %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, unavailable("get gate", err)
+	}
+	return decodeGate(raw)
+}
+
+func decodeGate(raw []byte) (*Gate, error) {
+	var g Gate
+	if err := json.Unmarshal(raw, &g); err != nil {
+		return nil, fmt.Errorf("decode gate: %w", err)
+	}
+	return &g, nil
+}
+
+// newGateID returns "g_" and 20 lowercase base32 characters (100 random bits).
+func newGateID() string {
+	var b [13]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	enc := base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:])
+	return "g_" + strings.ToLower(enc[:20])
+}
+
+// fingerprint identifies a create request for idempotency: the same key
+// must come with the same pipeline, inputs, message and requester.
+func fingerprint(g *Gate) string {
+	b, _ := json.Marshal(struct {
+		P string         `json:"p"`
+		I map[string]any `json:"i"`
+		M string         `json:"m"`
+		R Person         `json:"r"`
+	}{g.Pipeline, g.Inputs, g.Message, g.Requester})
+	sum := sha256.Sum256(b)
+	return base64.RawURLEncoding.EncodeToString(sum[:18])
+}
+
+func ms(t time.Time) float64 { return float64(t.UnixMilli()) }
+
+// Create stores a new pending gate. It assigns the ID when empty, sets
+// CreatedAt, UpdatedAt, Deadline (CreatedAt + Policy.Timeout, none when 0),
+// State and Version, schedules expiry, indexes the gate and audits
+// "opened". With an idempotency key, a repeat of the same request returns
+// the gate created first (created false) and a different request under the
+// same key fails with ErrIdempotencyKey. The caller's g is not modified.
+func (s *Store) Create(ctx context.Context, g *Gate, idempotencyKey string) (*Gate, bool, error) {
+	if g == nil || g.Pipeline == "" {
+		return nil, false, errors.New("create gate: pipeline required")
+	}
+	ng := *g
+	if ng.ID == "" {
+		ng.ID = newGateID()
+	}
+	fp := ""
+	keys := []string{s.gateKey(ng.ID)}
+	if idempotencyKey != "" {
+		fp = fingerprint(&ng)
+		keys = append(keys, s.idemKey(idempotencyKey))
+	}
+	var (
+		out     *Gate
+		created bool
+	)
+	err := s.retryTx(ctx, "create gate", func(tx *redis.Tx) error {
+		if idempotencyKey != "" {
+			prev, err := tx.Get(ctx, s.idemKey(idempotencyKey)).Result()
+			switch {
+			case errors.Is(err, redis.Nil):
+			case err != nil:
+				return unavailable("create gate", err)
+			default:
+				pfp, pid, _ := strings.Cut(prev, " ")
+				if pfp != fp {
+					return backoff.Permanent(ErrIdempotencyKey)
+				}
+				existing, err := s.Get(ctx, pid)
+				if err == nil {
+					out, created = existing, false
+					return nil
+				}
+				if !errors.Is(err, ErrNotFound) {
+					return err
+				}
+				// The gate it named is gone (retention over): start afresh.
+			}
+		}
+		n, err := tx.Exists(ctx, s.gateKey(ng.ID)).Result()
+		if err != nil {
+			return unavailable("create gate", err)
+		}
+		if n > 0 {
+			return backoff.Permanent(fmt.Errorf("gate %s already exists: %w", ng.ID, ErrConflict))
+		}
+		now := s.now()
+		ng.State = StatePending
+		ng.CreatedAt, ng.UpdatedAt = now, now
+		ng.Deadline = time.Time{}
+		if ng.Policy.Timeout > 0 {
+			ng.Deadline = now.Add(ng.Policy.Timeout)
+		}
+		ng.Version = 1
+		raw, err := json.Marshal(&ng)
+		if err != nil {
+			return backoff.Permanent(fmt.Errorf("encode gate: %w", err))
+		}
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.Set(ctx, s.gateKey(ng.ID), raw, 0)
+			if idempotencyKey != "" {
+				p.Set(ctx, s.idemKey(idempotencyKey), fp+" "+ng.ID, ng.Policy.Timeout+s.opts.Retention)
+			}
+			if !ng.Deadline.IsZero() {
+				p.ZAdd(ctx, s.dueKey(), redis.Z{Score: ms(ng.Deadline), Member: ng.ID})
+			}
+			s.indexAdd(ctx, p, &ng, ng.State)
+			s.audit(ctx, p, &ng, auditNote{event: "opened", actor: &ng.Requester, to: StatePending, where: ng.Origin})
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		out, created = &ng, true
+		return nil
+	}, keys...)
+	if err != nil {
+		return nil, false, err
+	}
+	return out, created, nil
+}
+
+func (s *Store) indexAdd(ctx context.Context, p redis.Pipeliner, g *Gate, st State) {
+	z := redis.Z{Score: ms(g.CreatedAt), Member: g.ID}
+	p.ZAdd(ctx, s.ixAll(), z)
+	p.ZAdd(ctx, s.ixPipeline(g.Pipeline), z)
+	p.ZAdd(ctx, s.ixState(st), z)
+	p.ZAdd(ctx, s.ixPipelineState(g.Pipeline, st), z)
+}
+
+// retryTx runs fn under WATCH keys and retries it when a watched key
+// changed before EXEC. fn returns backoff.Permanent for errors that must
+// not be retried; Redis errors come back wrapped with ErrUnavailable.
+func (s *Store) retryTx(ctx context.Context, op string, fn func(tx *redis.Tx) error, keys ...string) error {
+	b := &backoff.ExponentialBackOff{
+		InitialInterval:     time.Millisecond,
+		RandomizationFactor: 0.5,
+		Multiplier:          1.6,
+		MaxInterval:         50 * time.Millisecond,
+	}
+	_, err := backoff.Retry(ctx, func() (struct{}, error) {
+		err := s.rdb.Watch(ctx, fn, keys...)
+		switch {
+		case err == nil:
+			return struct{}{}, nil
+		case errors.Is(err, redis.TxFailedErr):
+			return struct{}{}, err // retried
+		case errors.Is(err, ErrUnavailable):
+			return struct{}{}, backoff.Permanent(err)
+		}
+		var perm *backoff.PermanentError
+		if errors.As(err, &perm) {
+			return struct{}{}, err
+		}
+		return struct{}{}, backoff.Permanent(unavailable(op, err))
+	}, backoff.WithBackOff(b), backoff.WithMaxTries(maxTxTries), backoff.WithMaxElapsedTime(0))
+	if errors.Is(err, redis.TxFailedErr) {
+		return fmt.Errorf("%s: %w", op, ErrConflict)
+	}
+	if err != nil && ctx.Err() != nil && !errors.Is(err, ErrUnavailable) {
+		return unavailable(op, err)
+	}
+	return err
+}
+
+// auditNote describes one audit entry a change produces.
+type auditNote struct {
+	event    string
+	actor    *Person
+	where    string
+	reason   string
+	from, to State
+}
+
+// change is the mutation a caller makes to a gate inside a transaction; it
+// returns audit notes for what it did beyond a plain state change. An error
+// aborts the transaction and is returned unretried.
+type change func(g *Gate, now time.Time) ([]auditNote, error)
+
+// update applies fn to the gate atomically and writes the consequences of a
+// state change in the same transaction: index moves, leaving the expiry
+// schedule, the TTL and schedule removal of a final gate, the trigger of an
+// approved gate, the poll schedule of a running one and audit entries. On
+// an error from fn it returns the gate as stored together with the error.
+func (s *Store) update(ctx context.Context, op, id string, fn change) (*Gate, error) {
+	var out *Gate
+	var fnErr error
+	err := s.retryTx(ctx, op, func(tx *redis.Tx) error {
+		raw, err := tx.Get(ctx, s.gateKey(id)).Bytes()
+		if errors.Is(err, redis.Nil) {
+			return backoff.Permanent(fmt.Errorf("gate %s: %w", id, ErrNotFound))
+		}
+		if err != nil {
+			return unavailable(op, err)
+		}
+		g, err := decodeGate(raw)
+		if err != nil {
+			return backoff.Permanent(err)
+		}
+		old := g.State
+		now := s.now()
+		notes, err := fn(g, now)
+		if err != nil {
+			cur, derr := decodeGate(raw)
+			if derr != nil {
+				return backoff.Permanent(derr)
+			}
+			out, fnErr = cur, err
+			return nil
+		}
+		g.Version++
+		g.UpdatedAt = now
+		nw := g.State
+		if old != nw {
+			covered := false
+			for _, n := range notes {
+				if n.to == nw {
+					covered = true
+				}
+			}
+			if !covered {
+				notes = append(notes, auditNote{event: string(nw), from: old, to: nw})
+			}
+		}
+		enc, err := json.Marshal(g)
+		if err != nil {
+			return backoff.Permanent(fmt.Errorf("encode gate: %w", err))
+		}
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			var ttl time.Duration
+			if nw.Final() {
+				ttl = s.opts.Retention
+			}
+			p.Set(ctx, s.gateKey(id), enc, ttl)
+			if old != nw {
+				p.ZRem(ctx, s.ixState(old), id)
+				p.ZRem(ctx, s.ixPipelineState(g.Pipeline, old), id)
+				z := redis.Z{Score: ms(g.CreatedAt), Member: id}
+				p.ZAdd(ctx, s.ixState(nw), z)
+				p.ZAdd(ctx, s.ixPipelineState(g.Pipeline, nw), z)
+				if old == StatePending || nw.Final() {
+					p.ZRem(ctx, s.dueKey(), id)
+				}
+				if nw.Final() {
+					p.ZRem(ctx, s.pollKey(), id)
+				}
+				switch nw {
+				case StateApproved:
+					p.XAdd(ctx, &redis.XAddArgs{Stream: s.triggerKey(), Values: []string{"gate", id}})
+				case StateRunning:
+					p.ZAdd(ctx, s.pollKey(), redis.Z{Score: ms(now), Member: id})
+				}
+			}
+			for _, n := range notes {
+				s.audit(ctx, p, g, n)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		out = g
+		return nil
+	}, s.gateKey(id))
+	if err != nil {
+		return nil, err
+	}
+	return out, fnErr
+}
+
+// Update applies fn to the gate atomically, retrying on concurrent changes
+// (fn may run more than once and must only mutate g). fn usually calls
+// g.Transition. If fn returns an error nothing is written and the stored
+// gate is returned with that error. Version is incremented; a state change
+// is audited (actor: g.DecidedBy and reason: g.Reason when fn changed them),
+// a final state gets the retention TTL and leaves the schedules, and
+// becoming Approved again (a retry from trigger_failed) enqueues a trigger,
+// all in the same transaction.
+func (s *Store) Update(ctx context.Context, id string, fn func(g *Gate) error) (*Gate, error) {
+	return s.update(ctx, "update gate", id, func(g *Gate, now time.Time) ([]auditNote, error) {
+		old, oldBy, oldReason := g.State, g.DecidedBy, g.Reason
+		var oldByV Person
+		if oldBy != nil {
+			oldByV = *oldBy
+		}
+		if err := fn(g); err != nil {
+			return nil, err
+		}
+		if g.State == old {
+			return nil, nil
+		}
+		n := auditNote{event: string(g.State), from: old, to: g.State}
+		if g.DecidedBy != nil && (oldBy == nil || *g.DecidedBy != oldByV) {
+			n.actor = g.DecidedBy
+		}
+		if g.Reason != oldReason {
+			n.reason = g.Reason
+		}
+		return []auditNote{n}, nil
+	})
+}
+
+// Decide records p's vote atomically (see Gate.Decide for the rules). At
+// OutcomeApproved the trigger is enqueued in the same transaction, so a
+// gate is enqueued once however many approvers click at the same time. A
+// refused vote (ErrAlreadyVoted, ErrNotPending, ErrExpired,
+// ErrSelfApproval, ErrNotEligible) returns the stored gate with the error
+// so the caller can re-render it; it is logged, not audited. where is the
+// conversation the vote came from, for the audit log.
+func (s *Store) Decide(ctx context.Context, id string, p Person, approve bool, reason, where string) (*Gate, Outcome, error) {
+	var outcome Outcome
+	g, err := s.update(ctx, "decide gate", id, func(g *Gate, now time.Time) ([]auditNote, error) {
+		old := g.State
+		o, err := g.Decide(p, approve, reason, now)
+		if err != nil {
+			return nil, err
+		}
+		outcome = o
+		n := auditNote{event: "approve", actor: &p, where: where, reason: reason}
+		if !approve {
+			n.event = "reject"
+		}
+		if g.State != old {
+			n.from, n.to = old, g.State
+		}
+		return []auditNote{n}, nil
+	})
+	if err != nil {
+		if g != nil {
+			s.log.InfoContext(ctx, "vote refused", "gate", id, "user", p.Display(), "approve", approve, "err", err)
+		}
+		return g, "", err
+	}
+	return g, outcome, nil
+}
+
+// Cancel moves a pending, approved, triggering or trigger_failed gate to
+// cancelled, recording who and why. Other states give a *TransitionError
+// (with the stored gate).
+func (s *Store) Cancel(ctx context.Context, id string, by Person, reason string) (*Gate, error) {
+	return s.update(ctx, "cancel gate", id, func(g *Gate, now time.Time) ([]auditNote, error) {
+		from := g.State
+		if err := g.Transition(StateCancelled, now); err != nil {
+			return nil, err
+		}
+		g.DecidedBy = &by
+		g.Reason = reason
+		return []auditNote{{event: "cancelled", actor: &by, reason: reason, from: from, to: StateCancelled}}, nil
+	})
+}
+
+// parseMs reads a millisecond timestamp such as a stream id's first part.
+func parseMs(s string) (time.Time, bool) {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return time.Time{}, false
+	}
+	return time.UnixMilli(n).UTC(), true
+}

@@ -1,0 +1,223 @@
+package approvals
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Trigger is one queued request to start an approved gate's run.
+// Deliveries counts how often it was handed to a consumer; above 1 it was
+// reclaimed from a consumer that did not acknowledge it in time.
+type Trigger struct {
+	MessageID, GateID string
+	Deliveries        int64
+}
+
+func (s *Store) ensureGroup(ctx context.Context) error {
+	err := s.rdb.XGroupCreateMkStream(ctx, s.triggerKey(), triggerGroup, "0").Err()
+	if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
+		return unavailable("create trigger group", err)
+	}
+	return nil
+}
+
+func isNoGroup(err error) bool {
+	return err != nil && strings.HasPrefix(err.Error(), "NOGROUP")
+}
+
+// ClaimTriggers hands consumer up to count triggers: first those another
+// consumer left unacknowledged for longer than TriggerVisibility (XAUTOCLAIM),
+// then new ones (XREADGROUP), waiting up to block for new ones when there
+// was nothing to reclaim (block ≤ 0: no wait). It returns no triggers and
+// no error when there is nothing to do. Process each with BeginTrigger and
+// FinishTrigger, then AckTrigger.
+func (s *Store) ClaimTriggers(ctx context.Context, consumer string, count int, block time.Duration) ([]Trigger, error) {
+	if count <= 0 {
+		count = 10
+	}
+	out, err := s.claimTriggers(ctx, consumer, count, block)
+	if isNoGroup(err) {
+		// The stream was deleted (or never made): recreate and retry once.
+		if err := s.ensureGroup(ctx); err != nil {
+			return nil, err
+		}
+		out, err = s.claimTriggers(ctx, consumer, count, block)
+	}
+	if err != nil {
+		return nil, unavailable("claim triggers", err)
+	}
+	return out, nil
+}
+
+func (s *Store) claimTriggers(ctx context.Context, consumer string, count int, block time.Duration) ([]Trigger, error) {
+	var out []Trigger
+	msgs, _, err := s.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
+		Stream: s.triggerKey(), Group: triggerGroup, Consumer: consumer,
+		MinIdle: s.opts.TriggerVisibility, Start: "0-0", Count: int64(count),
+	}).Result()
+	if err != nil {
+		return nil, err
+	}
+	if len(msgs) > 0 {
+		deliveries := map[string]int64{}
+		pend, err := s.rdb.XPendingExt(ctx, &redis.XPendingExtArgs{
+			Stream: s.triggerKey(), Group: triggerGroup, Consumer: consumer,
+			Start: msgs[0].ID, End: msgs[len(msgs)-1].ID, Count: int64(len(msgs)) * 4,
+		}).Result()
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range pend {
+			deliveries[p.ID] = p.RetryCount
+		}
+		for _, m := range msgs {
+			t := s.trigger(ctx, m)
+			t.Deliveries = max(deliveries[m.ID], 2)
+			if t.GateID != "" {
+				out = append(out, t)
+			}
+		}
+		s.log.InfoContext(ctx, "reclaimed triggers", "consumer", consumer, "count", len(msgs))
+	}
+	if len(out) >= count {
+		return out, nil
+	}
+	b := time.Duration(-1)
+	if len(out) == 0 && block > 0 {
+		b = block
+	}
+	streams, err := s.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
+		Group: triggerGroup, Consumer: consumer, Streams: []string{s.triggerKey(), ">"},
+		Count: int64(count - len(out)), Block: b,
+	}).Result()
+	if errors.Is(err, redis.Nil) {
+		return out, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	for _, st := range streams {
+		for _, m := range st.Messages {
+			t := s.trigger(ctx, m)
+			t.Deliveries = 1
+			if t.GateID != "" {
+				out = append(out, t)
+			}
+		}
+	}
+	return out, nil
+}
+
+// trigger reads a stream entry; a malformed one is acknowledged and
+// dropped (GateID empty) since no consumer could ever process it.
+func (s *Store) trigger(ctx context.Context, m redis.XMessage) Trigger {
+	id, _ := m.Values["gate"].(string)
+	t := Trigger{MessageID: m.ID, GateID: id}
+	if id == "" {
+		s.log.WarnContext(ctx, "dropping malformed trigger", "message", m.ID)
+		_ = s.AckTrigger(ctx, t)
+	}
+	return t
+}
+
+// AckTrigger acknowledges and deletes a processed trigger.
+func (s *Store) AckTrigger(ctx context.Context, t Trigger) error {
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.XAck(ctx, s.triggerKey(), triggerGroup, t.MessageID)
+		p.XDel(ctx, s.triggerKey(), t.MessageID)
+		return nil
+	})
+	if err != nil {
+		return unavailable("ack trigger", err)
+	}
+	return nil
+}
+
+// BeginTrigger marks the gate as being triggered (approved or triggering →
+// triggering, Attempts+1) and reports whether the caller should call the
+// provider now. A gate found in triggering was claimed by a consumer that
+// died or stalled, possibly after the provider call: calling again is
+// right because the provider call carries the gate id as its idempotency
+// key. Any other state (running, final, trigger_failed, cancelled) returns
+// false: the trigger is stale and only needs acknowledging.
+func (s *Store) BeginTrigger(ctx context.Context, id string) (*Gate, bool, error) {
+	g, err := s.update(ctx, "begin trigger", id, func(g *Gate, now time.Time) ([]auditNote, error) {
+		switch g.State {
+		case StateApproved:
+			if err := g.Transition(StateTriggering, now); err != nil {
+				return nil, err
+			}
+		case StateTriggering:
+			g.UpdatedAt = now
+		default:
+			return nil, errSkip
+		}
+		g.Attempts++
+		return nil, nil
+	})
+	if errors.Is(err, errSkip) {
+		return g, false, nil
+	}
+	if err != nil {
+		return g, false, err
+	}
+	return g, true, nil
+}
+
+// FinishTrigger records the provider call's result on a triggering gate:
+// with runErr nil the gate becomes running with run (and is scheduled for
+// status polling at once); otherwise it becomes trigger_failed with
+// userSafeMsg as its Error (runErr itself is logged, never stored, because
+// it may carry provider details). Finishing the same run twice (two
+// consumers raced on a reclaimed trigger) returns the gate without error;
+// other states give a *TransitionError with the stored gate.
+func (s *Store) FinishTrigger(ctx context.Context, id string, run RunInfo, runErr error, userSafeMsg string) (*Gate, error) {
+	if runErr != nil {
+		s.log.WarnContext(ctx, "trigger failed", "gate", id, "err", runErr)
+	}
+	g, err := s.update(ctx, "finish trigger", id, func(g *Gate, now time.Time) ([]auditNote, error) {
+		if g.State != StateTriggering {
+			if runErr == nil && g.Run != nil && run.ID != "" && g.Run.ID == run.ID {
+				return nil, errSkip
+			}
+			to := StateRunning
+			if runErr != nil {
+				to = StateTriggerFailed
+			}
+			return nil, &TransitionError{From: g.State, To: to}
+		}
+		if runErr != nil {
+			if userSafeMsg == "" {
+				userSafeMsg = "the pipeline could not be started"
+			}
+			g.Error = userSafeMsg
+			if err := g.Transition(StateTriggerFailed, now); err != nil {
+				return nil, err
+			}
+			return []auditNote{{event: string(StateTriggerFailed), from: StateTriggering, to: StateTriggerFailed, reason: userSafeMsg}}, nil
+		}
+		r := run
+		g.Run = &r
+		g.Error = ""
+		if err := g.Transition(StateRunning, now); err != nil {
+			return nil, err
+		}
+		return []auditNote{{event: string(StateRunning), from: StateTriggering, to: StateRunning, reason: runNote(r)}}, nil
+	})
+	if errors.Is(err, errSkip) {
+		return g, nil
+	}
+	return g, err
+}
+
+func runNote(r RunInfo) string {
+	if r.ID == "" {
+		return ""
+	}
+	return fmt.Sprintf("run %s", r.ID)
+}
