@@ -16,7 +16,8 @@ import (
 var update = flag.Bool("update", false, "rewrite testdata/*.golden from the requests the tests make")
 
 // exchange is one request the fake API expects (compared with
-// testdata/<golden>.golden, byte for byte) and the answer it gives.
+// testdata/<golden>.golden, byte for byte) and the answer it gives; "{BASE}"
+// in header values and the body becomes the fake's own http://host:port.
 type exchange struct {
 	golden string
 	status int
@@ -48,11 +49,12 @@ func fakeAPI(t *testing.T, script ...exchange) string {
 			<-r.Context().Done()
 			return
 		}
+		base := "http://" + r.Host
 		for k, v := range ex.header {
-			w.Header().Set(k, v)
+			w.Header().Set(k, strings.ReplaceAll(v, "{BASE}", base))
 		}
 		w.WriteHeader(ex.status)
-		io.WriteString(w, ex.body)
+		io.WriteString(w, strings.ReplaceAll(ex.body, "{BASE}", base))
 	}))
 	t.Cleanup(func() {
 		srv.Close()
