@@ -81,8 +81,8 @@ func TestTrigger(t *testing.T) {
 			want:   pipelines.Run{ID: "1234", URL: web, Status: pipelines.StatusRunning, Detail: "azure devops: inProgress", Ref: map[string]string{"pipeline_id": "42"}},
 		},
 		{
-			name: "400 variable not settable at queue time",
-			ex: exchange{golden: "run-template-parameters", status: 400, body: `{"$id":"1","innerException":null,"message":"You can't set the following variables (GATEBOT_GATE_ID). If you want to be able to set these variables, then edit the pipeline and select Settable at queue time on the variables tab of the pipeline editor.","typeName":"Microsoft.Azure.Pipelines.WebApi.PipelineValidationException, Microsoft.Azure.Pipelines.WebApi","typeKey":"PipelineValidationException","errorCode":0,"eventId":3000}`},
+			name:    "400 variable not settable at queue time",
+			ex:      exchange{golden: "run-template-parameters", status: 400, body: `{"$id":"1","innerException":null,"message":"You can't set the following variables (GATEBOT_GATE_ID). If you want to be able to set these variables, then edit the pipeline and select Settable at queue time on the variables tab of the pipeline editor.","typeName":"Microsoft.Azure.Pipelines.WebApi.PipelineValidationException, Microsoft.Azure.Pipelines.WebApi","typeKey":"PipelineValidationException","errorCode":0,"eventId":3000}`},
 			wantErr: apiErr(400, "PipelineValidationException", "You can't set the following variables (GATEBOT_GATE_ID). If you want to be able to set these variables, then edit the pipeline and select Settable at queue time on the variables tab of the pipeline editor.", false, 0),
 		},
 		{
