@@ -23,10 +23,10 @@ const ProviderType = "jenkins"
 
 // Keys of Run.Ref.
 const (
-	RefJob         = "job"          // folder path, "a/b"
-	RefQueueID     = "queue_id"     // queue item number
-	RefBuild       = "build"        // build number, once known
-	RefGateID      = "gate_id"      // for finding the build when the queue item expired
+	RefJob         = "job"      // folder path, "a/b"
+	RefQueueID     = "queue_id" // queue item number
+	RefBuild       = "build"    // build number, once known
+	RefGateID      = "gate_id"  // for finding the build when the queue item expired
 	RefGateIDParam = "gate_id_param"
 )
 
