@@ -30,6 +30,9 @@ import (
 	"github.com/gatebot/gatebot/pipelines"
 )
 
+// ProviderType is the provider `type` in gatebot's configuration.
+const ProviderType = "simulated"
+
 // Defaults applied by New to zero Config fields.
 const (
 	DefaultQueuedFor = 2 * time.Second
