@@ -103,6 +103,10 @@ type Checker interface {
 // run (Humanitec's 204, for example).
 var ErrNoRun = errors.New("provider accepted the request but created no run")
 
+// ErrRunLost reports that a run the provider started can no longer be found
+// there; following it further is pointless.
+var ErrRunLost = errors.New("the run can no longer be found at the provider")
+
 // ErrNotSupported reports an operation the provider does not offer.
 var ErrNotSupported = errors.New("operation not supported by this provider")
 

@@ -46,7 +46,7 @@ const (
 
 // ErrRunNotFound reports a dispatched run that could not be identified (see
 // the package documentation).
-var ErrRunNotFound = errors.New("githubactions: dispatched run not found")
+var ErrRunNotFound = fmt.Errorf("githubactions: dispatched run not found: %w", pipelines.ErrRunLost)
 
 // Option adjusts a Client built by New.
 type Option func(*options) error

@@ -36,7 +36,7 @@ const lookupDepth = 50
 
 // ErrRunNotFound reports a run whose queue item expired before its build
 // was seen, and whose build could not be found by gate id.
-var ErrRunNotFound = errors.New("jenkins: build not found")
+var ErrRunNotFound = fmt.Errorf("jenkins: build not found: %w", pipelines.ErrRunLost)
 
 // Option adjusts a Client built by New.
 type Option func(*options) error
