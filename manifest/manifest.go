@@ -1,0 +1,338 @@
+// Package manifest builds the Teams app package for gatebot: a .zip with
+// manifest.json and the two icons Teams requires, ready to upload in Teams
+// ("Upload a custom app") or the Teams admin center.
+//
+// The package declares one bot (the Azure Bot's Entra app id) in the team,
+// personal and group-chat scopes, with "run" and "help" in its command
+// menu. The bot's messaging endpoint is not part of the package: it lives in
+// the Azure Bot registration.
+//
+// It imports the standard library only.
+//
+//	f, _ := os.Create("gatebot-teams.zip")
+//	err := manifest.Build(f, manifest.Options{AppID: id, Developer: "Acme", WebsiteURL: …})
+package manifest
+
+import (
+	"archive/zip"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// SchemaVersion is the Teams app manifest schema the package conforms to
+// (GA since January 2026). manifestVersion must equal it.
+const SchemaVersion = "1.25"
+
+// SchemaURL is the JSON schema of SchemaVersion.
+const SchemaURL = "https://developer.microsoft.com/json-schemas/teams/v" + SchemaVersion + "/MicrosoftTeams.schema.json"
+
+// File names inside the package.
+const (
+	ManifestFile = "manifest.json"
+	ColorIcon    = "color.png"
+	OutlineIcon  = "outline.png"
+)
+
+// Defaults for the optional Options fields.
+const (
+	DefaultName             = "gatebot"
+	DefaultShortDescription = "Request, approve and follow pipeline runs from Teams."
+	DefaultFullDescription  = "gatebot lets you ask for a CI/CD pipeline run from Teams (run <pipeline> key=value …). " +
+		"It posts an approval card with Approve and Reject buttons, enforces who may approve (quorum, allow-lists, " +
+		"no self-approval, expiry) and, once approved, starts the run and keeps the card updated with its status."
+	DefaultVersion = "1.0.0"
+	// AccentColor is the background behind the outline icon in Teams.
+	AccentColor = "#2B6CB0"
+)
+
+// Options are the deployment-specific parts of the package. AppID,
+// Developer and the three URLs are required; the others have defaults.
+type Options struct {
+	// AppID is the bot's Microsoft Entra application (client) id, a GUID.
+	// It is both the Teams app id and the bot id.
+	AppID string
+	// Name is the app name in Teams (at most 30 characters).
+	Name string
+	// ShortDescription (≤ 80 characters) and FullDescription (≤ 4000).
+	ShortDescription string
+	FullDescription  string
+	// Developer is the publisher's name (≤ 32 characters).
+	Developer string
+	// WebsiteURL, PrivacyURL and TermsURL are https links shown in the
+	// app's details.
+	WebsiteURL string
+	PrivacyURL string
+	TermsURL   string
+	// Version is the app package version, x.y.z; raise it for every upload
+	// that changes the package.
+	Version string
+}
+
+// Limits from the manifest schema.
+const (
+	maxNameShort = 30
+	maxNameFull  = 100
+	maxDescShort = 80
+	maxDescFull  = 4000
+	maxDeveloper = 32
+	maxURL       = 2048
+	maxVersion   = 256
+)
+
+var (
+	guidRE   = regexp.MustCompile(`^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$`)
+	semverRE = regexp.MustCompile(`^([0-9]|[1-9][0-9]*)\.([0-9]|[1-9][0-9]*)\.([0-9]|[1-9][0-9]*)$`)
+)
+
+// FieldError is one invalid option. Field names the Options field and, in
+// parentheses, the manifest property it becomes.
+type FieldError struct {
+	Field   string // e.g. "Name (name.short)"
+	Problem string
+}
+
+func (e *FieldError) Error() string { return "manifest: " + e.Field + ": " + e.Problem }
+
+// ErrInvalidOptions is matched (errors.Is) by the error of Validate and
+// Build when options are invalid.
+var ErrInvalidOptions = errors.New("invalid manifest options")
+
+type invalid []error
+
+func (e invalid) Error() string        { return errors.Join(e...).Error() }
+func (e invalid) Unwrap() []error      { return e }
+func (e invalid) Is(target error) bool { return target == ErrInvalidOptions }
+
+// withDefaults fills the optional fields.
+func (o Options) withDefaults() Options {
+	o.AppID = strings.TrimSpace(o.AppID)
+	if o.Name == "" {
+		o.Name = DefaultName
+	}
+	if o.ShortDescription == "" {
+		o.ShortDescription = DefaultShortDescription
+	}
+	if o.FullDescription == "" {
+		o.FullDescription = DefaultFullDescription
+	}
+	if o.Version == "" {
+		o.Version = DefaultVersion
+	}
+	return o
+}
+
+// Validate reports every problem with o (after defaults), each a
+// *FieldError naming the field; the result matches ErrInvalidOptions.
+func (o Options) Validate() error {
+	o = o.withDefaults()
+	var errs invalid
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, &FieldError{Field: field, Problem: fmt.Sprintf(format, args...)})
+	}
+	switch {
+	case o.AppID == "":
+		bad("AppID (id, bots[0].botId)", "required: the bot's Microsoft Entra application id")
+	case !guidRE.MatchString(o.AppID):
+		bad("AppID (id, bots[0].botId)", "%q is not a GUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)", o.AppID)
+	}
+	length := func(field, v string, max int) {
+		if n := utf8.RuneCountInString(v); n > max {
+			bad(field, "%d characters, at most %d allowed", n, max)
+		}
+	}
+	blank := func(field, v string) bool {
+		if strings.TrimSpace(v) == "" {
+			bad(field, "must not be blank")
+			return true
+		}
+		return false
+	}
+	if !blank("Name (name.short)", o.Name) {
+		length("Name (name.short)", o.Name, maxNameShort)
+	}
+	if !blank("ShortDescription (description.short)", o.ShortDescription) {
+		length("ShortDescription (description.short)", o.ShortDescription, maxDescShort)
+	}
+	if !blank("FullDescription (description.full)", o.FullDescription) {
+		length("FullDescription (description.full)", o.FullDescription, maxDescFull)
+	}
+	if strings.TrimSpace(o.Developer) == "" {
+		bad("Developer (developer.name)", "required: the publisher's name")
+	} else {
+		length("Developer (developer.name)", o.Developer, maxDeveloper)
+	}
+	for _, u := range []struct{ field, v string }{
+		{"WebsiteURL (developer.websiteUrl)", o.WebsiteURL},
+		{"PrivacyURL (developer.privacyUrl)", o.PrivacyURL},
+		{"TermsURL (developer.termsOfUseUrl)", o.TermsURL},
+	} {
+		if u.v == "" {
+			bad(u.field, "required: an https URL")
+			continue
+		}
+		p, err := url.Parse(u.v)
+		if err != nil || p.Scheme != "https" || p.Host == "" {
+			bad(u.field, "%q is not an absolute https URL", u.v)
+		} else if len(u.v) > maxURL {
+			bad(u.field, "%d bytes, at most %d allowed", len(u.v), maxURL)
+		}
+	}
+	if !semverRE.MatchString(o.Version) || len(o.Version) > maxVersion {
+		bad("Version (version)", "%q is not a version of the form 1.2.3", o.Version)
+	}
+	if len(errs) > 0 {
+		return errs
+	}
+	return nil
+}
+
+// manifest is the subset of the Teams app manifest gatebot fills.
+type manifest struct {
+	Schema          string      `json:"$schema"`
+	ManifestVersion string      `json:"manifestVersion"`
+	Version         string      `json:"version"`
+	ID              string      `json:"id"`
+	Developer       developer   `json:"developer"`
+	Name            name        `json:"name"`
+	Description     description `json:"description"`
+	Icons           icons       `json:"icons"`
+	AccentColor     string      `json:"accentColor"`
+	Bots            []bot       `json:"bots"`
+}
+
+type developer struct {
+	Name          string `json:"name"`
+	WebsiteURL    string `json:"websiteUrl"`
+	PrivacyURL    string `json:"privacyUrl"`
+	TermsOfUseURL string `json:"termsOfUseUrl"`
+}
+
+type name struct {
+	Short string `json:"short"`
+	Full  string `json:"full"`
+}
+
+type description struct {
+	Short string `json:"short"`
+	Full  string `json:"full"`
+}
+
+type icons struct {
+	Color   string `json:"color"`
+	Outline string `json:"outline"`
+}
+
+type bot struct {
+	BotID              string        `json:"botId"`
+	Scopes             []string      `json:"scopes"`
+	SupportsFiles      bool          `json:"supportsFiles"`
+	IsNotificationOnly bool          `json:"isNotificationOnly"`
+	CommandLists       []commandList `json:"commandLists"`
+}
+
+// commandList has no "triggers": before schema 1.29 the property does not
+// exist (additionalProperties is false), and its default, "mention", is the
+// @mention command menu gatebot wants.
+type commandList struct {
+	Scopes   []string  `json:"scopes"`
+	Commands []command `json:"commands"`
+}
+
+type command struct {
+	Title       string `json:"title"`
+	Description string `json:"description"`
+}
+
+// scopes are where the bot can be installed and where its commands show.
+func scopes() []string { return []string{"team", "personal", "groupChat"} }
+
+// JSON returns manifest.json for o, indented, or the Validate error.
+func JSON(o Options) ([]byte, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	o = o.withDefaults()
+	m := manifest{
+		Schema:          SchemaURL,
+		ManifestVersion: SchemaVersion,
+		Version:         o.Version,
+		ID:              strings.ToLower(o.AppID),
+		Developer: developer{Name: o.Developer, WebsiteURL: o.WebsiteURL,
+			PrivacyURL: o.PrivacyURL, TermsOfUseURL: o.TermsURL},
+		Name:        name{Short: o.Name, Full: o.Name},
+		Description: description{Short: o.ShortDescription, Full: o.FullDescription},
+		Icons:       icons{Color: ColorIcon, Outline: OutlineIcon},
+		AccentColor: AccentColor,
+		Bots: []bot{{
+			BotID:  strings.ToLower(o.AppID),
+			Scopes: scopes(),
+			CommandLists: []commandList{{
+				Scopes: scopes(),
+				Commands: []command{
+					{Title: "run", Description: "Ask to run a pipeline: run <pipeline> key=value …"},
+					{Title: "help", Description: "List the pipelines you can run and their inputs"},
+				},
+			}},
+		}},
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // keep "<pipeline>" readable in the file
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(m); err != nil {
+		return nil, fmt.Errorf("manifest: encode: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// packageTime stamps every zip entry, so the same options always give the
+// same bytes (reproducible packages, comparable checksums).
+func packageTime() time.Time { return time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) }
+
+// Build validates o and writes the app package (.zip) to w: manifest.json,
+// color.png (192×192) and outline.png (32×32, white on transparent). The
+// output is deterministic for given options.
+func Build(w io.Writer, o Options) error {
+	m, err := JSON(o)
+	if err != nil {
+		return err
+	}
+	color, err := colorPNG()
+	if err != nil {
+		return fmt.Errorf("manifest: color icon: %w", err)
+	}
+	outline, err := outlinePNG()
+	if err != nil {
+		return fmt.Errorf("manifest: outline icon: %w", err)
+	}
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for _, f := range []struct {
+		name string
+		data []byte
+	}{{ManifestFile, m}, {ColorIcon, color}, {OutlineIcon, outline}} {
+		fw, err := zw.CreateHeader(&zip.FileHeader{Name: f.name, Method: zip.Deflate, Modified: packageTime()})
+		if err != nil {
+			return fmt.Errorf("manifest: zip %s: %w", f.name, err)
+		}
+		if _, err := fw.Write(f.data); err != nil {
+			return fmt.Errorf("manifest: zip %s: %w", f.name, err)
+		}
+	}
+	if err := zw.Close(); err != nil {
+		return fmt.Errorf("manifest: zip: %w", err)
+	}
+	// Written in one go so a failed build leaves no half zip behind.
+	if _, err := w.Write(buf.Bytes()); err != nil {
+		return fmt.Errorf("manifest: write package: %w", err)
+	}
+	return nil
+}
