@@ -12,7 +12,7 @@ import (
 // 32-unit grid and scaled: filling the whole 32×32 outline icon (Teams
 // wants no padding there), and the central 96×96 symbol area of the
 // 192×192 colour icon.
-func checkMark() [3][2]float64 { return [3][2]float64{{3, 17}, {12, 26}, {29, 7}} }
+func checkMark() [3][2]float64 { return [3][2]float64{{2.5, 17}, {11.5, 27}, {29.5, 5}} }
 
 const (
 	checkWidth  = 5.0 // stroke width in grid units
