@@ -48,13 +48,16 @@ const (
 	DefaultFullDescription  = "gatebot lets you ask for a CI/CD pipeline run from Teams (run <pipeline> key=value …). " +
 		"It posts an approval card with Approve and Reject buttons, enforces who may approve (quorum, allow-lists, " +
 		"no self-approval, expiry) and, once approved, starts the run and keeps the card updated with its status."
-	DefaultVersion = "1.0.0"
+	DefaultVersion   = "1.0.0"
+	DefaultDeveloper = "gatebot"
 	// AccentColor is the background behind the outline icon in Teams.
 	AccentColor = "#2B6CB0"
 )
 
-// Options are the deployment-specific parts of the package. AppID,
-// Developer and the three URLs are required; the others have defaults.
+// Options are the deployment-specific parts of the package. AppID and
+// WebsiteURL are required; the others have defaults (PrivacyURL and TermsURL
+// default to WebsiteURL, which suits an organisation's own custom app; an
+// app for the Teams store needs real ones).
 type Options struct {
 	// AppID is the bot's Microsoft Entra application (client) id, a GUID.
 	// It is both the Teams app id and the bot id.
@@ -64,7 +67,8 @@ type Options struct {
 	// ShortDescription (≤ 80 characters) and FullDescription (≤ 4000).
 	ShortDescription string
 	FullDescription  string
-	// Developer is the publisher's name (≤ 32 characters).
+	// Developer is the publisher's name (≤ 32 characters); default
+	// DefaultDeveloper.
 	Developer string
 	// WebsiteURL, PrivacyURL and TermsURL are https links shown in the
 	// app's details.
@@ -126,6 +130,15 @@ func (o Options) withDefaults() Options {
 	if o.Version == "" {
 		o.Version = DefaultVersion
 	}
+	if o.Developer == "" {
+		o.Developer = DefaultDeveloper
+	}
+	if o.PrivacyURL == "" {
+		o.PrivacyURL = o.WebsiteURL
+	}
+	if o.TermsURL == "" {
+		o.TermsURL = o.WebsiteURL
+	}
 	return o
 }
 
@@ -164,9 +177,7 @@ func (o Options) Validate() error {
 	if !blank("FullDescription (description.full)", o.FullDescription) {
 		length("FullDescription (description.full)", o.FullDescription, maxDescFull)
 	}
-	if strings.TrimSpace(o.Developer) == "" {
-		bad("Developer (developer.name)", "required: the publisher's name")
-	} else {
+	if !blank("Developer (developer.name)", o.Developer) {
 		length("Developer (developer.name)", o.Developer, maxDeveloper)
 	}
 	for _, u := range []struct{ field, v string }{
@@ -175,8 +186,10 @@ func (o Options) Validate() error {
 		{"TermsURL (developer.termsOfUseUrl)", o.TermsURL},
 	} {
 		if u.v == "" {
-			bad(u.field, "required: an https URL")
-			continue
+			if u.field == "WebsiteURL (developer.websiteUrl)" {
+				bad(u.field, "required: an https URL (gatebot serve uses public_url)")
+			}
+			continue // the other two default to it
 		}
 		p, err := url.Parse(u.v)
 		if err != nil || p.Scheme != "https" || p.Host == "" {

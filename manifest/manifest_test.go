@@ -160,6 +160,25 @@ func TestManifestFields(t *testing.T) {
 	}
 }
 
+func TestDefaults(t *testing.T) {
+	raw, err := manifest.JSON(manifest.Options{AppID: appID, WebsiteURL: "https://gatebot.example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m struct {
+		Developer map[string]string `json:"developer"`
+		Version   string            `json:"version"`
+	}
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"name": "gatebot", "websiteUrl": "https://gatebot.example.com",
+		"privacyUrl": "https://gatebot.example.com", "termsOfUseUrl": "https://gatebot.example.com"}
+	if diff := cmp.Diff(want, m.Developer); diff != "" || m.Version != "1.0.0" {
+		t.Errorf("developer (-want +got):\n%s\nversion %q", diff, m.Version)
+	}
+}
+
 func TestOptionsOverrideDefaults(t *testing.T) {
 	o := opts()
 	o.AppID = strings.ToUpper(appID)
@@ -283,16 +302,23 @@ func TestValidate(t *testing.T) {
 		{"blank name", func(o *manifest.Options) { o.Name = "   " }, []string{"Name (name.short)"}},
 		{"short description too long", func(o *manifest.Options) { o.ShortDescription = strings.Repeat("d", 81) }, []string{"ShortDescription"}},
 		{"full description too long", func(o *manifest.Options) { o.FullDescription = strings.Repeat("d", 4001) }, []string{"FullDescription"}},
-		{"developer missing", func(o *manifest.Options) { o.Developer = "" }, []string{"Developer"}},
+		{"developer defaults", func(o *manifest.Options) { o.Developer = "" }, nil},
+		{"developer blank", func(o *manifest.Options) { o.Developer = " " }, []string{"Developer"}},
 		{"developer too long", func(o *manifest.Options) { o.Developer = strings.Repeat("x", 33) }, []string{"Developer"}},
 		{"http url", func(o *manifest.Options) { o.WebsiteURL = "http://gatebot.example.com" }, []string{"WebsiteURL"}},
 		{"relative url", func(o *manifest.Options) { o.PrivacyURL = "/privacy" }, []string{"PrivacyURL"}},
-		{"terms missing", func(o *manifest.Options) { o.TermsURL = "" }, []string{"TermsURL"}},
+		{"terms and privacy default to the website", func(o *manifest.Options) { o.TermsURL, o.PrivacyURL = "", "" }, nil},
+		{"website missing", func(o *manifest.Options) { o.WebsiteURL = "" }, []string{"WebsiteURL"}},
 		{"bad version", func(o *manifest.Options) { o.Version = "1.0" }, []string{"Version"}},
 		{"prerelease version", func(o *manifest.Options) { o.Version = "1.0.0-rc1" }, []string{"Version"}},
 		{"leading zero version", func(o *manifest.Options) { o.Version = "01.0.0" }, []string{"Version"}},
 		{"everything at once", func(o *manifest.Options) { *o = manifest.Options{AppID: "x", Name: strings.Repeat("n", 40)} },
-			[]string{"AppID", "Name", "Developer", "WebsiteURL", "PrivacyURL", "TermsURL"}},
+			[]string{"AppID", "Name", "WebsiteURL"}},
+		{"everything wrong", func(o *manifest.Options) {
+			*o = manifest.Options{AppID: "x", Name: strings.Repeat("n", 40), ShortDescription: strings.Repeat("s", 81),
+				FullDescription: strings.Repeat("f", 4001), Developer: strings.Repeat("d", 33), WebsiteURL: "ftp://x",
+				PrivacyURL: "http://x", TermsURL: "x", Version: "v1"}
+		}, []string{"AppID", "Name", "ShortDescription", "FullDescription", "Developer", "WebsiteURL", "PrivacyURL", "TermsURL", "Version"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
