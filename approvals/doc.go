@@ -13,8 +13,11 @@
 //
 // Every key starts with Options.Prefix (P, default "gatebot:"):
 //
-//	P g:<id>             string  gate record, compact JSON; no TTL while live,
-//	                             TTL = Options.Retention once final
+//	P g:<id>             string  gate record: compact JSON, stored as DEFLATE
+//	                             with a preset dictionary behind the byte 0x01
+//	                             when longer than 256 bytes (see codec.go);
+//	                             no TTL while live, TTL = Options.Retention
+//	                             once final
 //	P idem:<key>         string  "<request fingerprint> <gate id>" for Create's
 //	                             idempotency key; TTL = policy timeout + Retention
 //	P due                zset    expiry schedule: pending gate id → deadline (ms);

@@ -94,7 +94,7 @@ func (s *Store) List(ctx context.Context, q ListQuery) ([]*Gate, string, error) 
 					prune = append(prune, cand[i].Member)
 					continue
 				}
-				g, err := decodeGate([]byte(str))
+				g, err := s.codec.decode([]byte(str))
 				if err != nil {
 					return nil, "", fmt.Errorf("list gates: %w", err)
 				}

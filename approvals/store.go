@@ -60,9 +60,10 @@ const (
 // Store keeps gates and their queues in Redis. It is safe for concurrent
 // use by many goroutines and many replicas sharing one Redis.
 type Store struct {
-	rdb  redis.UniversalClient
-	opts Options
-	log  *slog.Logger
+	rdb   redis.UniversalClient
+	opts  Options
+	log   *slog.Logger
+	codec recordCodec
 }
 
 // NewStore returns a Store on rdb. It creates the trigger consumer group
@@ -146,15 +147,7 @@ func (s *Store) Get(ctx context.Context, id string) (*Gate, error) {
 	if err != nil {
 		return nil, unavailable("get gate", err)
 	}
-	return decodeGate(raw)
-}
-
-func decodeGate(raw []byte) (*Gate, error) {
-	var g Gate
-	if err := json.Unmarshal(raw, &g); err != nil {
-		return nil, fmt.Errorf("decode gate: %w", err)
-	}
-	return &g, nil
+	return s.codec.decode(raw)
 }
 
 // newGateID returns "g_" and 20 lowercase base32 characters (100 random bits).
@@ -242,9 +235,9 @@ func (s *Store) Create(ctx context.Context, g *Gate, idempotencyKey string) (*Ga
 			ng.Deadline = now.Add(ng.Policy.Timeout)
 		}
 		ng.Version = 1
-		raw, err := json.Marshal(&ng)
+		raw, err := s.codec.encode(&ng)
 		if err != nil {
-			return backoff.Permanent(fmt.Errorf("encode gate: %w", err))
+			return backoff.Permanent(err)
 		}
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			p.Set(ctx, s.gateKey(ng.ID), raw, 0)
@@ -343,7 +336,7 @@ func (s *Store) update(ctx context.Context, op, id string, fn change) (*Gate, er
 		if err != nil {
 			return unavailable(op, err)
 		}
-		g, err := decodeGate(raw)
+		g, err := s.codec.decode(raw)
 		if err != nil {
 			return backoff.Permanent(err)
 		}
@@ -351,7 +344,7 @@ func (s *Store) update(ctx context.Context, op, id string, fn change) (*Gate, er
 		now := s.now()
 		notes, err := fn(g, now)
 		if err != nil {
-			cur, derr := decodeGate(raw)
+			cur, derr := s.codec.decode(raw)
 			if derr != nil {
 				return backoff.Permanent(derr)
 			}
@@ -372,9 +365,9 @@ func (s *Store) update(ctx context.Context, op, id string, fn change) (*Gate, er
 				notes = append(notes, auditNote{event: string(nw), from: old, to: nw})
 			}
 		}
-		enc, err := json.Marshal(g)
+		enc, err := s.codec.encode(g)
 		if err != nil {
-			return backoff.Permanent(fmt.Errorf("encode gate: %w", err))
+			return backoff.Permanent(err)
 		}
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			var ttl time.Duration
