@@ -1,0 +1,913 @@
+package handlers
+
+import (
+	"bytes"
+	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"mime"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gorilla/mux"
+
+	"github.com/gatebot/gatebot/approvals"
+	"github.com/gatebot/gatebot/bot"
+	"github.com/gatebot/gatebot/cards"
+	"github.com/gatebot/gatebot/handlers/apitoken"
+	"github.com/gatebot/gatebot/pipelines"
+)
+
+// The external API: /api/v1, authenticated with personal access tokens
+// (package apitoken). openapi.yaml describes every route here; keep them
+// in step (openapi_test.go checks the handlers against it).
+
+// TokenAuthenticator resolves a bearer token. *apitoken.Store implements it.
+type TokenAuthenticator interface {
+	Authenticate(ctx context.Context, secret string) (*apitoken.Token, error)
+}
+
+// RateLimiter limits requests per token. *apitoken.Limiter implements it.
+type RateLimiter interface {
+	Allow(ctx context.Context, key string) (apitoken.Decision, error)
+}
+
+// APIOptions configure the external HTTP API under /api/v1. The gate
+// endpoints are served only when Tokens is set; the OpenAPI description
+// always is.
+type APIOptions struct {
+	Tokens TokenAuthenticator
+	// Limiter, when set, limits each token's request rate.
+	Limiter RateLimiter
+	// Callbacks, when set, delivers state changes to gates' callback_url;
+	// without it a callback_url is refused.
+	Callbacks *Callbacks
+	// MaxBody caps request bodies, default DefaultAPIMaxBody.
+	MaxBody int64
+	// BaseURL makes links absolute (the public URL, without /api/v1);
+	// empty gives links relative to the host.
+	BaseURL string
+}
+
+// API limits.
+const (
+	// DefaultAPIMaxBody caps API request bodies.
+	DefaultAPIMaxBody = 64 << 10
+	maxMessage        = 2000
+	maxRequester      = 200
+	maxIdempotencyKey = 255
+	maxListLimit      = 500
+	defaultListLimit  = 50
+	// apiPostBudget bounds posting an API gate's card, inside the request.
+	apiPostBudget = 20 * time.Second
+)
+
+const apiPrefix = "/api/v1"
+
+// openAPISpec describes the API; it is served as is.
+//
+//go:embed openapi.yaml
+var openAPISpec []byte
+
+func serveOpenAPI(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/yaml")
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Content-Length", strconv.Itoa(len(openAPISpec)))
+	if r.Method == http.MethodHead {
+		return
+	}
+	w.Write(openAPISpec)
+}
+
+// registerAPI adds the /api/v1 routes.
+func (s *Server) registerAPI(r *mux.Router) {
+	r.HandleFunc(apiPrefix+"/openapi.yaml", serveOpenAPI).Methods(http.MethodGet, http.MethodHead)
+	if s.opt.API.Tokens == nil {
+		return
+	}
+	if s.opt.API.MaxBody <= 0 {
+		s.opt.API.MaxBody = DefaultAPIMaxBody
+	}
+	r.Handle(apiPrefix+"/pipeline/run/notification", s.adapt(s.apiAuth(apitoken.ScopeWrite, s.handleRunNotification))).Methods(http.MethodPost)
+	r.Handle(apiPrefix+"/gates", s.adapt(s.apiAuth(apitoken.ScopeWrite, s.handleCreateGate))).Methods(http.MethodPost)
+	r.Handle(apiPrefix+"/gates", s.adapt(s.apiAuth(apitoken.ScopeRead, s.handleListGates))).Methods(http.MethodGet)
+	r.Handle(apiPrefix+"/gates/{id}", s.adapt(s.apiAuth(apitoken.ScopeRead, s.handleGetGate))).Methods(http.MethodGet)
+	r.Handle(apiPrefix+"/gates/{id}", s.adapt(s.apiAuth(apitoken.ScopeWrite, s.handleCancelGate))).Methods(http.MethodDelete)
+}
+
+type apiHandler func(w http.ResponseWriter, r *http.Request, tok *apitoken.Token) error
+
+// apiAuth authenticates the bearer token, applies the token's rate limit
+// and checks its scope before h runs. Pipeline access is h's to check.
+func (s *Server) apiAuth(scope apitoken.Scope, h apiHandler) func(w http.ResponseWriter, r *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		ctx := r.Context()
+		log := loggerFrom(ctx)
+		secret, ok := apitoken.FromHeader(r.Header.Get("Authorization"))
+		if !ok {
+			return &HTTPError{Status: http.StatusUnauthorized, Type: "unauthorized",
+				Msg:    "a bearer token is required: Authorization: Bearer gbt_…",
+				Header: http.Header{"Www-Authenticate": {`Bearer realm="gatebot"`}}}
+		}
+		tok, err := s.opt.API.Tokens.Authenticate(ctx, secret)
+		if err != nil {
+			if errors.Is(err, apitoken.ErrUnavailable) {
+				return unavailableError(err)
+			}
+			reason := "unknown"
+			switch {
+			case errors.Is(err, apitoken.ErrRevoked):
+				reason = "revoked"
+			case errors.Is(err, apitoken.ErrExpired):
+				reason = "expired"
+			}
+			args := []any{"reason", reason}
+			if tok != nil {
+				args = append(args, "token_id", tok.ID, "token_name", tok.Name)
+			}
+			log.Warn("api token refused", args...)
+			return &HTTPError{Status: http.StatusUnauthorized, Type: "invalid-token",
+				Msg:    "the token is unknown, revoked or expired",
+				Header: http.Header{"Www-Authenticate": {`Bearer realm="gatebot", error="invalid_token"`}}}
+		}
+		log = log.With("token_id", tok.ID, "token_name", tok.Name)
+		ctx = withLogger(ctx, log)
+		if l := s.opt.API.Limiter; l != nil {
+			d, err := l.Allow(ctx, tok.ID)
+			if err != nil {
+				return unavailableError(err)
+			}
+			w.Header().Set("RateLimit-Limit", strconv.Itoa(d.Limit))
+			w.Header().Set("RateLimit-Remaining", strconv.Itoa(d.Remaining))
+			if !d.Allowed {
+				secs := strconv.Itoa(int(max(1, math.Ceil(d.RetryAfter.Seconds()))))
+				log.Info("api rate limit hit")
+				return &HTTPError{Status: http.StatusTooManyRequests, Type: "rate-limited",
+					Msg:    "too many requests for this token; retry after " + secs + "s",
+					Header: http.Header{"Retry-After": {secs}}}
+			}
+		}
+		if !tok.Has(scope) {
+			return &HTTPError{Status: http.StatusForbidden, Type: "insufficient-scope",
+				Msg:    "this token lacks the " + string(scope) + " scope",
+				Header: http.Header{"Www-Authenticate": {fmt.Sprintf(`Bearer realm="gatebot", error="insufficient_scope", scope=%q`, scope)}}}
+		}
+		err = h(w, r.WithContext(ctx), tok)
+		if err != nil && s.apiProblem(w, r, err) {
+			return nil
+		}
+		return err
+	}
+}
+
+func unavailableError(err error) error {
+	return &HTTPError{Status: http.StatusServiceUnavailable, Type: "unavailable",
+		Msg: "gatebot's store is unavailable; retry shortly", Err: err,
+		Header: http.Header{"Retry-After": {"5"}}}
+}
+
+// problemError is an HTTPError that also names the offending fields.
+type problemError struct {
+	HTTPError
+	Fields []ProblemField
+}
+
+func (e *problemError) Unwrap() error { return &e.HTTPError }
+
+func invalid(status int, typ, msg string, fields ...ProblemField) error {
+	return &problemError{HTTPError: HTTPError{Status: status, Type: typ, Msg: msg}, Fields: fields}
+}
+
+// apiProblem writes a problemError with its fields and reports whether err
+// was one; other errors go on to adapt.
+func (s *Server) apiProblem(w http.ResponseWriter, r *http.Request, err error) bool {
+	var pe *problemError
+	if !errors.As(err, &pe) {
+		return false
+	}
+	loggerFrom(r.Context()).Info("request refused", "status", pe.Status, "reason", pe.Msg, "fields", len(pe.Fields))
+	writeProblem(w, r, pe.Status, pe.Type, pe.Msg, pe.Fields...)
+	return true
+}
+
+// readJSON reads a size-capped body holding exactly one JSON object into v,
+// refusing unknown fields, other media types and trailing data.
+func (s *Server) readJSON(w http.ResponseWriter, r *http.Request, v any) error {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+		return invalid(http.StatusUnsupportedMediaType, "unsupported-media-type", "the body must be JSON (Content-Type: application/json)")
+	}
+	body, err := readBody(w, r, s.opt.API.MaxBody)
+	if err != nil {
+		return err
+	}
+	trimmed := bytes.TrimLeft(body, " \t\r\n")
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return invalid(http.StatusBadRequest, "malformed-json", "the body must be one JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return decodeProblem(err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return invalid(http.StatusBadRequest, "malformed-json", "the body must be one JSON object with nothing after it")
+	}
+	return nil
+}
+
+func decodeProblem(err error) error {
+	var (
+		se *json.SyntaxError
+		te *json.UnmarshalTypeError
+	)
+	switch {
+	case errors.As(err, &se):
+		return invalid(http.StatusBadRequest, "malformed-json", fmt.Sprintf("malformed JSON at byte %d: %s", se.Offset, se.Error()))
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return invalid(http.StatusBadRequest, "malformed-json", "malformed JSON: the body ends early")
+	case errors.As(err, &te):
+		field := te.Field
+		if field == "" {
+			field = "(body)"
+		}
+		return invalid(http.StatusUnprocessableEntity, "invalid-request", "a field has the wrong type",
+			ProblemField{Field: field, Detail: "must be " + jsonKind(te.Type.Kind().String()) + ", not " + te.Value})
+	}
+	if name, ok := strings.CutPrefix(err.Error(), `json: unknown field "`); ok {
+		name = strings.TrimSuffix(name, `"`)
+		return invalid(http.StatusUnprocessableEntity, "invalid-request", "unknown field "+strconv.Quote(name),
+			ProblemField{Field: name, Detail: "is not a field of this request"})
+	}
+	return invalid(http.StatusBadRequest, "malformed-json", "the body is not valid JSON")
+}
+
+func jsonKind(goKind string) string {
+	switch goKind {
+	case "string":
+		return "a string"
+	case "map", "struct":
+		return "an object"
+	case "slice", "array":
+		return "an array"
+	case "bool":
+		return "a boolean"
+	case "int", "int64", "float64", "uint", "int32":
+		return "a number"
+	}
+	return "another type"
+}
+
+// apiPipeline finds a pipeline by configured name or alias.
+func (s *Server) apiPipeline(id string) (string, *Pipeline, bool) {
+	if p, ok := s.opt.Pipelines[id]; ok {
+		return id, p, true
+	}
+	for name, p := range s.opt.Pipelines {
+		if slices.Contains(p.Aliases, id) {
+			return name, p, true
+		}
+	}
+	return "", nil, false
+}
+
+// openRequest is one request to open a gate over the API, after decoding.
+type openRequest struct {
+	field       string // the body field naming the pipeline, for problems
+	pipeline    string // as given (name or alias)
+	inputs      map[string]any
+	message     string
+	requester   string
+	callbackURL string
+}
+
+// openGate validates and opens a gate for tok and posts its card to the
+// pipeline's channel. created is false for an idempotent replay.
+func (s *Server) openGate(ctx context.Context, r *http.Request, tok *apitoken.Token, req openRequest) (*approvals.Gate, bool, error) {
+	log := loggerFrom(ctx)
+	idem := r.Header.Get("Idempotency-Key")
+	if r.Header.Values("Idempotency-Key") != nil && !validIdempotencyKey(idem) {
+		return nil, false, invalid(http.StatusBadRequest, "invalid-request", "invalid Idempotency-Key",
+			ProblemField{Field: "Idempotency-Key", Detail: fmt.Sprintf("1 to %d printable ASCII characters", maxIdempotencyKey)})
+	}
+	var fields []ProblemField
+	if utf8.RuneCountInString(req.message) > maxMessage {
+		fields = append(fields, ProblemField{Field: messageField(req.field), Detail: fmt.Sprintf("at most %d characters", maxMessage)})
+	}
+	if utf8.RuneCountInString(req.requester) > maxRequester {
+		fields = append(fields, ProblemField{Field: "requester", Detail: fmt.Sprintf("at most %d characters", maxRequester)})
+	}
+	if req.pipeline == "" {
+		fields = append(fields, ProblemField{Field: req.field, Detail: "required"})
+	}
+	if len(fields) > 0 {
+		return nil, false, invalid(http.StatusUnprocessableEntity, "invalid-request", "the request is invalid", fields...)
+	}
+	name, p, ok := s.apiPipeline(req.pipeline)
+	if !ok {
+		return nil, false, invalid(http.StatusNotFound, "unknown-pipeline", fmt.Sprintf("there is no pipeline %q", req.pipeline),
+			ProblemField{Field: req.field, Detail: "no such pipeline"})
+	}
+	if !tok.MayAccess(name) {
+		log.Info("api token has no access to the pipeline", "pipeline", name)
+		return nil, false, invalid(http.StatusForbidden, "forbidden", fmt.Sprintf("this token may not use pipeline %q", req.pipeline),
+			ProblemField{Field: req.field, Detail: "not among the token's pipelines"})
+	}
+	inputs, err := p.Def.Resolve(req.inputs)
+	if err != nil {
+		var ie pipelines.InputErrors
+		if !errors.As(err, &ie) {
+			return nil, false, err
+		}
+		for _, e := range ie {
+			f := "inputs"
+			if e.Name != "" {
+				f += "." + e.Name
+			}
+			fields = append(fields, ProblemField{Field: f, Detail: e.Reason})
+		}
+		return nil, false, invalid(http.StatusUnprocessableEntity, "invalid-inputs", "the inputs are invalid for "+name, fields...)
+	}
+	if req.callbackURL != "" {
+		if s.opt.API.Callbacks == nil {
+			return nil, false, invalid(http.StatusUnprocessableEntity, "invalid-request", "callbacks are not configured on this gatebot",
+				ProblemField{Field: "callback_url", Detail: "callbacks need api.callback_secret in gatebot's config"})
+		}
+		if err := s.opt.API.Callbacks.CheckURL(req.callbackURL); err != nil {
+			return nil, false, invalid(http.StatusUnprocessableEntity, "invalid-request", "callback_url is not allowed",
+				ProblemField{Field: "callback_url", Detail: err.Error()})
+		}
+	}
+	ch, ok := s.opt.Channels[p.Channel]
+	if !ok {
+		return nil, false, invalid(http.StatusUnprocessableEntity, "no-channel",
+			fmt.Sprintf("pipeline %q has no Teams channel configured for gates opened over the API", name),
+			ProblemField{Field: req.field, Detail: "the pipeline's config needs a channel"})
+	}
+	requester := approvals.Person{ID: "api:" + tok.Name, Name: tok.Name}
+	if req.requester != "" {
+		requester.Name = req.requester
+	}
+	g := &approvals.Gate{
+		Pipeline: name, Inputs: inputs, Message: req.message, Requester: requester,
+		Origin: "api:" + tok.Name, Policy: p.Policy, CallbackURL: req.callbackURL,
+	}
+	key := ""
+	if idem != "" {
+		// Keys are per token: one caller's key never finds another's gate.
+		key = "api:" + tok.ID + ":" + idem
+	}
+	g, created, err := s.opt.Store.Create(ctx, g, key)
+	switch {
+	case errors.Is(err, approvals.ErrIdempotencyKey):
+		return nil, false, idemMismatch()
+	case err != nil:
+		return nil, false, err
+	case !created:
+		if g.CallbackURL != req.callbackURL {
+			return nil, false, idemMismatch()
+		}
+		log.Info("idempotent replay", "gate_id", g.ID)
+		return g, false, nil
+	}
+	log = log.With("gate_id", g.ID, "pipeline", name)
+	ctx = withLogger(ctx, log)
+	log.Info("gate opened over the api")
+	if g.CallbackURL != "" {
+		if err := s.opt.API.Callbacks.Watch(ctx, g); err != nil {
+			log.Warn("could not register the gate's callbacks; only the live path will deliver them", "err", err)
+		}
+	}
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), apiPostBudget)
+	defer cancel()
+	posted, err := s.postToChannel(pctx, g, ch)
+	if err != nil {
+		log.Error("could not post the api gate's card", "channel", p.Channel, "err", err)
+		s.abandon(pctx, g, "could not post the approval card to the channel")
+		return nil, false, &HTTPError{Status: http.StatusBadGateway, Type: "card-not-posted",
+			Msg: "gatebot could not post the approval card to the pipeline's Teams channel, so the gate was cancelled; retry later with a new Idempotency-Key", Err: err}
+	}
+	return posted, true, nil
+}
+
+func messageField(pipelineField string) string {
+	if pipelineField == "pipelineId" {
+		return "notificationMessage"
+	}
+	return "message"
+}
+
+func idemMismatch() error {
+	return invalid(http.StatusUnprocessableEntity, "idempotency-key-reused",
+		"this Idempotency-Key was used with a different request",
+		ProblemField{Field: "Idempotency-Key", Detail: "already used for a different body; use a new key"})
+}
+
+func validIdempotencyKey(k string) bool {
+	if k == "" || len(k) > maxIdempotencyKey {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] < 0x21 || k[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// postToChannel posts g's card as a new thread in the channel (proactive
+// CreateConversation) and records where it went, returning the gate as
+// stored. The error is the connector's.
+func (s *Server) postToChannel(ctx context.Context, g *approvals.Gate, ch Channel) (*approvals.Gate, error) {
+	log := loggerFrom(ctx)
+	act := &bot.Activity{Type: bot.TypeMessage,
+		Attachments: []bot.Attachment{{ContentType: cards.ContentType, Content: s.gateCard(g, "")}}}
+	chData, _ := json.Marshal(map[string]any{
+		"channel": map[string]string{"id": ch.ConversationID},
+		"tenant":  map[string]string{"id": ch.TenantID},
+	})
+	params := bot.ConversationParameters{IsGroup: true, TenantID: ch.TenantID, Activity: act, ChannelData: chData}
+	if s.opt.BotID != "" {
+		params.Bot = bot.ChannelAccount{ID: s.opt.BotID, Name: s.opt.BotName}
+	}
+	res, err := s.opt.Connector.CreateConversation(ctx, ch.ServiceURL, params)
+	if err != nil {
+		return nil, err
+	}
+	convID := res.ID
+	if convID == "" && res.ActivityID != "" {
+		convID = ch.ConversationID + ";messageid=" + res.ActivityID
+	}
+	if convID == "" {
+		convID = ch.ConversationID
+	}
+	serviceURL := ch.ServiceURL
+	ref := bot.ConversationReference{
+		Bot:          bot.ChannelAccount{ID: s.opt.BotID, Name: s.opt.BotName},
+		Conversation: bot.ConversationAccount{ID: convID, ConversationType: "channel", TenantID: ch.TenantID, IsGroup: true},
+		ChannelID:    "msteams",
+		ServiceURL:   serviceURL,
+	}
+	raw, _ := json.Marshal(ref)
+	if res.ActivityID == "" {
+		log.Warn("connector returned no activity id; the card cannot be updated in place")
+	}
+	ng, err := s.opt.Store.Update(ctx, g.ID, func(g *approvals.Gate) error {
+		g.Post = approvals.Post{Conversation: raw, ActivityID: res.ActivityID}
+		return nil
+	})
+	if err != nil {
+		// The card is up and its buttons work; only in-place updates are lost.
+		log.Error("could not record where the card was posted", "err", err)
+		g.Post = approvals.Post{Conversation: raw, ActivityID: res.ActivityID}
+		return g, nil
+	}
+	return ng, nil
+}
+
+// runNotificationRequest is Opsera's Start Pipeline API body.
+type runNotificationRequest struct {
+	PipelineID          string `json:"pipelineId"`
+	StepID              string `json:"stepId"`
+	NotificationMessage string `json:"notificationMessage"`
+}
+
+// runNotificationResponse keeps Opsera's status/message style and adds the
+// gate.
+type runNotificationResponse struct {
+	Status     string   `json:"status"`
+	Message    string   `json:"message"`
+	GateID     string   `json:"gateId"`
+	PipelineID string   `json:"pipelineId"`
+	StepID     string   `json:"stepId"`
+	State      string   `json:"state"`
+	Links      apiLinks `json:"links"`
+}
+
+// handleRunNotification is Opsera's POST /api/v1/pipeline/run/notification:
+// open the pipeline's approval gate, with notificationMessage as the card's
+// message.
+func (s *Server) handleRunNotification(w http.ResponseWriter, r *http.Request, tok *apitoken.Token) error {
+	var req runNotificationRequest
+	if err := s.readJSON(w, r, &req); err != nil {
+		return err
+	}
+	var fields []ProblemField
+	if req.PipelineID == "" {
+		fields = append(fields, ProblemField{Field: "pipelineId", Detail: "required"})
+	}
+	if req.StepID == "" {
+		fields = append(fields, ProblemField{Field: "stepId", Detail: "required"})
+	}
+	if len(fields) > 0 {
+		return invalid(http.StatusUnprocessableEntity, "invalid-request", "the request is invalid", fields...)
+	}
+	// The step is checked before the gate is opened, but after the
+	// pipeline is known and the token's access to it.
+	name, p, ok := s.apiPipeline(req.PipelineID)
+	if ok && tok.MayAccess(name) && (p.StepID == "" || p.StepID != req.StepID) {
+		detail := "is not the approval gate step of " + req.PipelineID
+		if p.StepID == "" {
+			detail = req.PipelineID + " has no approval step id configured (approval.step_id)"
+		}
+		return invalid(http.StatusUnprocessableEntity, "wrong-step", "stepId does not name the pipeline's approval gate step",
+			ProblemField{Field: "stepId", Detail: detail})
+	}
+	g, created, err := s.openGate(r.Context(), r, tok, openRequest{
+		field: "pipelineId", pipeline: req.PipelineID, message: req.NotificationMessage,
+	})
+	if err != nil {
+		return err
+	}
+	links := s.gateLinks(g.ID)
+	w.Header().Set("Location", links.Self)
+	status := http.StatusCreated
+	if !created {
+		status = http.StatusOK
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
+	writeJSON(w, status, runNotificationResponse{
+		Status: "success", Message: "approval requested in Microsoft Teams; the pipeline starts once the gate is approved",
+		GateID: g.ID, PipelineID: req.PipelineID, StepID: req.StepID, State: string(g.State), Links: links,
+	})
+	return nil
+}
+
+// createGateRequest is POST /api/v1/gates.
+type createGateRequest struct {
+	Pipeline    string         `json:"pipeline"`
+	Inputs      map[string]any `json:"inputs"`
+	Message     string         `json:"message"`
+	Requester   string         `json:"requester"`
+	CallbackURL string         `json:"callback_url"`
+}
+
+func (s *Server) handleCreateGate(w http.ResponseWriter, r *http.Request, tok *apitoken.Token) error {
+	var req createGateRequest
+	if err := s.readJSON(w, r, &req); err != nil {
+		return err
+	}
+	g, created, err := s.openGate(r.Context(), r, tok, openRequest{
+		field: "pipeline", pipeline: req.Pipeline, inputs: req.Inputs, message: req.Message,
+		requester: req.Requester, callbackURL: req.CallbackURL,
+	})
+	if err != nil {
+		return err
+	}
+	view := s.gateView(g)
+	w.Header().Set("Location", view.Links.Self)
+	status := http.StatusCreated
+	if !created {
+		status = http.StatusOK
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
+	writeJSON(w, status, view)
+	return nil
+}
+
+// visibleGate loads a gate the token may see; others are not found.
+func (s *Server) visibleGate(ctx context.Context, r *http.Request, tok *apitoken.Token) (*approvals.Gate, error) {
+	id := mux.Vars(r)["id"]
+	notFound := invalid(http.StatusNotFound, "not-found", fmt.Sprintf("there is no gate %q", id))
+	if len(id) > 100 {
+		return nil, notFound
+	}
+	g, err := s.opt.Store.Get(ctx, id)
+	switch {
+	case errors.Is(err, approvals.ErrNotFound):
+		return nil, notFound
+	case err != nil:
+		return nil, err
+	case !tok.MayAccess(g.Pipeline):
+		loggerFrom(ctx).Info("gate hidden from token without access", "gate_id", id, "pipeline", g.Pipeline)
+		return nil, notFound
+	}
+	return g, nil
+}
+
+func (s *Server) handleGetGate(w http.ResponseWriter, r *http.Request, tok *apitoken.Token) error {
+	g, err := s.visibleGate(r.Context(), r, tok)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, s.gateView(g))
+	return nil
+}
+
+// handleCancelGate cancels a pending gate; the card names the token.
+func (s *Server) handleCancelGate(w http.ResponseWriter, r *http.Request, tok *apitoken.Token) error {
+	ctx := r.Context()
+	if err := onlyParams(r.URL.Query(), "reason"); err != nil {
+		return err
+	}
+	reason := r.URL.Query().Get("reason")
+	if utf8.RuneCountInString(reason) > maxReason {
+		return invalid(http.StatusUnprocessableEntity, "invalid-request", "the reason is too long",
+			ProblemField{Field: "reason", Detail: fmt.Sprintf("at most %d characters", maxReason)})
+	}
+	g, err := s.visibleGate(ctx, r, tok)
+	if err != nil {
+		return err
+	}
+	notPending := func(st approvals.State) error {
+		return invalid(http.StatusConflict, "not-pending", fmt.Sprintf("gate %s is %s; only a pending gate can be cancelled", g.ID, st))
+	}
+	if g.State != approvals.StatePending {
+		return notPending(g.State)
+	}
+	by := approvals.Person{ID: "api:" + tok.Name, Name: tok.Name}
+	var stale approvals.State
+	// Update rather than Cancel: the API cancels pending gates only, even
+	// when the gate was approved a moment after the check above.
+	ng, err := s.opt.Store.Update(ctx, g.ID, func(g *approvals.Gate) error {
+		if g.State != approvals.StatePending {
+			stale = g.State
+			return approvals.ErrNotPending
+		}
+		g.DecidedBy = &by
+		g.Reason = reason
+		return g.Transition(approvals.StateCancelled, s.opt.Now())
+	})
+	if err != nil {
+		if errors.Is(err, approvals.ErrNotPending) && stale != "" {
+			return notPending(stale)
+		}
+		return err
+	}
+	loggerFrom(ctx).Info("gate cancelled over the api", "gate_id", ng.ID)
+	s.goAsync(ctx, asyncBudget, func(ctx context.Context) { s.changed(ctx, ng) })
+	writeJSON(w, http.StatusOK, s.gateView(ng))
+	return nil
+}
+
+// gateList is GET /api/v1/gates.
+type gateList struct {
+	Gates      []apiGate         `json:"gates"`
+	NextCursor string            `json:"next_cursor,omitempty"`
+	Links      map[string]string `json:"links"`
+}
+
+func onlyParams(q url.Values, allowed ...string) error {
+	var fields []ProblemField
+	for k := range q {
+		if !slices.Contains(allowed, k) {
+			fields = append(fields, ProblemField{Field: k, Detail: "is not a parameter of this endpoint"})
+		}
+	}
+	for _, k := range allowed {
+		if len(q[k]) > 1 {
+			fields = append(fields, ProblemField{Field: k, Detail: "given more than once"})
+		}
+	}
+	if len(fields) > 0 {
+		slices.SortFunc(fields, func(a, b ProblemField) int { return strings.Compare(a.Field, b.Field) })
+		return invalid(http.StatusBadRequest, "invalid-request", "unknown or repeated query parameters", fields...)
+	}
+	return nil
+}
+
+var gateStates = []approvals.State{
+	approvals.StatePending, approvals.StateApproved, approvals.StateTriggering, approvals.StateRunning,
+	approvals.StateSucceeded, approvals.StateFailed, approvals.StateRejected, approvals.StateExpired,
+	approvals.StateCancelled, approvals.StateTriggerFailed,
+}
+
+func (s *Server) handleListGates(w http.ResponseWriter, r *http.Request, tok *apitoken.Token) error {
+	ctx := r.Context()
+	q := r.URL.Query()
+	if err := onlyParams(q, "pipeline", "state", "cursor", "limit"); err != nil {
+		return err
+	}
+	lq := approvals.ListQuery{Cursor: q.Get("cursor"), Limit: defaultListLimit}
+	var fields []ProblemField
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxListLimit {
+			fields = append(fields, ProblemField{Field: "limit", Detail: fmt.Sprintf("an integer from 1 to %d", maxListLimit)})
+		}
+		lq.Limit = n
+	}
+	if v := q.Get("state"); v != "" {
+		if !slices.Contains(gateStates, approvals.State(v)) {
+			names := make([]string, len(gateStates))
+			for i, st := range gateStates {
+				names[i] = string(st)
+			}
+			fields = append(fields, ProblemField{Field: "state", Detail: "one of " + strings.Join(names, ", ")})
+		}
+		lq.State = approvals.State(v)
+	}
+	if len(fields) > 0 {
+		return invalid(http.StatusBadRequest, "invalid-request", "invalid query parameters", fields...)
+	}
+	var allowed []string // nil: every pipeline
+	if v := q.Get("pipeline"); v != "" {
+		name, _, ok := s.apiPipeline(v)
+		if !ok {
+			return invalid(http.StatusNotFound, "unknown-pipeline", fmt.Sprintf("there is no pipeline %q", v),
+				ProblemField{Field: "pipeline", Detail: "no such pipeline"})
+		}
+		if !tok.MayAccess(name) {
+			return invalid(http.StatusForbidden, "forbidden", fmt.Sprintf("this token may not use pipeline %q", v),
+				ProblemField{Field: "pipeline", Detail: "not among the token's pipelines"})
+		}
+		allowed = []string{name}
+	} else if !tok.AllPipelines() {
+		allowed = []string{}
+		for _, name := range tok.Pipelines {
+			if _, ok := s.opt.Pipelines[name]; ok {
+				allowed = append(allowed, name)
+			}
+		}
+	}
+	gates, next, err := s.listGates(ctx, lq, allowed)
+	if errors.Is(err, approvals.ErrBadCursor) {
+		return invalid(http.StatusBadRequest, "invalid-request", "invalid cursor",
+			ProblemField{Field: "cursor", Detail: "use the next_cursor of a previous page"})
+	}
+	if err != nil {
+		return err
+	}
+	out := gateList{Gates: make([]apiGate, 0, len(gates)), NextCursor: next, Links: map[string]string{}}
+	for _, g := range gates {
+		out.Gates = append(out.Gates, s.gateView(g))
+	}
+	self := *r.URL
+	out.Links["self"] = s.baseURL() + self.RequestURI()
+	if next != "" {
+		nq := r.URL.Query()
+		nq.Set("cursor", next)
+		self.RawQuery = nq.Encode()
+		out.Links["next"] = s.baseURL() + self.RequestURI()
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// listGates pages through the gates of the allowed pipelines (nil: all),
+// newest first. Several pipelines are merged from their own indexes, each
+// read from the same position, so a page costs one index read per
+// pipeline however rare its gates are.
+func (s *Server) listGates(ctx context.Context, q approvals.ListQuery, allowed []string) ([]*approvals.Gate, string, error) {
+	switch {
+	case allowed == nil:
+		return s.opt.Store.List(ctx, q)
+	case len(allowed) == 0:
+		if q.Cursor != "" {
+			if _, err := parseCursor(q.Cursor); err != nil {
+				return nil, "", err
+			}
+		}
+		return nil, "", nil
+	case len(allowed) == 1:
+		q.Pipeline = allowed[0]
+		return s.opt.Store.List(ctx, q)
+	}
+	if q.Cursor != "" {
+		if _, err := parseCursor(q.Cursor); err != nil {
+			return nil, "", err
+		}
+	}
+	var all []*approvals.Gate
+	for _, p := range allowed {
+		pq := q
+		pq.Pipeline = p
+		gs, _, err := s.opt.Store.List(ctx, pq)
+		if err != nil {
+			return nil, "", err
+		}
+		all = append(all, gs...)
+	}
+	// The store's order: created descending, then id descending.
+	slices.SortFunc(all, func(a, b *approvals.Gate) int {
+		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(b.ID, a.ID)
+	})
+	if len(all) <= q.Limit {
+		return all, "", nil
+	}
+	page := all[:q.Limit]
+	return page, cursorAfter(page[len(page)-1]), nil
+}
+
+// cursorAfter is the List cursor just past g, in the store's format
+// ("<created ms>:<id>"; TestListCursorFormat guards the assumption).
+func cursorAfter(g *approvals.Gate) string {
+	return strconv.FormatFloat(float64(g.CreatedAt.UnixMilli()), 'f', -1, 64) + ":" + g.ID
+}
+
+func parseCursor(c string) (float64, error) {
+	sc, id, ok := strings.Cut(c, ":")
+	f, err := strconv.ParseFloat(sc, 64)
+	if !ok || err != nil || id == "" {
+		return 0, approvals.ErrBadCursor
+	}
+	return f, nil
+}
+
+// apiGate is a gate as the API shows it.
+type apiGate struct {
+	ID                string         `json:"id"`
+	Pipeline          string         `json:"pipeline"`
+	State             string         `json:"state"`
+	Inputs            map[string]any `json:"inputs"`
+	Message           string         `json:"message,omitempty"`
+	Requester         apiPerson      `json:"requester"`
+	Origin            string         `json:"origin,omitempty"`
+	RequiredApprovals int            `json:"required_approvals"`
+	Votes             []apiVote      `json:"votes"`
+	DecidedBy         *apiPerson     `json:"decided_by,omitempty"`
+	Reason            string         `json:"reason,omitempty"`
+	Run               *apiRun        `json:"run,omitempty"`
+	Error             string         `json:"error,omitempty"`
+	CallbackURL       string         `json:"callback_url,omitempty"`
+	CreatedAt         time.Time      `json:"created_at"`
+	UpdatedAt         time.Time      `json:"updated_at"`
+	Deadline          *time.Time     `json:"deadline,omitempty"`
+	Version           int64          `json:"version"`
+	Links             apiLinks       `json:"links"`
+}
+
+type apiPerson struct {
+	Name string `json:"name"`
+	UPN  string `json:"upn,omitempty"`
+}
+
+type apiVote struct {
+	By      apiPerson `json:"by"`
+	Approve bool      `json:"approve"`
+	Reason  string    `json:"reason,omitempty"`
+	At      time.Time `json:"at"`
+}
+
+type apiRun struct {
+	ID     string `json:"id,omitempty"`
+	URL    string `json:"url,omitempty"`
+	Status string `json:"status,omitempty"`
+	Detail string `json:"detail,omitempty"`
+}
+
+type apiLinks struct {
+	Self string `json:"self"`
+}
+
+func person(p approvals.Person) apiPerson { return apiPerson{Name: p.Display(), UPN: p.UPN} }
+
+func (s *Server) baseURL() string { return strings.TrimRight(s.opt.API.BaseURL, "/") }
+
+func (s *Server) gateLinks(id string) apiLinks {
+	return apiLinks{Self: s.baseURL() + apiPrefix + "/gates/" + url.PathEscape(id)}
+}
+
+// gateView renders g for API callers and callbacks.
+func (s *Server) gateView(g *approvals.Gate) apiGate {
+	return renderGate(g, s.baseURL())
+}
+
+func renderGate(g *approvals.Gate, base string) apiGate {
+	v := apiGate{
+		ID: g.ID, Pipeline: g.Pipeline, State: string(g.State), Inputs: g.Inputs, Message: g.Message,
+		Requester: person(g.Requester), Origin: g.Origin, RequiredApprovals: max(g.Policy.Required, 1),
+		Votes: make([]apiVote, 0, len(g.Votes)), Reason: g.Reason, Error: g.Error, CallbackURL: g.CallbackURL,
+		CreatedAt: g.CreatedAt, UpdatedAt: g.UpdatedAt, Version: g.Version,
+		Links: apiLinks{Self: base + apiPrefix + "/gates/" + url.PathEscape(g.ID)},
+	}
+	if v.Inputs == nil {
+		v.Inputs = map[string]any{}
+	}
+	for _, vt := range g.Votes {
+		v.Votes = append(v.Votes, apiVote{By: person(vt.By), Approve: vt.Approve, Reason: vt.Reason, At: vt.At})
+	}
+	if g.DecidedBy != nil {
+		p := person(*g.DecidedBy)
+		v.DecidedBy = &p
+	}
+	if g.Run != nil {
+		v.Run = &apiRun{ID: g.Run.ID, URL: g.Run.URL, Status: g.Run.Status, Detail: g.Run.Detail}
+	}
+	if !g.Deadline.IsZero() {
+		d := g.Deadline
+		v.Deadline = &d
+	}
+	return v
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
