@@ -1,0 +1,93 @@
+package bot
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// Teams allows a bot, per conversation (thread), 7 sends or creates per
+// second, 8 per 2 s, 60 per 30 s and 1800 per hour. Two token buckets keep
+// every window under its limit: at most 5+W in any W seconds from the short
+// bucket and 60+0.45·W from the long one (6/1 s, 7/2 s, 35/30 s,
+// 1680/h).
+const (
+	paceShortRate  = 1
+	paceShortBurst = 5
+	paceLongRate   = 0.45
+	paceLongBurst  = 60
+	// paceIdleEvict: a limiter idle this long is full again, so dropping
+	// it loses nothing.
+	paceIdleEvict = time.Hour
+	paceSweepSize = 1024
+)
+
+type paceState struct {
+	short, long *rate.Limiter
+	last        time.Time
+}
+
+// pacer holds one limiter pair per conversation.
+type pacer struct {
+	now   func() time.Time
+	sleep func(ctx context.Context, d time.Duration) error
+
+	mu sync.Mutex
+	m  map[string]*paceState
+}
+
+func newPacer() *pacer {
+	return &pacer{now: time.Now, sleep: sleepCtx, m: make(map[string]*paceState)}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// reserve books one send for key at now and returns how long to wait.
+func (p *pacer) reserve(key string, now time.Time) (time.Duration, func()) {
+	p.mu.Lock()
+	st := p.m[key]
+	if st == nil {
+		if len(p.m) >= paceSweepSize {
+			for k, s := range p.m {
+				if now.Sub(s.last) > paceIdleEvict {
+					delete(p.m, k)
+				}
+			}
+		}
+		st = &paceState{
+			short: rate.NewLimiter(paceShortRate, paceShortBurst),
+			long:  rate.NewLimiter(paceLongRate, paceLongBurst),
+		}
+		p.m[key] = st
+	}
+	r1 := st.short.ReserveN(now, 1)
+	r2 := st.long.ReserveN(now, 1)
+	d := max(r1.DelayFrom(now), r2.DelayFrom(now))
+	st.last = now.Add(d)
+	p.mu.Unlock()
+	return d, func() { r1.CancelAt(now); r2.CancelAt(now) }
+}
+
+// wait blocks until a send to key is within the limits or ctx ends.
+func (p *pacer) wait(ctx context.Context, key string) error {
+	d, cancel := p.reserve(key, p.now())
+	if d <= 0 {
+		return nil
+	}
+	if err := p.sleep(ctx, d); err != nil {
+		cancel()
+		return err
+	}
+	return nil
+}
