@@ -336,6 +336,13 @@ func (c *Client) malformed(op string, status int, err error) *pipelines.APIError
 	}
 }
 
+// Malformed builds the APIError for a 2xx answer that lacks what the
+// operation needs (a run id, say); it wraps ErrMalformedResponse. The call
+// may have taken effect, so it is not Temporary.
+func (c *Client) Malformed(op string, status int, reason string) *pipelines.APIError {
+	return c.malformed(op, status, errors.New(reason))
+}
+
 // Error builds an APIError for a problem the provider reported inside a
 // successful answer (Opsera's {"status":"failed"}), with secrets redacted.
 func (c *Client) Error(op string, status int, code, message string) *pipelines.APIError {

@@ -234,7 +234,7 @@ func (c *Client) Trigger(ctx context.Context, req pipelines.Request) (pipelines.
 		return pipelines.Run{}, fmt.Errorf("humanitec: trigger run on %s/%s: %w", tg.app, tg.pipeline, pipelines.ErrNoRun)
 	}
 	if pr.ID == "" {
-		return pipelines.Run{}, c.api.Error("trigger run", resp.StatusCode, "", "answer carries no run id")
+		return pipelines.Run{}, c.api.Malformed("trigger run", resp.StatusCode, "answer carries no run id")
 	}
 	if pr.Etag == "" {
 		pr.Etag = strings.Trim(resp.Header.Get("Etag"), `"`)

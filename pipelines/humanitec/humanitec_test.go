@@ -146,8 +146,8 @@ func TestTrigger(t *testing.T) {
 			req:  req,
 			ex:   pipelinestest.Exchange{Golden: "trigger", Status: 201, Body: `{"status":"queued"}`},
 			check: func(t *testing.T, err error) {
-				if got := asAPIErr(t, err); got.Status != 201 || !strings.Contains(got.Msg, "no run id") {
-					t.Errorf("got %+v", got)
+				if got := asAPIErr(t, err); got.Status != 201 || !errors.Is(err, apiclient.ErrMalformedResponse) || !strings.Contains(err.Error(), "no run id") {
+					t.Errorf("got %+v, %v", got, err)
 				}
 			},
 		},

@@ -185,7 +185,7 @@ func (c *Client) Trigger(ctx context.Context, req pipelines.Request) (pipelines.
 	}
 	n := string(a.RunCount)
 	if _, err := strconv.ParseUint(n, 10, 64); err != nil {
-		return pipelines.Run{}, c.api.Error("run pipeline", status, "", fmt.Sprintf("answer carries no usable runCount (%q)", apiclient.Truncate(n, 40)))
+		return pipelines.Run{}, c.api.Malformed("run pipeline", status, fmt.Sprintf("answer carries no usable runCount (%q)", apiclient.Truncate(n, 40)))
 	}
 	c.log.InfoContext(ctx, "pipeline run submitted", "gate_id", req.GateID, "pipeline_id", id, "run_count", n)
 	return pipelines.Run{ID: n, Status: pipelines.StatusQueued, Detail: a.Message,
