@@ -69,6 +69,16 @@ func TestAuditTrim(t *testing.T) {
 			t.Errorf("audit length = %d after 300 entries with cap 10", n)
 		}
 	})
+	// With a maximum age, recent entries stay (and the XTRIM MINID the
+	// store adds is accepted by the server).
+	backends(t, Options{AuditMaxAge: time.Hour, Now: time.Now}, func(t *testing.T, e *env) {
+		for range 5 {
+			mustCreate(t, e.store, newGate("api", 1, 0))
+		}
+		if got, err := e.store.Audit(context.Background(), AuditQuery{}); err != nil || len(got) != 5 {
+			t.Errorf("audit with max age: %d entries, %v", len(got), err)
+		}
+	})
 }
 
 func TestFormatAudit(t *testing.T) {

@@ -56,12 +56,14 @@ func (s *Store) List(ctx context.Context, q ListQuery) ([]*Gate, string, error) 
 	}
 	var (
 		out    []*Gate
+		outZ   []redis.Z
 		prune  []any
-		last   redis.Z
 		offset int64
 	)
-	batch := int64(limit + 1)
-	for len(out) < limit {
+	// One gate past the page tells whether there is a next page.
+	want := limit + 1
+	batch := int64(want)
+	for len(out) < want {
 		zs, err := s.rdb.ZRevRangeByScoreWithScores(ctx, key, &redis.ZRangeBy{
 			Max: maxScore, Min: "-inf", Offset: offset, Count: batch,
 		}).Result()
@@ -102,8 +104,8 @@ func (s *Store) List(ctx context.Context, q ListQuery) ([]*Gate, string, error) 
 					continue
 				}
 				out = append(out, g)
-				last = cand[i]
-				if len(out) == limit {
+				outZ = append(outZ, cand[i])
+				if len(out) == want {
 					break
 				}
 			}
@@ -118,7 +120,9 @@ func (s *Store) List(ctx context.Context, q ListQuery) ([]*Gate, string, error) 
 		}
 	}
 	next := ""
-	if len(out) == limit {
+	if len(out) > limit {
+		out = out[:limit]
+		last := outZ[limit-1]
 		next = strconv.FormatFloat(last.Score, 'f', -1, 64) + ":" + last.Member.(string)
 	}
 	return out, next, nil

@@ -159,14 +159,17 @@ func newGateID() string {
 }
 
 // fingerprint identifies a create request for idempotency: the same key
-// must come with the same pipeline, inputs, message and requester.
+// must come with the same pipeline, inputs, message and requester (by
+// identity; a changed display name does not make it another request).
 func fingerprint(g *Gate) string {
+	r := g.Requester
+	r.Name = ""
 	b, _ := json.Marshal(struct {
 		P string         `json:"p"`
 		I map[string]any `json:"i"`
 		M string         `json:"m"`
 		R Person         `json:"r"`
-	}{g.Pipeline, g.Inputs, g.Message, g.Requester})
+	}{g.Pipeline, g.Inputs, g.Message, r})
 	sum := sha256.Sum256(b)
 	return base64.RawURLEncoding.EncodeToString(sum[:18])
 }

@@ -90,6 +90,7 @@ func TestCreateIdempotency(t *testing.T) {
 			{name: "same request", mutate: func(*Gate) {}, key: "req-1"},
 			{name: "same request, other labels", mutate: func(g *Gate) { g.Labels = map[string]string{"x": "y"} }, key: "req-1"},
 			{name: "other inputs", mutate: func(g *Gate) { g.Inputs["version"] = "2" }, key: "req-1", wantErr: ErrIdempotencyKey},
+			{name: "requester renamed", mutate: func(g *Gate) { g.Requester.Name = "Alice B." }, key: "req-1"},
 			{name: "other requester", mutate: func(g *Gate) { g.Requester = bob }, key: "req-1", wantErr: ErrIdempotencyKey},
 			{name: "other message", mutate: func(g *Gate) { g.Message = "x" }, key: "req-1", wantErr: ErrIdempotencyKey},
 			{name: "other key", mutate: func(*Gate) {}, key: "req-2", wantNew: true},
@@ -112,6 +113,32 @@ func TestCreateIdempotency(t *testing.T) {
 		}
 		if n := e.rdb.ZCard(ctx, e.store.ixAll()).Val(); n != 3 {
 			t.Errorf("indexed gates = %d, want 3", n)
+		}
+		// The same request retried concurrently creates one gate.
+		var (
+			wg      sync.WaitGroup
+			mu      sync.Mutex
+			ids     = map[string]int{}
+			creates int
+		)
+		for range 10 {
+			wg.Go(func() {
+				g, created, err := e.store.Create(ctx, newGate("deploy-api", 1, time.Hour), "req-race")
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				ids[g.ID]++
+				if created {
+					creates++
+				}
+			})
+		}
+		wg.Wait()
+		if len(ids) != 1 || creates != 1 {
+			t.Errorf("concurrent creates with one key: ids %v, %d created", ids, creates)
 		}
 	})
 }
@@ -534,10 +561,17 @@ func TestList(t *testing.T) {
 				if len(gs) > q.Limit && q.Limit > 0 {
 					t.Errorf("%+v: page of %d", q, len(gs))
 				}
+				if next != "" && len(gs) == 0 {
+					t.Errorf("%+v: empty page with a next cursor", q)
+				}
 				for _, g := range gs {
 					got = append(got, g.ID)
 				}
 				if next == "" || pages > 20 {
+					// The last page says so: no cursor to an empty page.
+					if tt.q.Limit > 0 && len(gs) == 0 && pages > 0 {
+						t.Errorf("%+v: trailing empty page", tt.q)
+					}
 					break
 				}
 				q.Cursor = next
