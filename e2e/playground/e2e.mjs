@@ -194,11 +194,20 @@ async function approveFlow(page, prefix, version, { mention = false } = {}) {
   await screenshot(page, `${prefix}-approved`);
   if (gone !== 0) throw new StepError('the approved card still shows an Approve button');
 
-  await waitCardText(page, index, /\b(running|succeeded)\b/i, 'the run status to reach running (or succeeded)', RUN_MS);
-  await screenshot(page, `${prefix}-running`);
-  await waitCardText(page, index, /\bsucceeded\b/i, 'the run status to reach succeeded', RUN_MS);
+  // Status words are matched in lower case so that a title such as "Running: demo" does not count.
+  const seen = [];
+  const note = async () => {
+    const m = /\b(queued|running|succeeded|failed|cancelled)\b/.exec(await card.innerText());
+    if (m && seen.at(-1) !== m[1]) seen.push(m[1]);
+    return m?.[1];
+  };
+  await waitFor(page, 'the card to show the run status (queued or running)', async () => (await note()) !== undefined, RUN_MS);
+  await screenshot(page, `${prefix}-run-${seen.at(-1)}`);
+  await waitFor(page, 'the run status to reach succeeded (the card at the same place)', async () => (await note()) === 'succeeded', RUN_MS);
   await card.scrollIntoViewIfNeeded();
   await screenshot(page, `${prefix}-succeeded`);
+  log(`  run statuses seen on the card: ${seen.join(' -> ')}`);
+  if (seen.length < 2) throw new StepError(`the card jumped straight to succeeded without showing the run in progress (seen: ${seen.join(', ')})`);
   await assertGateCount(page, before, version);
 }
 
