@@ -1,0 +1,62 @@
+package northflank
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gatebot/gatebot/pipelines/apiclient"
+)
+
+// ProviderType is the config `type` of this provider.
+const ProviderType = "northflank"
+
+// DefaultBaseURL is Northflank's API root (gatebot appends /v1/…).
+const DefaultBaseURL = "https://api.northflank.com"
+
+// Config is one configured Northflank provider.
+type Config struct {
+	// BaseURL is the API root without /v1; empty means DefaultBaseURL.
+	BaseURL string `yaml:"base_url"`
+	// Token is an API token whose role allows Project > Pipelines >
+	// General > Read and Update; sent as a Bearer token.
+	Token apiclient.Secret `yaml:"token"`
+}
+
+// Validate reports every problem with c, each naming its field.
+func (c Config) Validate() []error {
+	var errs []error
+	if c.BaseURL != "" {
+		if u, err := apiclient.ParseBaseURL(c.BaseURL); err != nil {
+			errs = append(errs, err)
+		} else if strings.HasSuffix(u.Path, "/v1") {
+			errs = append(errs, errors.New("base_url must not end in /v1: gatebot appends /v1/… itself (use https://api.northflank.com)"))
+		}
+	}
+	if c.Token == "" {
+		errs = append(errs, errors.New("token is required (a Northflank API token)"))
+	}
+	return errs
+}
+
+// Option configures a Client.
+type Option func(*options)
+
+type options struct {
+	hc     *http.Client
+	logger *slog.Logger
+	now    func() time.Time
+}
+
+// WithHTTPClient sets the HTTP client (it is copied); the default has a
+// 30-second timeout.
+func WithHTTPClient(hc *http.Client) Option { return func(o *options) { o.hc = hc } }
+
+// WithLogger sets the logger; nil discards.
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithNow sets the clock used for the rate-limit budget; nil means
+// time.Now.
+func WithNow(now func() time.Time) Option { return func(o *options) { o.now = now } }
