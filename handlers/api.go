@@ -116,7 +116,7 @@ func (s *Server) apiAuth(scope apitoken.Scope, h apiHandler) func(w http.Respons
 		secret, ok := apitoken.FromHeader(r.Header.Get("Authorization"))
 		if !ok {
 			return &HTTPError{Status: http.StatusUnauthorized, Type: "unauthorized",
-				Msg:    "a bearer token is required: Authorization: Bearer gbt_…",
+				Msg:    "a bearer token is required: Authorization: Bearer <personal access token>",
 				Header: http.Header{"Www-Authenticate": {`Bearer realm="gatebot"`}}}
 		}
 		tok, err := s.opt.API.Tokens.Authenticate(ctx, secret)
@@ -432,10 +432,10 @@ func (s *Server) postToChannel(ctx context.Context, g *approvals.Gate, ch Channe
 	log := loggerFrom(ctx)
 	act := &bot.Activity{Type: bot.TypeMessage,
 		Attachments: []bot.Attachment{{ContentType: cards.ContentType, Content: s.gateCard(g, "")}}}
-	chData, _ := json.Marshal(map[string]any{
+	chData := map[string]any{
 		"channel": map[string]string{"id": ch.ConversationID},
 		"tenant":  map[string]string{"id": ch.TenantID},
-	})
+	}
 	params := bot.ConversationParameters{IsGroup: true, TenantID: ch.TenantID, Activity: act, ChannelData: chData}
 	if s.opt.BotID != "" {
 		params.Bot = bot.ChannelAccount{ID: s.opt.BotID, Name: s.opt.BotName}
@@ -491,7 +491,7 @@ type runNotificationResponse struct {
 	PipelineID string   `json:"pipelineId"`
 	StepID     string   `json:"stepId"`
 	State      string   `json:"state"`
-	Links      apiLinks `json:"links"`
+	Links      APILinks `json:"links"`
 }
 
 // handleRunNotification is Opsera's POST /api/v1/pipeline/run/notification:
@@ -652,7 +652,7 @@ func (s *Server) handleCancelGate(w http.ResponseWriter, r *http.Request, tok *a
 
 // gateList is GET /api/v1/gates.
 type gateList struct {
-	Gates      []apiGate         `json:"gates"`
+	Gates      []APIGate         `json:"gates"`
 	NextCursor string            `json:"next_cursor,omitempty"`
 	Links      map[string]string `json:"links"`
 }
@@ -738,7 +738,7 @@ func (s *Server) handleListGates(w http.ResponseWriter, r *http.Request, tok *ap
 	if err != nil {
 		return err
 	}
-	out := gateList{Gates: make([]apiGate, 0, len(gates)), NextCursor: next, Links: map[string]string{}}
+	out := gateList{Gates: make([]APIGate, 0, len(gates)), NextCursor: next, Links: map[string]string{}}
 	for _, g := range gates {
 		out.Gates = append(out.Gates, s.gateView(g))
 	}
@@ -779,14 +779,16 @@ func (s *Server) listGates(ctx context.Context, q approvals.ListQuery, allowed [
 		}
 	}
 	var all []*approvals.Gate
+	more := false // some pipeline has gates past what it returned
 	for _, p := range allowed {
 		pq := q
 		pq.Pipeline = p
-		gs, _, err := s.opt.Store.List(ctx, pq)
+		gs, next, err := s.opt.Store.List(ctx, pq)
 		if err != nil {
 			return nil, "", err
 		}
 		all = append(all, gs...)
+		more = more || next != ""
 	}
 	// The store's order: created descending, then id descending.
 	slices.SortFunc(all, func(a, b *approvals.Gate) int {
@@ -795,15 +797,18 @@ func (s *Server) listGates(ctx context.Context, q approvals.ListQuery, allowed [
 		}
 		return strings.Compare(b.ID, a.ID)
 	})
-	if len(all) <= q.Limit {
+	switch {
+	case len(all) > q.Limit:
+		all = all[:q.Limit]
+	case !more || len(all) == 0:
 		return all, "", nil
 	}
-	page := all[:q.Limit]
-	return page, cursorAfter(page[len(page)-1]), nil
+	return all, cursorAfter(all[len(all)-1]), nil
 }
 
 // cursorAfter is the List cursor just past g, in the store's format
-// ("<created ms>:<id>"; TestListCursorFormat guards the assumption).
+// ("<created ms>:<id>"; TestAPIList pages through merged lists, which
+// would fail with ErrBadCursor if the format changed).
 func cursorAfter(g *approvals.Gate) string {
 	return strconv.FormatFloat(float64(g.CreatedAt.UnixMilli()), 'f', -1, 64) + ":" + g.ID
 }
@@ -817,85 +822,90 @@ func parseCursor(c string) (float64, error) {
 	return f, nil
 }
 
-// apiGate is a gate as the API shows it.
-type apiGate struct {
+// APIGate is a gate as the API shows it (the Gate schema of openapi.yaml)
+// and as callbacks carry it.
+type APIGate struct {
 	ID                string         `json:"id"`
 	Pipeline          string         `json:"pipeline"`
 	State             string         `json:"state"`
 	Inputs            map[string]any `json:"inputs"`
 	Message           string         `json:"message,omitempty"`
-	Requester         apiPerson      `json:"requester"`
+	Requester         APIPerson      `json:"requester"`
 	Origin            string         `json:"origin,omitempty"`
 	RequiredApprovals int            `json:"required_approvals"`
-	Votes             []apiVote      `json:"votes"`
-	DecidedBy         *apiPerson     `json:"decided_by,omitempty"`
+	Votes             []APIVote      `json:"votes"`
+	DecidedBy         *APIPerson     `json:"decided_by,omitempty"`
 	Reason            string         `json:"reason,omitempty"`
-	Run               *apiRun        `json:"run,omitempty"`
+	Run               *APIRun        `json:"run,omitempty"`
 	Error             string         `json:"error,omitempty"`
 	CallbackURL       string         `json:"callback_url,omitempty"`
 	CreatedAt         time.Time      `json:"created_at"`
 	UpdatedAt         time.Time      `json:"updated_at"`
 	Deadline          *time.Time     `json:"deadline,omitempty"`
 	Version           int64          `json:"version"`
-	Links             apiLinks       `json:"links"`
+	Links             APILinks       `json:"links"`
 }
 
-type apiPerson struct {
+// APIPerson is someone on a gate: display name and, when known, UPN.
+type APIPerson struct {
 	Name string `json:"name"`
 	UPN  string `json:"upn,omitempty"`
 }
 
-type apiVote struct {
-	By      apiPerson `json:"by"`
+// APIVote is one approval or rejection.
+type APIVote struct {
+	By      APIPerson `json:"by"`
 	Approve bool      `json:"approve"`
 	Reason  string    `json:"reason,omitempty"`
 	At      time.Time `json:"at"`
 }
 
-type apiRun struct {
+// APIRun is the pipeline run a gate started.
+type APIRun struct {
 	ID     string `json:"id,omitempty"`
 	URL    string `json:"url,omitempty"`
 	Status string `json:"status,omitempty"`
 	Detail string `json:"detail,omitempty"`
 }
 
-type apiLinks struct {
+// APILinks are a gate's URLs.
+type APILinks struct {
 	Self string `json:"self"`
 }
 
-func person(p approvals.Person) apiPerson { return apiPerson{Name: p.Display(), UPN: p.UPN} }
+func person(p approvals.Person) APIPerson { return APIPerson{Name: p.Display(), UPN: p.UPN} }
 
 func (s *Server) baseURL() string { return strings.TrimRight(s.opt.API.BaseURL, "/") }
 
-func (s *Server) gateLinks(id string) apiLinks {
-	return apiLinks{Self: s.baseURL() + apiPrefix + "/gates/" + url.PathEscape(id)}
+func (s *Server) gateLinks(id string) APILinks {
+	return APILinks{Self: s.baseURL() + apiPrefix + "/gates/" + url.PathEscape(id)}
 }
 
 // gateView renders g for API callers and callbacks.
-func (s *Server) gateView(g *approvals.Gate) apiGate {
+func (s *Server) gateView(g *approvals.Gate) APIGate {
 	return renderGate(g, s.baseURL())
 }
 
-func renderGate(g *approvals.Gate, base string) apiGate {
-	v := apiGate{
+func renderGate(g *approvals.Gate, base string) APIGate {
+	v := APIGate{
 		ID: g.ID, Pipeline: g.Pipeline, State: string(g.State), Inputs: g.Inputs, Message: g.Message,
 		Requester: person(g.Requester), Origin: g.Origin, RequiredApprovals: max(g.Policy.Required, 1),
-		Votes: make([]apiVote, 0, len(g.Votes)), Reason: g.Reason, Error: g.Error, CallbackURL: g.CallbackURL,
+		Votes: make([]APIVote, 0, len(g.Votes)), Reason: g.Reason, Error: g.Error, CallbackURL: g.CallbackURL,
 		CreatedAt: g.CreatedAt, UpdatedAt: g.UpdatedAt, Version: g.Version,
-		Links: apiLinks{Self: base + apiPrefix + "/gates/" + url.PathEscape(g.ID)},
+		Links: APILinks{Self: base + apiPrefix + "/gates/" + url.PathEscape(g.ID)},
 	}
 	if v.Inputs == nil {
 		v.Inputs = map[string]any{}
 	}
 	for _, vt := range g.Votes {
-		v.Votes = append(v.Votes, apiVote{By: person(vt.By), Approve: vt.Approve, Reason: vt.Reason, At: vt.At})
+		v.Votes = append(v.Votes, APIVote{By: person(vt.By), Approve: vt.Approve, Reason: vt.Reason, At: vt.At})
 	}
 	if g.DecidedBy != nil {
 		p := person(*g.DecidedBy)
 		v.DecidedBy = &p
 	}
 	if g.Run != nil {
-		v.Run = &apiRun{ID: g.Run.ID, URL: g.Run.URL, Status: g.Run.Status, Detail: g.Run.Detail}
+		v.Run = &APIRun{ID: g.Run.ID, URL: g.Run.URL, Status: g.Run.Status, Detail: g.Run.Detail}
 	}
 	if !g.Deadline.IsZero() {
 		d := g.Deadline
