@@ -186,6 +186,11 @@ func (a *Activity) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &w); err != nil {
 		return err
 	}
+	a.fromWire(&w)
+	return nil
+}
+
+func (a *Activity) fromWire(w *activityWire) {
 	*a = Activity{
 		Type: w.Type, ID: w.ID, Timestamp: w.Timestamp, LocalTimestamp: w.LocalTimestamp,
 		ServiceURL: w.ServiceURL, ChannelID: w.ChannelID,
@@ -210,7 +215,6 @@ func (a *Activity) UnmarshalJSON(b []byte) error {
 			a.Entities = list
 		}
 	}
-	return nil
 }
 
 // rawOrNil returns nil for an empty or JSON-null raw message.
@@ -230,8 +234,10 @@ func DecodeActivity(body []byte) (*Activity, error) {
 	if len(body) == 0 || body[0] != '{' {
 		return nil, fmt.Errorf("%w: body is not a JSON object", ErrMalformedActivity)
 	}
-	var a Activity
-	if err := json.Unmarshal(body, &a); err != nil {
+	// Decode straight into the wire form: going through
+	// Activity.UnmarshalJSON would validate the whole body twice.
+	var w activityWire
+	if err := json.Unmarshal(body, &w); err != nil {
 		var se *json.SyntaxError
 		var te *json.UnmarshalTypeError
 		switch {
@@ -243,10 +249,12 @@ func DecodeActivity(body []byte) (*Activity, error) {
 			return nil, fmt.Errorf("%w: %v", ErrMalformedActivity, err)
 		}
 	}
-	if strings.TrimSpace(a.Type) == "" {
+	if strings.TrimSpace(w.Type) == "" {
 		return nil, fmt.Errorf("%w: missing type", ErrMalformedActivity)
 	}
-	return &a, nil
+	a := new(Activity)
+	a.fromWire(&w)
+	return a, nil
 }
 
 // Mention is one "mention" entity: who was mentioned and the exact text of

@@ -82,6 +82,7 @@ func NewConnector(cfg ConnectorConfig) (*Connector, error) {
 	if c.client == nil {
 		c.client = &http.Client{Timeout: 30 * time.Second}
 	}
+	c.client = withoutRedirects(c.client)
 	if c.logger == nil {
 		c.logger = slog.New(slog.DiscardHandler)
 	}
@@ -99,7 +100,7 @@ func NewConnector(cfg ConnectorConfig) (*Connector, error) {
 	return c, nil
 }
 
-// ResourceResponse is the connector's answer to a send, reply or update.
+// resourceResponse is the connector's answer to a send, reply or update.
 type resourceResponse struct {
 	ID string `json:"id"`
 }
@@ -406,6 +407,16 @@ func (c *Connector) decodeSuccess(logger *slog.Logger, resp *http.Response, cl c
 		return fmt.Errorf("decode response: %w", err)
 	}
 	return nil
+}
+
+// withoutRedirects returns a copy of c that does not follow redirects. A
+// redirect would carry the bearer token (or a client secret) to a host the
+// trust policy never saw: Go forwards Authorization to subdomains, and
+// parts of trafficmanager.net are customer-registrable.
+func withoutRedirects(c *http.Client) *http.Client {
+	cp := *c
+	cp.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &cp
 }
 
 // readAPIError decodes an ErrorResponse body ({"error":{"code","message"}}).

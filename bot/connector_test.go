@@ -507,3 +507,27 @@ func TestParseRetryAfter(t *testing.T) {
 		}
 	}
 }
+
+// TestConnectorDoesNotFollowRedirects: a redirect from a trusted host must
+// not carry the token anywhere else.
+func TestConnectorDoesNotFollowRedirects(t *testing.T) {
+	var otherHits atomic.Int32
+	other := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		otherHits.Add(1)
+		if r.Header.Get("Authorization") != "" {
+			t.Error("token forwarded on redirect")
+		}
+	}))
+	t.Cleanup(other.Close)
+	f := newFakeConnector(t, wantRequest{method: "PUT", requestURI: "/v3/conversations/c/activities/1",
+		body: `{"type":"message","id":"1","conversation":{"id":"c"}}`, status: http.StatusTemporaryRedirect,
+		header: map[string]string{"Location": other.URL + "/steal"}})
+	err := f.connector(t, nil).UpdateActivity(t.Context(), f.serviceURL(), "c", "1", &Activity{})
+	var apiErr *APIError
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusTemporaryRedirect {
+		t.Fatalf("err = %v, want an APIError for the 307", err)
+	}
+	if otherHits.Load() != 0 {
+		t.Error("redirect followed")
+	}
+}

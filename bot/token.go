@@ -218,11 +218,14 @@ func NewManagedIdentity(cfg ManagedIdentityConfig) (TokenSource, error) {
 	return newCachedToken(fetch, cfg.Now), nil
 }
 
+// httpClientOrDefault returns the client to use for token requests; it
+// never follows redirects, so the secret is only ever sent to the
+// configured endpoint.
 func httpClientOrDefault(c *http.Client) *http.Client {
-	if c != nil {
-		return c
+	if c == nil {
+		c = &http.Client{Timeout: tokenFetchTimeout}
 	}
-	return &http.Client{Timeout: tokenFetchTimeout}
+	return withoutRedirects(c)
 }
 
 // flexInt accepts a JSON number or a string holding one: the managed

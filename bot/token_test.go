@@ -327,3 +327,21 @@ func TestManagedIdentity(t *testing.T) {
 		}
 	}
 }
+
+// TestClientCredentialsDoesNotFollowRedirects: a 307 would re-post the
+// form, secret included, to wherever Location points.
+func TestClientCredentialsDoesNotFollowRedirects(t *testing.T) {
+	var otherHits atomic.Int32
+	other := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { otherHits.Add(1) }))
+	t.Cleanup(other.Close)
+	ep := newFakeTokenEndpoint(t, defaultScope)
+	ep.respond = func(w http.ResponseWriter, _ int32) {
+		w.Header().Set("Location", other.URL+"/steal")
+		w.WriteHeader(http.StatusTemporaryRedirect)
+	}
+	_, err := ep.source(t, newFakeClock(), "").Token(t.Context())
+	var te *TokenError
+	if !errors.As(err, &te) || te.StatusCode != http.StatusTemporaryRedirect || otherHits.Load() != 0 {
+		t.Fatalf("err = %v, other host hit %d times", err, otherHits.Load())
+	}
+}
