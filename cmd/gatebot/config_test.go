@@ -1,0 +1,171 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func checkConfig(t *testing.T, yaml string, getenv func(string) string) error {
+	t.Helper()
+	c, err := parseConfig([]byte(yaml), getenv)
+	if err != nil {
+		return err
+	}
+	c.applyDefaults()
+	_, err = c.validate(providerRegistry(nil, nil))
+	return err
+}
+
+func TestExampleConfigIsValid(t *testing.T) {
+	if err := checkConfig(t, string(exampleConfig), env(nil)); err != nil {
+		t.Fatalf("the bundled example config must be valid: %v", err)
+	}
+}
+
+func TestConfigProblemsAllAtOnce(t *testing.T) {
+	const doc = `
+listen: "0.0.0.0:3978"
+bot:
+  insecure_skip_auth: true
+providers:
+  demo: {type: simulated}
+  odd: {type: nosuch}
+pipelines:
+  deploy:
+    provider: missing
+    channel: nowhere
+    inputs:
+      version: {type: strnig}
+      tag: {type: string, pattern: "("}
+    approval:
+      required: 3
+      approvers: [a@example.com, b@example.com]
+`
+	err := checkConfig(t, doc, env(nil))
+	var ce *ConfigError
+	if !errors.As(err, &ce) {
+		t.Fatalf("want a *ConfigError, got %v", err)
+	}
+	want := []string{
+		"bot.insecure_skip_auth: is allowed only while listening on a loopback address",
+		`providers.odd.type: "nosuch" is not a provider type`,
+		`pipelines.deploy.provider: "missing" is not a configured provider`,
+		`pipelines.deploy.channel: "nowhere" is not a configured channel`,
+		"pipelines.deploy.approval.required: is 3 but only 2 approvers are listed",
+		`pipelines.deploy: inputs.version.type: "strnig" is not one of string, number, boolean`,
+		"pipelines.deploy: inputs.tag.pattern:",
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("problems lack %q:\n%v", w, err)
+		}
+	}
+	if len(ce.Problems) != len(want) {
+		t.Errorf("got %d problems, want %d:\n%v", len(ce.Problems), len(want), err)
+	}
+}
+
+func TestConfigRequiresAuthOutsideDevMode(t *testing.T) {
+	const doc = `
+providers: {demo: {type: simulated}}
+pipelines: {demo: {provider: demo}}
+`
+	err := checkConfig(t, doc, env(nil))
+	for _, w := range []string{"bot.app_id: is required", "redis.url: is required outside dev mode"} {
+		if err == nil || !strings.Contains(err.Error(), w) {
+			t.Errorf("want problem %q, got %v", w, err)
+		}
+	}
+}
+
+func TestConfigUnknownFieldsRefused(t *testing.T) {
+	const doc = `
+bot: {insecure_skip_auth: true}
+providers: {demo: {type: simulated, quued_for: 2s}}
+pipelines: {demo: {provider: demo, aproval: {required: 1}}}
+`
+	err := checkConfig(t, doc, env(nil))
+	if err == nil || !strings.Contains(err.Error(), "aproval") {
+		t.Fatalf("a misspelt pipeline field must be refused, got %v", err)
+	}
+	const doc2 = `
+bot: {insecure_skip_auth: true}
+providers: {demo: {type: simulated, quued_for: 2s}}
+pipelines: {demo: {provider: demo}}
+`
+	err = checkConfig(t, doc2, env(nil))
+	if err == nil || !strings.Contains(err.Error(), "quued_for") {
+		t.Fatalf("a misspelt provider field must be refused, got %v", err)
+	}
+}
+
+func TestConfigEnvExpansion(t *testing.T) {
+	const doc = `
+listen: "${LISTEN:-127.0.0.1:4000}"
+bot:
+  app_id: ${APP_ID}
+  app_password: "${APP_PASSWORD}"
+redis: {url: "${REDIS_URL}"}
+providers: {demo: {type: simulated}}
+pipelines: {demo: {provider: demo, approval: {timeout: 2d}}}
+`
+	// A secret with YAML syntax in it must stay a plain value.
+	c, err := parseConfig([]byte(doc), env(map[string]string{"APP_ID": "abc", "APP_PASSWORD": "p: #x\n- y", "REDIS_URL": "redis://r:6379/1"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.applyDefaults()
+	if c.Listen != "127.0.0.1:4000" || c.Bot.AppID != "abc" || c.Bot.AppPassword.Reveal() != "p: #x\n- y" || c.Redis.URL != "redis://r:6379/1" {
+		t.Fatalf("expansion wrong: %+v", c)
+	}
+	if got := time.Duration(c.Pipelines["demo"].Approval.Timeout); got != 48*time.Hour {
+		t.Errorf("timeout 2d = %v", got)
+	}
+	if s := c.Bot.AppPassword.String(); strings.Contains(s, "p:") {
+		t.Errorf("Secret.String leaks the value: %q", s)
+	}
+}
+
+func TestConfigCheckCommand(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.yaml")
+	os.WriteFile(good, exampleConfig, 0o600)
+	var out bytes.Buffer
+	if err := run(t.Context(), []string{"config", "check", good}, env(nil), &out, &out); err != nil {
+		t.Fatalf("config check of the example: %v", err)
+	}
+	if !strings.Contains(out.String(), "ok (1 pipelines") {
+		t.Errorf("output: %q", out.String())
+	}
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte("pipelines: {x: {provider: y}}\n"), 0o600)
+	err := run(t.Context(), []string{"config", "check", bad}, env(nil), &out, &out)
+	if err == nil || !strings.Contains(err.Error(), `pipelines.x.provider: "y" is not a configured provider`) {
+		t.Fatalf("want the problem named, got %v", err)
+	}
+	if err := run(t.Context(), []string{"config"}, env(nil), &out, &out); !errors.As(err, new(usageError)) {
+		t.Errorf("missing subcommand should be a usage error, got %v", err)
+	}
+}
+
+func TestTenantTokenURL(t *testing.T) {
+	cases := []struct{ multi, tenant, want string }{
+		{"https://login.microsoftonline.com/botframework.com/oauth2/v2.0/token", "", "https://login.microsoftonline.com/botframework.com/oauth2/v2.0/token"},
+		{"https://login.microsoftonline.com/botframework.com/oauth2/v2.0/token", "contoso-tenant", "https://login.microsoftonline.com/contoso-tenant/oauth2/v2.0/token"},
+		{"https://login.microsoftonline.us/MicrosoftServices.onmicrosoft.us/oauth2/v2.0/token", "t1", "https://login.microsoftonline.us/t1/oauth2/v2.0/token"},
+	}
+	for _, c := range cases {
+		if got := tenantTokenURL(c.multi, c.tenant); got != c.want {
+			t.Errorf("tenantTokenURL(%q, %q) = %q, want %q", c.multi, c.tenant, got, c.want)
+		}
+	}
+}

@@ -1,0 +1,280 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/gatebot/gatebot/approvals"
+	"github.com/gatebot/gatebot/bot"
+	"github.com/gatebot/gatebot/handlers"
+)
+
+var logLevels = map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError}
+
+// serveHooks lets tests observe a started server.
+type serveHooks struct {
+	// ready receives the listener's address once the server accepts
+	// connections.
+	ready func(addr string)
+	// listen, when set, replaces the configured listen address.
+	listen string
+}
+
+func serve(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer, hooks *serveHooks) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", getenv("GATEBOT_CONFIG"), "config file (default: the bundled example, local dev mode)")
+	if err := fs.Parse(args); err != nil {
+		return usageError(err.Error())
+	}
+	c, _, err := loadConfig(*cfgPath, getenv)
+	if err != nil {
+		return err
+	}
+	if hooks != nil && hooks.listen != "" {
+		c.Listen = hooks.listen
+	}
+	log := newLogger(c.Log, stderr)
+	hc := &http.Client{Timeout: 30 * time.Second}
+	providers, err := c.validate(providerRegistry(hc, log))
+	if err != nil {
+		return err
+	}
+	if *cfgPath == "" {
+		log.Warn("no --config given: using the bundled example config in local dev mode")
+	}
+
+	rdb, closeRedis, err := openRedis(c.Redis, log)
+	if err != nil {
+		return err
+	}
+	defer closeRedis()
+	store, err := approvals.NewStore(rdb, approvals.Options{
+		Prefix:      c.Redis.Prefix,
+		Retention:   time.Duration(c.Approvals.Retention),
+		AuditMaxLen: c.Approvals.AuditMaxLen,
+		AuditMaxAge: time.Duration(c.Approvals.AuditMaxAge),
+		Logger:      log,
+	})
+	if err != nil {
+		return fmt.Errorf("approvals store: %w", err)
+	}
+
+	auth, connector, trust, err := botSide(ctx, c.Bot, hc, log)
+	if err != nil {
+		return err
+	}
+	opts := handlers.Options{
+		Logger:    log,
+		Auth:      auth,
+		Trust:     trust,
+		Connector: connector,
+		Store:     store,
+		Pipelines: map[string]*handlers.Pipeline{},
+		Channels:  map[string]handlers.Channel{},
+		BotName:   c.Bot.Name,
+	}
+	if c.Bot.AppID != "" {
+		opts.BotID = "28:" + c.Bot.AppID
+	}
+	for name, ch := range c.Channels {
+		opts.Channels[name] = handlers.Channel{ServiceURL: ch.ServiceURL, ConversationID: ch.ConversationID, TenantID: ch.TenantID}
+	}
+	for name, pl := range c.Pipelines {
+		def := pl.definition(name)
+		def.Compile() // validated above; this prepares the patterns
+		hp := &handlers.Pipeline{
+			Def: def, Provider: providers[pl.Provider], ProviderType: c.Providers[pl.Provider].Type,
+			Channel: pl.Channel, Policy: pl.policy(), Runners: pl.Runners, StepID: pl.Approval.StepID,
+			PollEvery: time.Duration(pl.PollEvery),
+		}
+		if pl.ID != "" {
+			hp.Aliases = []string{pl.ID}
+		}
+		opts.Pipelines[name] = hp
+	}
+	srv, err := handlers.New(opts)
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", c.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", c.Listen, err)
+	}
+	hs := &http.Server{
+		Handler:           srv,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	workCtx, stopWork := context.WithCancel(ctx)
+	defer stopWork()
+	workersDone := make(chan struct{})
+	go func() {
+		srv.Run(workCtx)
+		close(workersDone)
+	}()
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- hs.Serve(ln) }()
+	log.Info("gatebot listening", "addr", ln.Addr().String(), "endpoint", "http://"+ln.Addr().String()+"/api/messages",
+		"dev_mode", c.Bot.InsecureSkipAuth, "pipelines", len(opts.Pipelines), "version", version)
+	if hooks != nil && hooks.ready != nil {
+		hooks.ready(ln.Addr().String())
+	}
+
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
+	defer cancel()
+	err = hs.Shutdown(shutCtx)
+	stopWork()
+	<-workersDone
+	if serr := srv.Shutdown(shutCtx); serr != nil && err == nil {
+		err = serr
+	}
+	return err
+}
+
+func newLogger(c LogConfig, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: logLevels[c.Level]}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// openRedis connects to the configured Redis, or starts an embedded
+// in-memory one for local dev.
+func openRedis(c RedisConfig, log *slog.Logger) (redis.UniversalClient, func(), error) {
+	if c.URL == "" {
+		mr := miniredis.NewMiniRedis()
+		if err := mr.StartAddr("127.0.0.1:0"); err != nil {
+			return nil, nil, fmt.Errorf("start embedded redis: %w", err)
+		}
+		log.Warn("USING AN EMBEDDED IN-MEMORY REDIS: gates, votes and audit entries are lost when gatebot stops. Set redis.url (or REDIS_URL) to keep them.", "addr", mr.Addr())
+		rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+		return rdb, func() { rdb.Close(); mr.Close() }, nil
+	}
+	opt, err := redis.ParseURL(c.URL)
+	if err != nil {
+		return nil, nil, fmt.Errorf("redis.url: %w", err)
+	}
+	rdb := redis.NewUniversalClient(&redis.UniversalOptions{
+		Addrs: []string{opt.Addr}, DB: opt.DB, Username: opt.Username, Password: opt.Password,
+		TLSConfig: opt.TLSConfig, Protocol: opt.Protocol,
+	})
+	return rdb, func() { rdb.Close() }, nil
+}
+
+// botSide builds the Bot Framework pieces: inbound auth, the connector
+// client with its token source, and the serviceUrl trust policy.
+func botSide(ctx context.Context, c BotConfig, hc *http.Client, log *slog.Logger) (handlers.Authenticator, *bot.Connector, bot.ServiceURLPolicy, error) {
+	if c.InsecureSkipAuth {
+		log.Warn("BOT FRAMEWORK AUTH IS OFF (bot.insecure_skip_auth): no inbound token checks, no outbound tokens; loopback serviceUrls trusted. Local dev only.")
+		trust := bot.ServiceURLPolicy{AllowLoopback: true, TrustedHosts: hostsOf(c.TrustedServiceURLs)}
+		conn, err := bot.NewConnector(bot.ConnectorConfig{Trust: trust, HTTPClient: hc, Logger: log})
+		return nil, conn, trust, err
+	}
+	cloud, err := bot.CloudPreset(c.Cloud)
+	if err != nil {
+		return nil, nil, bot.ServiceURLPolicy{}, fmt.Errorf("bot.cloud: %w", err)
+	}
+	if c.OpenIDMetadataURL != "" {
+		cloud.OpenIDMetadataURL = c.OpenIDMetadataURL
+	}
+	if c.Issuer != "" {
+		cloud.Issuer = c.Issuer
+	}
+	if c.Scope != "" {
+		cloud.Scope = c.Scope
+	}
+	hosts := cloud.TrustedServiceHosts
+	if len(c.TrustedServiceURLs) > 0 {
+		hosts = hostsOf(c.TrustedServiceURLs)
+	}
+	trust := bot.ServiceURLPolicy{TrustedHosts: hosts}
+	auth, err := bot.NewAuthenticator(bot.AuthConfig{
+		AppID: c.AppID, Cloud: cloud, OpenIDMetadataURL: cloud.OpenIDMetadataURL, Issuer: cloud.Issuer,
+		AllowEmulator: c.AllowEmulator, HTTPClient: hc, Logger: log,
+	})
+	if err != nil {
+		return nil, nil, trust, fmt.Errorf("bot auth: %w", err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	if err := auth.Warm(wctx); err != nil {
+		log.Warn("could not fetch Bot Framework signing keys at start; will retry on the first request", "err", err)
+	}
+	cancel()
+	var tokens bot.TokenSource
+	if c.ManagedIdentity.ClientID != "" {
+		tokens, err = bot.NewManagedIdentity(bot.ManagedIdentityConfig{
+			Endpoint: c.ManagedIdentity.Endpoint, Header: c.ManagedIdentity.Header.Reveal(),
+			ClientID: c.ManagedIdentity.ClientID, Resource: strings.TrimSuffix(cloud.Scope, "/.default"), HTTPClient: hc,
+		})
+	} else {
+		tokenURL := c.TokenURL
+		if tokenURL == "" {
+			tokenURL = tenantTokenURL(cloud.TokenURL, c.TenantID)
+		}
+		tokens, err = bot.NewClientCredentials(bot.CredentialsConfig{
+			TokenURL: tokenURL, ClientID: c.AppID, ClientSecret: c.AppPassword.Reveal(), Scope: cloud.Scope, HTTPClient: hc,
+		})
+	}
+	if err != nil {
+		return nil, nil, trust, fmt.Errorf("bot token source: %w", err)
+	}
+	conn, err := bot.NewConnector(bot.ConnectorConfig{Tokens: tokens, Trust: trust, HTTPClient: hc, Logger: log, MaxRetries: 3, Pacing: true})
+	if err != nil {
+		return nil, nil, trust, err
+	}
+	return auth, conn, trust, nil
+}
+
+// tenantTokenURL swaps the multi-tenant "botframework.com" segment of the
+// cloud's token URL for a single-tenant bot's tenant.
+func tenantTokenURL(multi, tenant string) string {
+	if tenant == "" {
+		return multi
+	}
+	u, err := url.Parse(multi)
+	if err != nil {
+		return multi
+	}
+	parts := strings.SplitN(strings.TrimPrefix(u.Path, "/"), "/", 2)
+	if len(parts) == 2 {
+		u.Path = "/" + url.PathEscape(tenant) + "/" + parts[1]
+	}
+	return u.String()
+}
+
+func hostsOf(urls []string) []string {
+	var hosts []string
+	for _, s := range urls {
+		if u, err := url.Parse(s); err == nil && u.Host != "" {
+			hosts = append(hosts, strings.ToLower(u.Hostname()))
+		}
+	}
+	return hosts
+}
+
+var errNoRedis = errors.New("audit needs redis.url: the embedded dev store lives only inside a running gatebot")

@@ -1,0 +1,257 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/gatebot/gatebot/approvals"
+	"github.com/gatebot/gatebot/bot"
+	"github.com/gatebot/gatebot/cards"
+	"github.com/gatebot/gatebot/pipelines"
+)
+
+// maxReason caps a reject or cancel reason typed into a card.
+const maxReason = 500
+
+// handleInvoke answers invokes synchronously. Card clicks always get HTTP
+// 200 with an InvokeResponse body, or Teams shows "Unable to reach app".
+func (s *Server) handleInvoke(ctx context.Context, act *bot.Activity) bot.InvokeResponse {
+	log := loggerFrom(ctx)
+	if act.Name != "adaptiveCard/action" {
+		log.Info("unsupported invoke", "invoke_name", act.Name)
+		return bot.NotImplementedResponse()
+	}
+	ca, ok := act.CardAction()
+	if !ok {
+		return bot.ErrorResponse(400, "BadRequest", "the card action carries no data")
+	}
+	ctx, cancel := context.WithTimeout(ctx, invokeBudget)
+	defer cancel()
+	res := s.cardActionResult(ctx, act, ca)
+	switch {
+	case res.unavailable:
+		return bot.ErrorResponse(503, "ServiceUnavailable", "gatebot cannot record decisions right now; please try again in a moment")
+	case res.gate == nil:
+		return bot.MessageResponse(res.message)
+	}
+	if res.changed {
+		g := res.gate
+		s.goAsync(ctx, asyncBudget, func(ctx context.Context) { s.refreshCard(ctx, g) })
+	}
+	return bot.CardResponse(s.gateCard(res.gate, res.notice))
+}
+
+// cardAction handles an Action.Submit click arriving as a message. It
+// returns the gate whose card should be refreshed and a message for the
+// clicker, since a Submit cannot be answered with a card.
+func (s *Server) cardAction(ctx context.Context, act *bot.Activity, ca bot.CardAction) (*approvals.Gate, string) {
+	res := s.cardActionResult(ctx, act, ca)
+	switch {
+	case res.unavailable:
+		return nil, "gatebot cannot record decisions right now; please try again in a moment."
+	case res.gate == nil:
+		return nil, res.message
+	}
+	return res.gate, res.notice
+}
+
+type actionResult struct {
+	gate        *approvals.Gate // nil when there is no gate to show
+	changed     bool            // the gate changed: refresh the shared card
+	notice      string          // shown to the clicker only
+	message     string          // when gate is nil
+	unavailable bool
+}
+
+func (s *Server) cardActionResult(ctx context.Context, act *bot.Activity, ca bot.CardAction) actionResult {
+	log := loggerFrom(ctx)
+	data, err := cards.ParseActionData(ca.Data)
+	if err != nil {
+		log.Info("card action with unreadable data", "err", err)
+		return actionResult{message: "That button is not one of gatebot's."}
+	}
+	verb := ca.Verb
+	if verb == "" {
+		verb = data.Verb
+	}
+	log = log.With("gate_id", data.GateID, "verb", verb)
+	ctx = withLogger(ctx, log)
+	g, err := s.opt.Store.Get(ctx, data.GateID)
+	switch {
+	case errors.Is(err, approvals.ErrNotFound):
+		return actionResult{message: "This approval gate no longer exists."}
+	case err != nil:
+		log.Error("could not load gate", "err", err)
+		return actionResult{unavailable: true}
+	}
+	p := s.opt.Pipelines[g.Pipeline]
+	who := s.person(ctx, act, g.Policy.NeedsUPN())
+	reason := truncate(strings.TrimSpace(data.Reason), maxReason)
+	switch verb {
+	case cards.VerbApprove, cards.VerbReject:
+		return s.vote(ctx, g.ID, who, verb == cards.VerbApprove, reason, act.Conversation.ID)
+	case cards.VerbCancel:
+		return s.cancel(ctx, g, p, who, reason)
+	case cards.VerbRetry:
+		return s.retry(ctx, g, who)
+	case cards.VerbRefresh:
+		return actionResult{gate: g}
+	default:
+		return actionResult{gate: g, notice: fmt.Sprintf("Unknown action %q.", verb)}
+	}
+}
+
+func (s *Server) vote(ctx context.Context, id string, who approvals.Person, approve bool, reason, where string) actionResult {
+	log := loggerFrom(ctx)
+	g, outcome, err := s.opt.Store.Decide(ctx, id, who, approve, reason, where)
+	if err != nil {
+		if errors.Is(err, approvals.ErrUnavailable) || g == nil {
+			log.Error("could not record vote", "err", err)
+			return actionResult{unavailable: true}
+		}
+		log.Info("vote refused", "reason", err.Error())
+		return actionResult{gate: g, notice: voteNotice(err, g)}
+	}
+	log.Info("vote recorded", "outcome", outcome, "approve", approve)
+	notice := ""
+	if outcome == approvals.OutcomeRecorded {
+		notice = fmt.Sprintf("Your approval is recorded (%d of %d).", len(g.Approvals()), max(g.Policy.Required, 1))
+	}
+	return actionResult{gate: g, changed: true, notice: notice}
+}
+
+func voteNotice(err error, g *approvals.Gate) string {
+	var te *approvals.TransitionError
+	switch {
+	case errors.Is(err, approvals.ErrAlreadyVoted):
+		return "You already voted on this gate."
+	case errors.Is(err, approvals.ErrSelfApproval):
+		return "You requested this run, so someone else has to approve it."
+	case errors.Is(err, approvals.ErrNotEligible):
+		return "You are not an approver for " + g.Pipeline + "."
+	case errors.Is(err, approvals.ErrExpired):
+		return "This gate has expired."
+	case errors.Is(err, approvals.ErrNotPending), errors.As(err, &te):
+		return "This gate was already decided."
+	}
+	return "Your decision could not be recorded."
+}
+
+// mayManage reports whether who may cancel or retry g: the requester, or
+// anyone eligible to approve it.
+func mayManage(g *approvals.Gate, who approvals.Person) bool {
+	if who.Same(g.Requester) {
+		return true
+	}
+	return approvals.Policy{Approvers: g.Policy.Approvers}.Eligible(who, g.Requester, false) == nil
+}
+
+func (s *Server) cancel(ctx context.Context, g *approvals.Gate, p *Pipeline, who approvals.Person, reason string) actionResult {
+	log := loggerFrom(ctx)
+	if !mayManage(g, who) {
+		return actionResult{gate: g, notice: "Only the requester or an approver may cancel this."}
+	}
+	if g.State == approvals.StateRunning || g.State == approvals.StateTriggering {
+		c, ok := providerCanceler(p)
+		if !ok || g.Run == nil {
+			return actionResult{gate: g, notice: "This run cannot be cancelled from Teams."}
+		}
+		if err := c.Cancel(ctx, toRun(g.Run)); err != nil {
+			log.Error("provider refused to cancel", "err", err)
+			return actionResult{gate: g, notice: "The provider did not cancel the run: " + safeProviderMessage(err)}
+		}
+		ng, err := s.opt.Store.Update(ctx, g.ID, func(g *approvals.Gate) error {
+			g.DecidedBy = &who
+			g.Reason = reason
+			return g.Transition(approvals.StateCancelled, s.opt.Now())
+		})
+		if err != nil {
+			return s.refused(ctx, ng, err, "Cancelled at the provider; the card will follow.")
+		}
+		return actionResult{gate: ng, changed: true}
+	}
+	ng, err := s.opt.Store.Cancel(ctx, g.ID, who, reason)
+	if err != nil {
+		return s.refused(ctx, ng, err, "This gate can no longer be cancelled.")
+	}
+	log.Info("gate cancelled")
+	return actionResult{gate: ng, changed: true}
+}
+
+func (s *Server) retry(ctx context.Context, g *approvals.Gate, who approvals.Person) actionResult {
+	if !mayManage(g, who) {
+		return actionResult{gate: g, notice: "Only the requester or an approver may retry this."}
+	}
+	ng, err := s.opt.Store.Update(ctx, g.ID, func(g *approvals.Gate) error {
+		g.DecidedBy = &who
+		g.Error = ""
+		return g.Transition(approvals.StateApproved, s.opt.Now())
+	})
+	if err != nil {
+		return s.refused(ctx, ng, err, "Only a failed trigger can be retried.")
+	}
+	loggerFrom(ctx).Info("trigger retry requested")
+	return actionResult{gate: ng, changed: true, notice: "Retrying…"}
+}
+
+// refused turns a store error into what the clicker sees.
+func (s *Server) refused(ctx context.Context, g *approvals.Gate, err error, notice string) actionResult {
+	if g == nil || errors.Is(err, approvals.ErrUnavailable) {
+		loggerFrom(ctx).Error("store update failed", "err", err)
+		return actionResult{unavailable: true}
+	}
+	return actionResult{gate: g, notice: notice}
+}
+
+func providerCanceler(p *Pipeline) (pipelines.Canceler, bool) {
+	if p == nil {
+		return nil, false
+	}
+	c, ok := p.Provider.(pipelines.Canceler)
+	return c, ok
+}
+
+func toRun(r *approvals.RunInfo) pipelines.Run {
+	return pipelines.Run{ID: r.ID, URL: r.URL, Status: pipelines.Status(r.Status), Detail: r.Detail, Ref: r.Ref}
+}
+
+func fromRun(r pipelines.Run) approvals.RunInfo {
+	return approvals.RunInfo{ID: r.ID, URL: r.URL, Status: string(r.Status), Detail: r.Detail, Ref: r.Ref}
+}
+
+// safeProviderMessage is what of a provider error may be shown in Teams:
+// the provider's own code and message, never request details.
+func safeProviderMessage(err error) string {
+	var ae *pipelines.APIError
+	if errors.As(err, &ae) {
+		msg := ae.Message
+		if msg == "" && ae.StatusCode != 0 {
+			msg = fmt.Sprintf("HTTP %d", ae.StatusCode)
+		}
+		if ae.Code != "" {
+			msg = ae.Code + ": " + msg
+		}
+		if msg == "" {
+			msg = "the provider could not be reached"
+		}
+		return truncate(msg, 300)
+	}
+	if errors.Is(err, pipelines.ErrNoRun) {
+		return "the provider accepted the request but started no run"
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return "the provider did not answer in time"
+	}
+	return "the provider call failed"
+}
+
+// truncate shortens s to at most n runes.
+func truncate(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n]) + "…"
+}

@@ -1,0 +1,481 @@
+package handlers_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/gatebot/gatebot/approvals"
+	"github.com/gatebot/gatebot/bot"
+	"github.com/gatebot/gatebot/handlers"
+	"github.com/gatebot/gatebot/pipelines"
+)
+
+// fakeConnector is an httptest Bot Connector that checks every request as
+// the Playground's connector would and records what the bot posted.
+type fakeConnector struct {
+	t   *testing.T
+	srv *httptest.Server
+
+	mu      sync.Mutex
+	posts   []recorded
+	updates []recorded
+	nextID  int
+	changed chan struct{}
+	// wantAuth is the exact Authorization header expected ("" = none).
+	wantAuth string
+}
+
+type recorded struct {
+	Conversation string
+	ActivityID   string
+	Activity     map[string]any
+	Raw          string
+}
+
+var activityPath = regexp.MustCompile(`^/_connector/v3/conversations/([^/]+)/activities(?:/([^/]+))?$`)
+
+func newFakeConnector(t *testing.T) *fakeConnector {
+	fc := &fakeConnector{t: t, changed: make(chan struct{}, 1000)}
+	fc.srv = httptest.NewServer(http.HandlerFunc(fc.serve))
+	t.Cleanup(fc.srv.Close)
+	return fc
+}
+
+func (fc *fakeConnector) serviceURL() string { return fc.srv.URL + "/_connector" }
+
+func (fc *fakeConnector) serve(w http.ResponseWriter, r *http.Request) {
+	if got := r.Header.Get("Authorization"); got != fc.wantAuth {
+		fc.t.Errorf("connector: %s %s: Authorization = %q, want %q", r.Method, r.URL.Path, got, fc.wantAuth)
+	}
+	m := activityPath.FindStringSubmatch(r.URL.EscapedPath())
+	if m == nil {
+		fc.t.Errorf("connector: unexpected %s %s", r.Method, r.URL.Path)
+		http.Error(w, "not found", http.StatusNotFound)
+		return
+	}
+	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+		fc.t.Errorf("connector: %s %s: Content-Type = %q", r.Method, r.URL.Path, ct)
+	}
+	body, _ := io.ReadAll(r.Body)
+	var act map[string]any
+	if err := json.Unmarshal(body, &act); err != nil {
+		fc.t.Errorf("connector: body is not JSON: %v", err)
+	}
+	if act["type"] != "message" {
+		fc.t.Errorf("connector: activity type = %v, want message", act["type"])
+	}
+	rec := recorded{Conversation: m[1], Activity: act, Raw: string(body)}
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	switch {
+	case r.Method == http.MethodPost && m[2] == "":
+		fc.nextID++
+		rec.ActivityID = fmt.Sprintf("act-%d", fc.nextID)
+		fc.posts = append(fc.posts, rec)
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"id":%q}`, rec.ActivityID)
+	case r.Method == http.MethodPut && m[2] != "":
+		rec.ActivityID = m[2]
+		fc.updates = append(fc.updates, rec)
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"id":%q}`, m[2])
+	default:
+		fc.t.Errorf("connector: unexpected %s %s", r.Method, r.URL.Path)
+		http.Error(w, "bad", http.StatusBadRequest)
+		return
+	}
+	select {
+	case fc.changed <- struct{}{}:
+	default:
+	}
+}
+
+// waitFor polls the recorded traffic until cond holds.
+func (fc *fakeConnector) waitFor(what string, cond func(posts, updates []recorded) bool) {
+	fc.t.Helper()
+	deadline := time.After(15 * time.Second)
+	for {
+		fc.mu.Lock()
+		ok := cond(fc.posts, fc.updates)
+		fc.mu.Unlock()
+		if ok {
+			return
+		}
+		select {
+		case <-fc.changed:
+		case <-time.After(50 * time.Millisecond):
+		case <-deadline:
+			fc.mu.Lock()
+			defer fc.mu.Unlock()
+			fc.t.Fatalf("timed out waiting for %s; posts=%d updates=%d", what, len(fc.posts), len(fc.updates))
+		}
+	}
+}
+
+// fakeProvider counts triggers per gate and serves statuses the test sets.
+type fakeProvider struct {
+	mu       sync.Mutex
+	triggers map[string]int
+	status   pipelines.Status
+}
+
+func (p *fakeProvider) Trigger(ctx context.Context, req pipelines.Request) (pipelines.Run, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.triggers == nil {
+		p.triggers = map[string]int{}
+	}
+	p.triggers[req.GateID]++
+	return pipelines.Run{ID: "run-" + req.GateID, URL: "https://ci.example/runs/" + req.GateID, Status: pipelines.StatusQueued}, nil
+}
+
+func (p *fakeProvider) Status(ctx context.Context, run pipelines.Run) (pipelines.Run, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	run.Status = p.status
+	return run, nil
+}
+
+func (p *fakeProvider) setStatus(s pipelines.Status) {
+	p.mu.Lock()
+	p.status = s
+	p.mu.Unlock()
+}
+
+func (p *fakeProvider) calls(gateID string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.triggers[gateID]
+}
+
+type testEnv struct {
+	t    *testing.T
+	srv  *httptest.Server
+	conn *fakeConnector
+	prov *fakeProvider
+	h    *handlers.Server
+}
+
+// redisClients returns the stores the e2e runs against: miniredis always,
+// and the real Redis server when one answers.
+func redisClients(t *testing.T) map[string]redis.UniversalClient {
+	out := map[string]redis.UniversalClient{}
+	mr := miniredis.RunT(t)
+	out["miniredis"] = redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	url := os.Getenv("GATEBOT_TEST_REDIS_URL")
+	if url == "" {
+		url = "redis://127.0.0.1:6379/0"
+	}
+	if opt, err := redis.ParseURL(url); err == nil {
+		rdb := redis.NewClient(opt)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if rdb.Ping(ctx).Err() == nil {
+			out["redis"] = rdb
+		} else {
+			t.Logf("real Redis at %s does not answer; running against miniredis only", url)
+		}
+	}
+	return out
+}
+
+func newEnv(t *testing.T, rdb redis.UniversalClient, pol approvals.Policy) *testEnv {
+	t.Helper()
+	store, err := approvals.NewStore(rdb, approvals.Options{Prefix: fmt.Sprintf("gbtest:%s:%d:", t.Name(), time.Now().UnixNano())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fc := newFakeConnector(t)
+	trust := bot.ServiceURLPolicy{AllowLoopback: true}
+	conn, err := bot.NewConnector(bot.ConnectorConfig{Trust: trust, HTTPClient: fc.srv.Client()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prov := &fakeProvider{status: pipelines.StatusRunning}
+	def := &pipelines.Definition{Name: "demo", Provider: "fake", Description: "Demo pipeline", Inputs: map[string]*pipelines.Input{
+		"version": {Type: pipelines.TypeString, Required: true, Pattern: `^v?\d+\.\d+\.\d+$`},
+		"dry_run": {Type: pipelines.TypeBoolean, Default: false},
+	}}
+	if errs := def.Compile(); len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	h, err := handlers.New(handlers.Options{
+		Logger:    slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Trust:     trust,
+		Connector: conn,
+		Store:     store,
+		Pipelines: map[string]*handlers.Pipeline{"demo": {Def: def, Provider: prov, ProviderType: "fake", Policy: pol, PollEvery: 100 * time.Millisecond}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { h.Run(ctx); close(done) }()
+	srv := httptest.NewServer(h)
+	t.Cleanup(func() {
+		srv.Close()
+		cancel()
+		<-done
+		h.Shutdown(context.Background())
+	})
+	return &testEnv{t: t, srv: srv, conn: fc, prov: prov, h: h}
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+// user is a Playground-style user.
+type user struct{ id, name, aad string }
+
+var (
+	alex  = user{"29:alex", "Alex Wilber", "00000000-0000-0000-0000-0000000000a1"}
+	megan = user{"29:megan", "Megan Bowen", "00000000-0000-0000-0000-0000000000b2"}
+)
+
+// activity builds a Playground-shaped personal-chat activity.
+func (e *testEnv) activity(typ string, from user, extra map[string]any) map[string]any {
+	a := map[string]any{
+		"type":         typ,
+		"id":           fmt.Sprintf("in-%d", time.Now().UnixNano()),
+		"timestamp":    time.Now().UTC().Format(time.RFC3339Nano),
+		"channelId":    "msteams",
+		"serviceUrl":   e.conn.serviceURL(),
+		"from":         map[string]any{"id": from.id, "name": from.name, "aadObjectId": from.aad},
+		"recipient":    map[string]any{"id": "28:gatebot", "name": "gatebot"},
+		"conversation": map[string]any{"id": "personal-chat-id", "conversationType": "personal", "tenantId": "tenant-1"},
+		"locale":       "en-US",
+	}
+	for k, v := range extra {
+		a[k] = v
+	}
+	return a
+}
+
+func (e *testEnv) post(body any) (*http.Response, []byte) {
+	e.t.Helper()
+	var b []byte
+	switch v := body.(type) {
+	case []byte:
+		b = v
+	default:
+		b, _ = json.Marshal(v)
+	}
+	resp, err := http.Post(e.srv.URL+"/api/messages", "application/json", bytes.NewReader(b))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	return resp, out
+}
+
+func (e *testEnv) send(from user, text string) {
+	e.t.Helper()
+	resp, body := e.post(e.activity("message", from, map[string]any{"text": text}))
+	if resp.StatusCode != http.StatusOK {
+		e.t.Fatalf("message %q: status %d %s", text, resp.StatusCode, body)
+	}
+}
+
+// click sends an Action.Execute invoke and returns the invoke response.
+func (e *testEnv) click(from user, gateID, verb, reason, replyTo string) map[string]any {
+	e.t.Helper()
+	data := map[string]any{"verb": verb, "gateId": gateID}
+	if reason != "" {
+		data["reason"] = reason
+	}
+	resp, body := e.post(e.activity("invoke", from, map[string]any{
+		"name":      "adaptiveCard/action",
+		"replyToId": replyTo,
+		"value":     map[string]any{"action": map[string]any{"type": "Action.Execute", "verb": verb, "data": data}, "trigger": "manual"},
+	}))
+	if resp.StatusCode != http.StatusOK {
+		e.t.Fatalf("invoke %s: HTTP %d %s (card clicks must always get 200)", verb, resp.StatusCode, body)
+	}
+	var out map[string]any
+	if err := json.Unmarshal(body, &out); err != nil {
+		e.t.Fatalf("invoke %s: body is not JSON: %s", verb, body)
+	}
+	return out
+}
+
+var gateIDRe = regexp.MustCompile(`"gateId":"(g_[a-z0-9]+)"`)
+
+// lastCardPost waits for a posted approval card and returns its gate id and
+// activity id.
+func (e *testEnv) lastCardPost(n int) (gateID, activityID string) {
+	e.t.Helper()
+	e.conn.waitFor("an approval card", func(posts, _ []recorded) bool { return len(posts) >= n })
+	e.conn.mu.Lock()
+	defer e.conn.mu.Unlock()
+	p := e.conn.posts[n-1]
+	if !strings.Contains(p.Raw, `"contentType":"application/vnd.microsoft.card.adaptive"`) {
+		e.t.Fatalf("post %d is not an Adaptive Card: %s", n, p.Raw)
+	}
+	if p.Conversation != "personal-chat-id" {
+		e.t.Fatalf("card posted to conversation %q", p.Conversation)
+	}
+	m := gateIDRe.FindStringSubmatch(p.Raw)
+	if m == nil {
+		e.t.Fatalf("card carries no gate id: %s", p.Raw)
+	}
+	return m[1], p.ActivityID
+}
+
+func invokeCardText(t *testing.T, resp map[string]any) string {
+	t.Helper()
+	if resp["statusCode"] != float64(200) || resp["type"] != "application/vnd.microsoft.card.adaptive" {
+		t.Fatalf("invoke response is not a card: %v", resp)
+	}
+	b, _ := json.Marshal(resp["value"])
+	return string(b)
+}
+
+func TestEndToEndApproveRunsOnce(t *testing.T) {
+	for name, rdb := range redisClients(t) {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t, rdb, approvals.Policy{Required: 1, AllowSelfApproval: true, Timeout: time.Hour})
+			e.send(alex, "/run demo version=1.2.3")
+			gateID, actID := e.lastCardPost(1)
+
+			card := invokeCardText(t, e.click(megan, gateID, "approve", "", actID))
+			if !strings.Contains(card, "Approved by Megan Bowen") {
+				t.Errorf("invoke answer does not say who approved: %s", card)
+			}
+			// Every viewer sees the decision: the base message is updated.
+			e.conn.waitFor("the card updated in place", func(_, updates []recorded) bool {
+				for _, u := range updates {
+					if u.ActivityID == actID && strings.Contains(u.Raw, "Approved by Megan Bowen") {
+						return true
+					}
+				}
+				return false
+			})
+			e.conn.waitFor("the run shown as running", func(_, updates []recorded) bool {
+				return len(updates) > 0 && strings.Contains(strings.ToLower(updates[len(updates)-1].Raw), "running")
+			})
+			e.prov.setStatus(pipelines.StatusSucceeded)
+			e.conn.waitFor("the run shown as succeeded", func(_, updates []recorded) bool {
+				return len(updates) > 0 && strings.Contains(strings.ToLower(updates[len(updates)-1].Raw), "succeeded")
+			})
+			// A repeated click gets the current card and starts nothing.
+			again := invokeCardText(t, e.click(megan, gateID, "approve", "", actID))
+			if !strings.Contains(again, "already") {
+				t.Errorf("a repeated click should say so: %s", again)
+			}
+			if n := e.prov.calls(gateID); n != 1 {
+				t.Fatalf("provider called %d times for %s, want exactly 1", n, gateID)
+			}
+		})
+	}
+}
+
+func TestEndToEndRejectWithReason(t *testing.T) {
+	e := newEnv(t, redisClients(t)["miniredis"], approvals.Policy{Required: 1, Timeout: time.Hour})
+	e.send(alex, "/run demo version=1.2.4")
+	gateID, actID := e.lastCardPost(1)
+	// The requester may not approve their own gate.
+	self := invokeCardText(t, e.click(alex, gateID, "approve", "", actID))
+	if !strings.Contains(self, "someone else") {
+		t.Errorf("self-approval should be refused with a notice: %s", self)
+	}
+	card := invokeCardText(t, e.click(megan, gateID, "reject", "not during the freeze", actID))
+	if !strings.Contains(card, "Rejected by **Megan Bowen**") || !strings.Contains(card, "not during the freeze") {
+		t.Errorf("reject card lacks who and why: %s", card)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if n := e.prov.calls(gateID); n != 0 {
+		t.Fatalf("provider called %d times for a rejected gate", n)
+	}
+}
+
+func TestEndToEndBadCommands(t *testing.T) {
+	e := newEnv(t, redisClients(t)["miniredis"], approvals.Policy{Required: 1, Timeout: time.Hour})
+	cases := []struct {
+		text string
+		want []string
+	}{
+		{"/run dmeo version=1.2.3", []string{"There is no pipeline", "Did you mean demo?"}},
+		{"/run demo version=banana", []string{"version", "does not match"}},
+		{"/run demo", []string{"version", "required"}},
+		{"/run demo version=1.2.3 colour=red", []string{"colour", "not an input of demo"}},
+		{`/run demo msg="unclosed`, []string{"quote is not closed"}},
+		{"/frobnicate", []string{"don't know the command"}},
+	}
+	for i, c := range cases {
+		e.send(alex, c.text)
+		e.conn.waitFor("an answer to "+c.text, func(posts, _ []recorded) bool { return len(posts) > i })
+		e.conn.mu.Lock()
+		raw := e.conn.posts[i].Raw
+		e.conn.mu.Unlock()
+		for _, w := range c.want {
+			if !strings.Contains(raw, w) {
+				t.Errorf("%q: answer lacks %q: %s", c.text, w, raw)
+			}
+		}
+		if gateIDRe.MatchString(raw) {
+			t.Errorf("%q opened a gate", c.text)
+		}
+	}
+}
+
+func TestMessagesEndpointBadInput(t *testing.T) {
+	e := newEnv(t, redisClients(t)["miniredis"], approvals.Policy{Required: 1, Timeout: time.Hour})
+	big := e.activity("message", alex, map[string]any{"text": strings.Repeat("x", handlers.DefaultMaxBody)})
+	cases := []struct {
+		name       string
+		body       any
+		wantStatus int
+		wantBody   string
+	}{
+		{"malformed JSON", []byte(`{"type":"message",`), http.StatusBadRequest, "not a valid activity"},
+		{"oversized body", big, http.StatusRequestEntityTooLarge, "exceeds"},
+		{"unknown activity type", e.activity("messageReaction", alex, nil), http.StatusOK, ""},
+		{"untrusted serviceUrl", e.activity("message", alex, map[string]any{"serviceUrl": "https://evil.example.com/", "text": "/run demo version=1.2.3"}), http.StatusForbidden, "serviceUrl"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			resp, body := e.post(c.body)
+			if resp.StatusCode != c.wantStatus {
+				t.Fatalf("status %d, want %d (%s)", resp.StatusCode, c.wantStatus, body)
+			}
+			if c.wantStatus >= 400 && resp.Header.Get("Content-Type") != "application/problem+json" {
+				t.Errorf("error Content-Type = %q", resp.Header.Get("Content-Type"))
+			}
+			if !strings.Contains(string(body), c.wantBody) {
+				t.Errorf("body %s lacks %q", body, c.wantBody)
+			}
+		})
+	}
+	t.Run("click on a gate that does not exist", func(t *testing.T) {
+		resp := e.click(megan, "g_doesnotexist", "approve", "", "act-x")
+		if resp["type"] != "application/vnd.microsoft.activity.message" || !strings.Contains(fmt.Sprint(resp["value"]), "no longer exists") {
+			t.Fatalf("unexpected answer: %v", resp)
+		}
+	})
+	e.conn.mu.Lock()
+	defer e.conn.mu.Unlock()
+	if len(e.conn.posts) != 0 {
+		t.Fatalf("bad input made the bot post %d messages", len(e.conn.posts))
+	}
+}

@@ -1,0 +1,270 @@
+package handlers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/gatebot/gatebot/approvals"
+	"github.com/gatebot/gatebot/bot"
+	"github.com/gatebot/gatebot/cards"
+	"github.com/gatebot/gatebot/pipelines"
+)
+
+// messageKeys are command keys that set the gate's message rather than an
+// input, unless the pipeline declares an input of that name.
+var messageKeys = []string{"message", "msg"}
+
+// runCommand handles a chat command. Work that must not be lost is done
+// here; the returned function posts the answer and runs after the 200.
+// The error is non-nil only when the turn should be retried by Teams.
+func (s *Server) runCommand(ctx context.Context, act *bot.Activity) (func(context.Context), error) {
+	text := act.TextWithoutRecipientMention()
+	say := func(msg string) func(context.Context) {
+		return func(ctx context.Context) { s.reply(ctx, act, nil, msg) }
+	}
+	show := func(c *cards.Card) func(context.Context) {
+		return func(ctx context.Context) { s.reply(ctx, act, c, "") }
+	}
+	cmd, err := parseCommand(text)
+	if err != nil {
+		return say("I could not read that command: " + strings.TrimPrefix(err.Error(), errSyntax.Error()+": ") +
+			". Example: /run deploy-api version=1.4.2 msg=\"hotfix\""), nil
+	}
+	switch cmd.Name {
+	case "run":
+		return s.openFromChat(ctx, act, cmd)
+	case "help", "pipelines", "list", "":
+		return show(cards.Help(s.pipelineInfos())), nil
+	default:
+		return say(fmt.Sprintf("I don't know the command %q. Try /run <pipeline> key=value … or help.", cmd.Name)), nil
+	}
+}
+
+func (s *Server) openFromChat(ctx context.Context, act *bot.Activity, cmd command) (func(context.Context), error) {
+	log := loggerFrom(ctx)
+	say := func(msg string) func(context.Context) {
+		return func(ctx context.Context) { s.reply(ctx, act, nil, msg) }
+	}
+	if len(cmd.Args) == 0 {
+		return func(ctx context.Context) { s.reply(ctx, act, cards.Help(s.pipelineInfos()), "") }, nil
+	}
+	name := cmd.Args[0]
+	p, ok := s.opt.Pipelines[name]
+	if !ok {
+		return say(s.unknownPipeline(name)), nil
+	}
+	if len(cmd.Args) > 1 {
+		return say(fmt.Sprintf("Unexpected %q: inputs are written key=value, e.g. /run %s %s", cmd.Args[1], name, exampleInputs(p.Def))), nil
+	}
+	requester := s.person(ctx, act, needsUPN(p.Runners) || p.Policy.NeedsUPN())
+	if !mayRun(p, requester) {
+		log.Info("run refused: not a runner", "pipeline", name, "user_id", requester.ID)
+		return say(fmt.Sprintf("You are not allowed to run %s.", name)), nil
+	}
+	raw := make(map[string]any, len(cmd.KV))
+	message := ""
+	for _, k := range cmd.Keys {
+		if _, declared := p.Def.Inputs[k]; !declared && slices.Contains(messageKeys, k) {
+			message = cmd.KV[k]
+			continue
+		}
+		raw[k] = cmd.KV[k]
+	}
+	inputs, err := p.Def.Resolve(raw)
+	if err != nil {
+		var ie pipelines.InputErrors
+		if errors.As(err, &ie) {
+			lines := make([]string, len(ie))
+			for i, e := range ie {
+				lines[i] = "• " + e.Error()
+			}
+			return func(ctx context.Context) {
+				s.reply(ctx, act, cards.Notice("Cannot run "+name, append(lines, "Example: /run "+name+" "+exampleInputs(p.Def))...), "")
+			}, nil
+		}
+		return nil, err
+	}
+	ref, _ := json.Marshal(act.Reference())
+	g := &approvals.Gate{
+		Pipeline:  name,
+		Inputs:    inputs,
+		Message:   message,
+		Requester: requester,
+		Origin:    "teams",
+		Policy:    p.Policy,
+		Post:      approvals.Post{Conversation: ref},
+	}
+	g, _, err = s.opt.Store.Create(ctx, g, "")
+	if err != nil {
+		if errors.Is(err, approvals.ErrUnavailable) {
+			return nil, err
+		}
+		log.Error("could not open gate", "err", err)
+		return say("Sorry, I could not open the approval gate. Please try again."), nil
+	}
+	log.Info("gate opened", "gate_id", g.ID, "pipeline", name)
+	return func(ctx context.Context) { s.postGate(ctx, act, g) }, nil
+}
+
+// postGate posts the gate's card as a reply and remembers where it is.
+func (s *Server) postGate(ctx context.Context, act *bot.Activity, g *approvals.Gate) {
+	log := loggerFrom(ctx).With("gate_id", g.ID)
+	id, err := s.reply(ctx, act, s.gateCard(g, ""), "")
+	if err != nil {
+		s.abandon(ctx, g, "could not post the approval card")
+		return
+	}
+	if id == "" {
+		log.Warn("connector returned no activity id; the card cannot be updated in place")
+		return
+	}
+	if _, err := s.opt.Store.Update(ctx, g.ID, func(g *approvals.Gate) error {
+		g.Post.ActivityID = id
+		return nil
+	}); err != nil {
+		log.Error("could not record the card's activity id", "err", err)
+	}
+}
+
+// abandon cancels a gate nobody can see, so nothing waits on it silently.
+func (s *Server) abandon(ctx context.Context, g *approvals.Gate, why string) {
+	log := loggerFrom(ctx).With("gate_id", g.ID)
+	if _, err := s.opt.Store.Cancel(ctx, g.ID, approvals.Person{ID: "gatebot", Name: "gatebot"}, why); err != nil {
+		log.Error("could not cancel an unposted gate", "err", err)
+		return
+	}
+	log.Warn("gate cancelled", "reason", why)
+}
+
+func (s *Server) unknownPipeline(name string) string {
+	names := make([]string, 0, len(s.opt.Pipelines))
+	for n := range s.opt.Pipelines {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	msg := fmt.Sprintf("There is no pipeline %q.", name)
+	if c := closest(name, names); c != "" {
+		msg += fmt.Sprintf(" Did you mean %s?", c)
+	}
+	if len(names) > 0 {
+		msg += " Known pipelines: " + strings.Join(names, ", ") + "."
+	}
+	return msg
+}
+
+func exampleInputs(d *pipelines.Definition) string {
+	var parts []string
+	for _, n := range d.InputNames() {
+		in := d.Inputs[n]
+		if !in.Required {
+			continue
+		}
+		v := "…"
+		switch {
+		case len(in.Enum) > 0:
+			v = in.Enum[0]
+		case in.Type == pipelines.TypeBoolean:
+			v = "true"
+		case in.Type == pipelines.TypeNumber:
+			v = "1"
+		}
+		parts = append(parts, n+"="+v)
+	}
+	return strings.Join(parts, " ")
+}
+
+func needsUPN(list []string) bool {
+	return approvals.Policy{Approvers: list}.NeedsUPN()
+}
+
+func mayRun(p *Pipeline, who approvals.Person) bool {
+	if len(p.Runners) == 0 {
+		return true
+	}
+	for _, r := range p.Runners {
+		if who.Matches(r) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) pipelineInfos() []cards.PipelineInfo {
+	names := make([]string, 0, len(s.opt.Pipelines))
+	for n := range s.opt.Pipelines {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	out := make([]cards.PipelineInfo, 0, len(names))
+	for _, n := range names {
+		p := s.opt.Pipelines[n]
+		info := cards.PipelineInfo{Name: n, Description: p.Def.Description}
+		for _, in := range p.Def.InputNames() {
+			d := p.Def.Inputs[in]
+			ii := cards.InputInfo{Name: in, Type: string(d.Type), Description: d.Description, Required: d.Required}
+			if d.Default != nil {
+				ii.Default = fmt.Sprint(d.Default)
+			}
+			info.Inputs = append(info.Inputs, ii)
+		}
+		out = append(out, info)
+	}
+	return out
+}
+
+// gateCard renders g as everyone should see it, or, with a notice, as the
+// clicker should.
+func (s *Server) gateCard(g *approvals.Gate, notice string) *cards.Card {
+	v := cards.GateView{Now: s.opt.Now(), Notice: notice, CanRetry: true}
+	if p, ok := s.opt.Pipelines[g.Pipeline]; ok {
+		v.Description = p.Def.Description
+		v.InputOrder = p.Def.InputNames()
+		_, v.CanCancel = p.Provider.(pipelines.Canceler)
+	}
+	return cards.Gate(g, v)
+}
+
+// refreshCard updates the gate's card in place so every viewer sees the
+// current state.
+func (s *Server) refreshCard(ctx context.Context, g *approvals.Gate) {
+	log := loggerFrom(ctx).With("gate_id", g.ID)
+	if g.Post.ActivityID == "" || len(g.Post.Conversation) == 0 {
+		return
+	}
+	var ref bot.ConversationReference
+	if err := json.Unmarshal(g.Post.Conversation, &ref); err != nil {
+		log.Error("stored conversation reference is unreadable", "err", err)
+		return
+	}
+	act := &bot.Activity{
+		Type: bot.TypeMessage, ID: g.Post.ActivityID, From: ref.Bot, Conversation: ref.Conversation,
+		Attachments: []bot.Attachment{{ContentType: cards.ContentType, Content: s.gateCard(g, "")}},
+	}
+	if err := s.opt.Connector.UpdateActivity(ctx, ref.ServiceURL, ref.Conversation.ID, g.Post.ActivityID, act); err != nil {
+		log.Error("could not update the gate's card", "err", err)
+	}
+}
+
+// notifyRequester tells the requester, in the gate's conversation, what
+// happened to their request.
+func (s *Server) notifyRequester(ctx context.Context, g *approvals.Gate, text string) {
+	if len(g.Post.Conversation) == 0 {
+		return
+	}
+	var ref bot.ConversationReference
+	if err := json.Unmarshal(g.Post.Conversation, &ref); err != nil {
+		return
+	}
+	act := &bot.Activity{Type: bot.TypeMessage, From: ref.Bot, Conversation: ref.Conversation, Text: text, TextFormat: "plain"}
+	if g.Post.ActivityID != "" {
+		act.ReplyToID = g.Post.ActivityID
+	}
+	if _, err := s.opt.Connector.SendToConversation(ctx, ref.ServiceURL, ref.Conversation.ID, act); err != nil {
+		loggerFrom(ctx).Error("could not notify the requester", "gate_id", g.ID, "err", err)
+	}
+}

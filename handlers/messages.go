@@ -1,0 +1,206 @@
+package handlers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gatebot/gatebot/approvals"
+	"github.com/gatebot/gatebot/bot"
+	"github.com/gatebot/gatebot/cards"
+)
+
+const (
+	// dedupeTTL covers Teams' redeliveries of a slow turn.
+	dedupeTTL = 24 * time.Hour
+	// invokeBudget keeps card clicks well inside Teams' few-second window.
+	invokeBudget = 4 * time.Second
+	// asyncBudget bounds background work started by one turn.
+	asyncBudget = 2 * time.Minute
+)
+
+// handleMessages is the Bot Framework messaging endpoint. Authentication
+// happens before the body is parsed; the body is size-capped.
+func (s *Server) handleMessages(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	log := loggerFrom(ctx)
+	var id *bot.Identity
+	if s.opt.Auth != nil {
+		var err error
+		id, err = s.opt.Auth.Authenticate(ctx, r.Header.Get("Authorization"))
+		if err != nil {
+			log.Warn("inbound auth failed", "reason", err.Error())
+			w.WriteHeader(http.StatusUnauthorized)
+			return nil
+		}
+	}
+	body, err := readBody(w, r, s.opt.MaxBody)
+	if err != nil {
+		return err
+	}
+	act, err := bot.DecodeActivity(body)
+	if err != nil {
+		return &HTTPError{Status: http.StatusBadRequest, Type: "bad-activity", Msg: "the body is not a valid activity", Err: err}
+	}
+	if id != nil {
+		if err := id.Check(act.ServiceURL, act.ChannelID); err != nil {
+			log.Warn("inbound auth failed", "reason", err.Error(), "channel_id", act.ChannelID)
+			w.WriteHeader(http.StatusUnauthorized)
+			return nil
+		}
+	}
+	if err := s.opt.Trust.Check(act.ServiceURL); err != nil {
+		log.Warn("refusing activity from an untrusted serviceUrl", "service_url", act.ServiceURL, "err", err)
+		return &HTTPError{Status: http.StatusForbidden, Type: "untrusted-service-url", Msg: "serviceUrl is not trusted"}
+	}
+	log = log.With("activity_type", act.Type, "activity_id", act.ID, "conversation_id", act.Conversation.ID)
+	ctx = withLogger(ctx, log)
+
+	switch act.Type {
+	case bot.TypeInvoke:
+		resp := s.handleInvoke(ctx, act)
+		writeInvoke(w, resp)
+		return nil
+	case bot.TypeMessage:
+		return s.handleMessage(ctx, w, act)
+	case bot.TypeConversationUpdate, bot.TypeInstallationUpdate:
+		s.handleInstall(ctx, act)
+		w.WriteHeader(http.StatusOK)
+		return nil
+	default:
+		log.Debug("ignoring activity")
+		w.WriteHeader(http.StatusOK)
+		return nil
+	}
+}
+
+func writeInvoke(w http.ResponseWriter, resp bot.InvokeResponse) {
+	status := resp.Status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	if resp.Body == nil {
+		w.WriteHeader(status)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(resp.Body)
+}
+
+// handleMessage acknowledges a message turn quickly. Work that must not be
+// lost (opening a gate, recording a click) is done before the 200 so a
+// failure makes Teams retry; posting cards continues asynchronously.
+func (s *Server) handleMessage(ctx context.Context, w http.ResponseWriter, act *bot.Activity) error {
+	log := loggerFrom(ctx)
+	if act.ID != "" {
+		first, err := s.opt.Store.Once(ctx, "act:"+act.Conversation.ID+"|"+act.ID, dedupeTTL)
+		if err != nil {
+			return err // 503: Teams will redeliver
+		}
+		if !first {
+			log.Info("duplicate delivery acknowledged")
+			w.WriteHeader(http.StatusOK)
+			return nil
+		}
+	}
+	if ca, ok := act.CardAction(); ok {
+		// Action.Submit fallback from clients without Universal Actions.
+		g, msg := s.cardAction(ctx, act, ca)
+		w.WriteHeader(http.StatusOK)
+		s.goAsync(ctx, asyncBudget, func(ctx context.Context) {
+			if g != nil {
+				s.refreshCard(ctx, g)
+			}
+			if msg != "" {
+				s.reply(ctx, act, nil, msg)
+			}
+		})
+		return nil
+	}
+	reply, err := s.runCommand(ctx, act)
+	if err != nil && errors.Is(err, approvals.ErrUnavailable) {
+		return err
+	}
+	w.WriteHeader(http.StatusOK)
+	s.goAsync(ctx, asyncBudget, func(ctx context.Context) { reply(ctx) })
+	return nil
+}
+
+// reply posts a card or a text message into the activity's conversation.
+func (s *Server) reply(ctx context.Context, act *bot.Activity, card *cards.Card, text string) (string, error) {
+	out := &bot.Activity{Type: bot.TypeMessage, From: act.Recipient, Conversation: act.Conversation, Recipient: act.From, ReplyToID: act.ID}
+	if card != nil {
+		out.Attachments = []bot.Attachment{{ContentType: cards.ContentType, Content: card}}
+	} else {
+		out.Text = text
+		out.TextFormat = "plain"
+	}
+	id, err := s.opt.Connector.SendToConversation(ctx, act.ServiceURL, act.Conversation.ID, out)
+	if err != nil {
+		loggerFrom(ctx).Error("could not send reply", "err", err)
+	}
+	return id, err
+}
+
+// handleInstall keeps the conversation reference of every conversation the
+// bot is installed in, so gates can be posted there proactively.
+func (s *Server) handleInstall(ctx context.Context, act *bot.Activity) {
+	log := loggerFrom(ctx)
+	added, removed := false, false
+	switch act.Type {
+	case bot.TypeInstallationUpdate:
+		added = strings.HasPrefix(act.Action, "add")
+		removed = strings.HasPrefix(act.Action, "remove")
+	case bot.TypeConversationUpdate:
+		for _, m := range act.MembersAdded {
+			added = added || m.ID == act.Recipient.ID
+		}
+		for _, m := range act.MembersRemoved {
+			removed = removed || m.ID == act.Recipient.ID
+		}
+	}
+	key := act.Conversation.ID
+	switch {
+	case added:
+		ref, _ := json.Marshal(act.Reference())
+		if err := s.opt.Store.PutConversation(ctx, key, ref); err != nil {
+			log.Error("could not save conversation reference", "err", err)
+			return
+		}
+		log.Info("bot installed in conversation", "conversation_type", act.Conversation.ConversationType)
+	case removed:
+		if err := s.opt.Store.DeleteConversation(ctx, key); err != nil {
+			log.Error("could not delete conversation reference", "err", err)
+			return
+		}
+		log.Info("bot removed from conversation")
+	}
+}
+
+// person is who sent the activity, as the authenticated channel says:
+// never from card data.
+func (s *Server) person(ctx context.Context, act *bot.Activity, needUPN bool) approvals.Person {
+	p := approvals.Person{ID: act.From.ID, AADObjectID: act.From.AadObjectID, Name: act.From.Name}
+	if needUPN {
+		p.UPN = s.lookupUPN(ctx, act)
+	}
+	return p
+}
+
+func (s *Server) lookupUPN(ctx context.Context, act *bot.Activity) string {
+	key := act.Conversation.ID + "|" + act.From.ID
+	if upn, ok := s.members.get(key); ok {
+		return upn
+	}
+	m, err := s.opt.Connector.GetMember(ctx, act.ServiceURL, act.Conversation.ID, act.From.ID)
+	if err != nil {
+		loggerFrom(ctx).Warn("member lookup failed; approver lists by UPN will not match", "err", err)
+		return ""
+	}
+	s.members.put(key, m.UserPrincipalName)
+	return m.UserPrincipalName
+}

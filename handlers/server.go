@@ -1,0 +1,413 @@
+// Package handlers is gatebot's application layer: the HTTP surface
+// (POST /api/messages for the Bot Framework, health endpoints, the external
+// API), chat command routing, and the workers that trigger granted gates,
+// follow their runs and expire stale ones. It ties bot, cards, approvals and
+// pipelines together.
+//
+// Nothing imports handlers except cmd/gatebot.
+package handlers
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/gatebot/gatebot/approvals"
+	"github.com/gatebot/gatebot/bot"
+	"github.com/gatebot/gatebot/pipelines"
+)
+
+// DefaultMaxBody caps request bodies; Teams activities are far smaller.
+const DefaultMaxBody = 256 << 10
+
+// Authenticator validates the Bot Framework bearer token of an inbound
+// request. *bot.Authenticator implements it.
+type Authenticator interface {
+	Authenticate(ctx context.Context, authorization string) (*bot.Identity, error)
+}
+
+// Connector is the part of the Bot Connector client gatebot uses.
+// *bot.Connector implements it.
+type Connector interface {
+	SendToConversation(ctx context.Context, serviceURL, conversationID string, act *bot.Activity) (string, error)
+	UpdateActivity(ctx context.Context, serviceURL, conversationID, activityID string, act *bot.Activity) error
+	CreateConversation(ctx context.Context, serviceURL string, p bot.ConversationParameters) (bot.ConversationResourceResponse, error)
+	GetMember(ctx context.Context, serviceURL, conversationID, userID string) (bot.Member, error)
+}
+
+// Store is the part of the approvals store gatebot's handlers and workers
+// use. *approvals.Store implements it.
+type Store interface {
+	Create(ctx context.Context, g *approvals.Gate, idempotencyKey string) (*approvals.Gate, bool, error)
+	Get(ctx context.Context, id string) (*approvals.Gate, error)
+	List(ctx context.Context, q approvals.ListQuery) ([]*approvals.Gate, string, error)
+	Decide(ctx context.Context, id string, p approvals.Person, approve bool, reason, where string) (*approvals.Gate, approvals.Outcome, error)
+	Update(ctx context.Context, id string, fn func(g *approvals.Gate) error) (*approvals.Gate, error)
+	Cancel(ctx context.Context, id string, by approvals.Person, reason string) (*approvals.Gate, error)
+	ExpireDue(ctx context.Context, limit int) ([]*approvals.Gate, error)
+	ClaimTriggers(ctx context.Context, consumer string, count int, block time.Duration) ([]approvals.Trigger, error)
+	AckTrigger(ctx context.Context, t approvals.Trigger) error
+	BeginTrigger(ctx context.Context, id string) (*approvals.Gate, bool, error)
+	FinishTrigger(ctx context.Context, id string, run approvals.RunInfo, runErr error, userSafeMsg string) (*approvals.Gate, error)
+	SchedulePoll(ctx context.Context, id string, at time.Time) error
+	ClaimPolls(ctx context.Context, limit int, lease time.Duration) ([]string, error)
+	UnschedulePoll(ctx context.Context, id string) error
+	Once(ctx context.Context, key string, ttl time.Duration) (bool, error)
+	PutConversation(ctx context.Context, key string, ref []byte) error
+	DeleteConversation(ctx context.Context, key string) error
+	Ping(ctx context.Context) error
+}
+
+// Pipeline is one configured pipeline as the handlers see it.
+type Pipeline struct {
+	Def          *pipelines.Definition
+	Provider     pipelines.Provider
+	ProviderType string
+	Channel      string // configured channel name for gates opened over the API
+	Policy       approvals.Policy
+	Runners      []string // UPNs or aad:<id> allowed to open gates; empty = anyone
+	Aliases      []string // other ids callers may use (Opsera-style pipeline ids)
+	StepID       string   // the approval gate's step id (Opsera compatibility)
+	PollEvery    time.Duration
+}
+
+// Channel is a Teams conversation gatebot posts API-opened gates to.
+type Channel struct {
+	ServiceURL     string
+	ConversationID string
+	TenantID       string
+}
+
+// Options configures a Server. Zero values are safe defaults except where
+// noted.
+type Options struct {
+	Logger *slog.Logger
+	// Auth validates inbound tokens. Nil means local dev mode: no inbound
+	// checks at all, which cmd/gatebot allows only on a loopback listener.
+	Auth Authenticator
+	// Trust decides which serviceUrls may be called. Required.
+	Trust     bot.ServiceURLPolicy
+	Connector Connector // required
+	Store     Store     // required
+	Pipelines map[string]*Pipeline
+	Channels  map[string]Channel
+	// BotID is the bot's Bot Framework id (28:<app id>), for proactive
+	// posts. Optional in dev mode.
+	BotID   string
+	BotName string
+	MaxBody int64
+	Now     func() time.Time
+	// Instance names this replica in the trigger consumer group.
+	Instance string
+	// MemberCacheTTL bounds how long a looked-up UPN is trusted.
+	MemberCacheTTL time.Duration
+	// API configures the external API (/api/v1, see api.go); without
+	// API.Tokens only its OpenAPI description is served.
+	API APIOptions
+}
+
+// Server serves gatebot's HTTP endpoints and runs its background workers.
+type Server struct {
+	opt     Options
+	log     *slog.Logger
+	router  *mux.Router
+	byAlias map[string]*Pipeline
+	members *memberCache
+
+	bg sync.WaitGroup // async turn work, waited for on Shutdown
+}
+
+// New validates o and returns a Server.
+func New(o Options) (*Server, error) {
+	var errs []error
+	if o.Connector == nil {
+		errs = append(errs, errors.New("handlers: Connector is required"))
+	}
+	if o.Store == nil {
+		errs = append(errs, errors.New("handlers: Store is required"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.MaxBody <= 0 {
+		o.MaxBody = DefaultMaxBody
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Instance == "" {
+		o.Instance = newID("i_")
+	}
+	if o.MemberCacheTTL <= 0 {
+		o.MemberCacheTTL = 10 * time.Minute
+	}
+	s := &Server{
+		opt:     o,
+		log:     o.Logger,
+		byAlias: map[string]*Pipeline{},
+		members: newMemberCache(o.MemberCacheTTL, o.Now),
+	}
+	for name, p := range o.Pipelines {
+		s.byAlias[name] = p
+		for _, a := range p.Aliases {
+			s.byAlias[a] = p
+		}
+	}
+	r := mux.NewRouter()
+	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, r, http.StatusNotFound, "not-found", "no such endpoint: "+r.Method+" "+r.URL.Path)
+	})
+	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, r, http.StatusMethodNotAllowed, "method-not-allowed", r.Method+" is not allowed on "+r.URL.Path)
+	})
+	r.Handle("/api/messages", s.adapt(s.handleMessages)).Methods(http.MethodPost)
+	r.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		io.WriteString(w, "ok\n")
+	}).Methods(http.MethodGet)
+	r.HandleFunc("/readyz", s.handleReady).Methods(http.MethodGet)
+	s.registerAPI(r)
+	s.router = r
+	return s, nil
+}
+
+// Router exposes the route table so other parts of the application (the
+// external API) can register routes with the same middleware.
+func (s *Server) Router() *mux.Router { return s.router }
+
+// ServeHTTP implements http.Handler with request ids, access logs and panic
+// recovery around every route.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := s.opt.Now()
+	rid := r.Header.Get("X-Request-Id")
+	if rid == "" || len(rid) > 64 {
+		rid = newID("r_")
+	}
+	w.Header().Set("X-Request-Id", rid)
+	log := s.log.With("request_id", rid)
+	ctx := withLogger(r.Context(), log)
+	rec := &statusRecorder{ResponseWriter: w}
+	defer func() {
+		if p := recover(); p != nil {
+			log.Error("panic serving request", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			if rec.status == 0 {
+				writeProblem(rec, r, http.StatusInternalServerError, "internal", "internal error")
+			}
+		}
+		log.Info("http request", "method", r.Method, "path", r.URL.Path, "status", rec.statusCode(),
+			"bytes", rec.bytes, "duration_ms", float64(s.opt.Now().Sub(start).Microseconds())/1000)
+	}()
+	s.router.ServeHTTP(rec, r.WithContext(ctx))
+}
+
+func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.opt.Store.Ping(ctx); err != nil {
+		loggerFrom(r.Context()).Warn("not ready", "err", err)
+		writeProblem(w, r, http.StatusServiceUnavailable, "unavailable", "the approval store is unavailable")
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	io.WriteString(w, "ready\n")
+}
+
+// Shutdown waits for asynchronous turn work to finish or ctx to end.
+func (s *Server) Shutdown(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { s.bg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// goAsync runs fn after the response, detached from the request's
+// cancellation but keeping its values (request id, logger).
+func (s *Server) goAsync(ctx context.Context, timeout time.Duration, fn func(ctx context.Context)) {
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+		defer cancel()
+		defer func() {
+			if p := recover(); p != nil {
+				loggerFrom(ctx).Error("panic in async work", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			}
+		}()
+		fn(ctx)
+	}()
+}
+
+// HTTPError is an error with a status and a message that is safe to show
+// the caller. Err, if set, is logged and never sent.
+type HTTPError struct {
+	Status int
+	Type   string // short problem type slug
+	Msg    string
+	Err    error
+	Header http.Header
+}
+
+func (e *HTTPError) Error() string {
+	if e.Err != nil {
+		return e.Msg + ": " + e.Err.Error()
+	}
+	return e.Msg
+}
+
+func (e *HTTPError) Unwrap() error { return e.Err }
+
+// adapt turns an error-returning handler into an http.Handler: HTTPErrors
+// become problem+json with their message; anything else is a bare 500 whose
+// cause is only logged.
+func (s *Server) adapt(h func(w http.ResponseWriter, r *http.Request) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		err := h(w, r)
+		if err == nil {
+			return
+		}
+		log := loggerFrom(r.Context())
+		var he *HTTPError
+		if errors.As(err, &he) {
+			for k, vs := range he.Header {
+				for _, v := range vs {
+					w.Header().Add(k, v)
+				}
+			}
+			if he.Status >= 500 {
+				log.Error("request failed", "status", he.Status, "err", err)
+			} else {
+				log.Info("request refused", "status", he.Status, "reason", err.Error())
+			}
+			writeProblem(w, r, he.Status, he.Type, he.Msg)
+			return
+		}
+		if errors.Is(err, approvals.ErrUnavailable) {
+			log.Error("store unavailable", "err", err)
+			w.Header().Set("Retry-After", "5")
+			writeProblem(w, r, http.StatusServiceUnavailable, "unavailable", "gatebot's store is unavailable; retry shortly")
+			return
+		}
+		log.Error("internal error", "err", err)
+		writeProblem(w, r, http.StatusInternalServerError, "internal", "internal error")
+	})
+}
+
+// Problem is an RFC 9457 problem detail.
+type Problem struct {
+	Type     string         `json:"type"`
+	Title    string         `json:"title"`
+	Status   int            `json:"status"`
+	Detail   string         `json:"detail,omitempty"`
+	Instance string         `json:"instance,omitempty"`
+	Errors   []ProblemField `json:"errors,omitempty"`
+}
+
+// ProblemField names one invalid field and the rule it breaks.
+type ProblemField struct {
+	Field  string `json:"field"`
+	Detail string `json:"detail"`
+}
+
+func writeProblem(w http.ResponseWriter, r *http.Request, status int, typ, detail string, fields ...ProblemField) {
+	if typ == "" {
+		typ = "about:blank"
+	} else if !strings.Contains(typ, ":") {
+		typ = "https://gatebot.dev/problems/" + typ
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(Problem{
+		Type: typ, Title: http.StatusText(status), Status: status, Detail: detail,
+		Instance: r.URL.Path, Errors: fields,
+	})
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+	bytes  int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	n, err := r.ResponseWriter.Write(b)
+	r.bytes += n
+	return n, err
+}
+
+func (r *statusRecorder) statusCode() int {
+	if r.status == 0 {
+		return http.StatusOK
+	}
+	return r.status
+}
+
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+type ctxKey int
+
+const loggerKey ctxKey = iota
+
+func withLogger(ctx context.Context, l *slog.Logger) context.Context {
+	return context.WithValue(ctx, loggerKey, l)
+}
+
+// loggerFrom returns the request-scoped logger (carrying the request id),
+// or a discarding one.
+func loggerFrom(ctx context.Context) *slog.Logger {
+	if l, ok := ctx.Value(loggerKey).(*slog.Logger); ok {
+		return l
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+var idEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
+
+func newID(prefix string) string {
+	var b [10]byte
+	rand.Read(b[:])
+	return prefix + strings.ToLower(idEncoding.EncodeToString(b[:]))
+}
+
+// readBody reads at most limit bytes; a larger body is a 413.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, &HTTPError{Status: http.StatusRequestEntityTooLarge, Type: "too-large",
+				Msg: fmt.Sprintf("request body exceeds %d bytes", limit)}
+		}
+		return nil, &HTTPError{Status: http.StatusBadRequest, Type: "bad-request", Msg: "could not read the request body", Err: err}
+	}
+	return body, nil
+}
