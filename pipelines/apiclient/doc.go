@@ -17,6 +17,12 @@
 //   - redacts every configured secret from error text and never logs
 //     headers or bodies; Secret masks itself in fmt, slog, JSON and YAML.
 //
+// Helpers for provider packages: Target reads a pipeline's target section
+// with errors naming the key ("target.app is required"), CheckKeys refuses
+// unknown keys, FlexString decodes ids sent as number or string, Malformed
+// and Error build APIErrors for problems found inside 2xx answers, and
+// Redact/Truncate shape text for errors.
+//
 // It does not retry: callers decide with pipelines.IsTemporary and
 // APIError.RetryAfter, because only they know whether a call is safe to
 // repeat.
