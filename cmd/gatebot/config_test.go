@@ -156,16 +156,3 @@ func TestConfigCheckCommand(t *testing.T) {
 		t.Errorf("missing subcommand should be a usage error, got %v", err)
 	}
 }
-
-func TestTenantTokenURL(t *testing.T) {
-	cases := []struct{ multi, tenant, want string }{
-		{"https://login.microsoftonline.com/botframework.com/oauth2/v2.0/token", "", "https://login.microsoftonline.com/botframework.com/oauth2/v2.0/token"},
-		{"https://login.microsoftonline.com/botframework.com/oauth2/v2.0/token", "contoso-tenant", "https://login.microsoftonline.com/contoso-tenant/oauth2/v2.0/token"},
-		{"https://login.microsoftonline.us/MicrosoftServices.onmicrosoft.us/oauth2/v2.0/token", "t1", "https://login.microsoftonline.us/t1/oauth2/v2.0/token"},
-	}
-	for _, c := range cases {
-		if got := tenantTokenURL(c.multi, c.tenant); got != c.want {
-			t.Errorf("tenantTokenURL(%q, %q) = %q, want %q", c.multi, c.tenant, got, c.want)
-		}
-	}
-}

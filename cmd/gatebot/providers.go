@@ -12,9 +12,13 @@ import (
 	"github.com/gatebot/gatebot/pipelines/azuredevops"
 	"github.com/gatebot/gatebot/pipelines/githubactions"
 	"github.com/gatebot/gatebot/pipelines/gitlab"
+	"github.com/gatebot/gatebot/pipelines/humanitec"
 	"github.com/gatebot/gatebot/pipelines/jenkins"
+	"github.com/gatebot/gatebot/pipelines/northflank"
+	"github.com/gatebot/gatebot/pipelines/opsera"
 	"github.com/gatebot/gatebot/pipelines/simulated"
 	"github.com/gatebot/gatebot/pipelines/webhook"
+	"github.com/gatebot/gatebot/pipelines/yunxiao"
 )
 
 // registry maps a provider `type` to the function that builds it from its
@@ -89,6 +93,10 @@ func providerRegistry(hc *http.Client, log *slog.Logger) registry {
 		gitlab.ProviderType:        apiProvider(gitlab.New, gitlab.WithHTTPClient, gitlab.WithLogger, hc, log),
 		azuredevops.ProviderType:   apiProvider(azuredevops.New, azuredevops.WithHTTPClient, azuredevops.WithLogger, hc, log),
 		jenkins.ProviderType:       apiProvider(jenkins.New, jenkins.WithHTTPClient, jenkins.WithLogger, hc, log),
+		humanitec.ProviderType:     apiProvider(humanitec.New, humanitec.WithHTTPClient, humanitec.WithLogger, hc, log),
+		northflank.ProviderType:    apiProvider(northflank.New, northflank.WithHTTPClient, northflank.WithLogger, hc, log),
+		yunxiao.ProviderType:       apiProvider(yunxiao.New, yunxiao.WithHTTPClient, yunxiao.WithLogger, hc, log),
+		opsera.ProviderType:        apiProvider(opsera.New, opsera.WithHTTPClient, opsera.WithLogger, hc, log),
 		webhook.ProviderType:       apiProvider(webhook.New, webhook.WithHTTPClient, webhook.WithLogger, hc, log),
 	}
 }

@@ -229,12 +229,17 @@ func botSide(ctx context.Context, c BotConfig, hc *http.Client, log *slog.Logger
 	if c.ManagedIdentity.ClientID != "" {
 		tokens, err = bot.NewManagedIdentity(bot.ManagedIdentityConfig{
 			Endpoint: c.ManagedIdentity.Endpoint, Header: c.ManagedIdentity.Header.Reveal(),
-			ClientID: c.ManagedIdentity.ClientID, Resource: strings.TrimSuffix(cloud.Scope, "/.default"), HTTPClient: hc,
+			ClientID: c.ManagedIdentity.ClientID, Resource: cloud.Resource(), HTTPClient: hc,
 		})
 	} else {
 		tokenURL := c.TokenURL
 		if tokenURL == "" {
-			tokenURL = tenantTokenURL(cloud.TokenURL, c.TenantID)
+			tokenURL = cloud.TokenURL // multi-tenant
+			if c.TenantID != "" {
+				if tokenURL, err = cloud.SingleTenantTokenURL(c.TenantID); err != nil {
+					return nil, nil, trust, fmt.Errorf("bot.tenant_id: %w", err)
+				}
+			}
 		}
 		tokens, err = bot.NewClientCredentials(bot.CredentialsConfig{
 			TokenURL: tokenURL, ClientID: c.AppID, ClientSecret: c.AppPassword.Reveal(), Scope: cloud.Scope, HTTPClient: hc,
@@ -248,23 +253,6 @@ func botSide(ctx context.Context, c BotConfig, hc *http.Client, log *slog.Logger
 		return nil, nil, trust, err
 	}
 	return auth, conn, trust, nil
-}
-
-// tenantTokenURL swaps the multi-tenant "botframework.com" segment of the
-// cloud's token URL for a single-tenant bot's tenant.
-func tenantTokenURL(multi, tenant string) string {
-	if tenant == "" {
-		return multi
-	}
-	u, err := url.Parse(multi)
-	if err != nil {
-		return multi
-	}
-	parts := strings.SplitN(strings.TrimPrefix(u.Path, "/"), "/", 2)
-	if len(parts) == 2 {
-		u.Path = "/" + url.PathEscape(tenant) + "/" + parts[1]
-	}
-	return u.String()
 }
 
 func hostsOf(urls []string) []string {
