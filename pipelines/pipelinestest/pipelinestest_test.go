@@ -60,3 +60,19 @@ type fakeT struct {
 
 func (f *fakeT) Helper()               {}
 func (f *fakeT) Errorf(string, ...any) { f.failed = true }
+
+func TestCheckGoldenDetectsDifference(t *testing.T) {
+	if pipelinestest.Updating() {
+		t.Skip("-update rewrites goldens; nothing to compare")
+	}
+	ft := &fakeT{TB: t}
+	pipelinestest.CheckGolden(ft, "example", []byte("PUT /things/2\n"))
+	if !ft.failed {
+		t.Error("a request differing from its golden file was not reported")
+	}
+	ft = &fakeT{TB: t}
+	pipelinestest.CheckGolden(ft, "no-such-golden", []byte("x"))
+	if !ft.failed {
+		t.Error("a missing golden file was not reported")
+	}
+}
