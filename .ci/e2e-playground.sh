@@ -4,6 +4,9 @@
 # the Playground and the browser together in one private network namespace (loopback only)
 # when `unshare -n` works here. Screenshots and logs land in e2e/playground/out/.
 #
+# E2E_NO_NETNS=1 runs on the host loopback instead (the browser still aborts non-loopback requests);
+# GATEBOT_BIN=path uses a prebuilt binary instead of `go build`.
+#
 # Exit codes: 0 = passed, or skipped with one line "SKIP playground e2e: <why>" when something
 # it needs cannot be installed; non-zero = a build or test failure.
 set -euo pipefail
@@ -56,6 +59,10 @@ fi
 
 skip() { echo "SKIP playground e2e: $*"; exit 0; }
 
+if ! command -v go >/dev/null 2>&1 && [[ -x /usr/local/go/bin/go ]]; then
+  export PATH="/usr/local/go/bin:$PATH"
+fi
+
 apt_updated=""
 apt_install() {
   if [[ -z "$apt_updated" ]]; then
@@ -73,12 +80,13 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
 fi
 node_major="$(node -p 'process.versions.node.split(".")[0]')"
 if (( node_major < 20 )); then skip "node $node_major is too old (playwright-core needs >= 20)"; fi
-if ! (cd "$E2E" && timeout 600 npm ci --no-audit --no-fund --loglevel=error >/dev/null 2>"$ROOT/.e2e-npm.err"); then
-  why="$(grep -m1 -iE 'err|fetch|network' "$ROOT/.e2e-npm.err" | head -c 200 || true)"
-  rm -f "$ROOT/.e2e-npm.err"
+npm_err="$(mktemp)"
+if ! (cd "$E2E" && timeout 600 npm ci --no-audit --no-fund --loglevel=error >/dev/null 2>"$npm_err"); then
+  why="$(grep -m1 -iE 'err|fetch|network' "$npm_err" | head -c 200 || true)"
+  rm -f "$npm_err"
   skip "npm ci in e2e/playground failed (${why:-registry unreachable?})"
 fi
-rm -f "$ROOT/.e2e-npm.err"
+rm -f "$npm_err"
 command -v curl >/dev/null || apt_install curl || skip "curl missing and apt-get could not install it"
 
 work="$(mktemp -d)"
@@ -92,11 +100,11 @@ else
 fi
 
 rm -rf "$OUT"
-if [[ "$(id -u)" == 0 ]] && command -v ip >/dev/null && unshare -n true 2>/dev/null; then
+if [[ -z "${E2E_NO_NETNS:-}" ]] && [[ "$(id -u)" == 0 ]] && command -v ip >/dev/null && unshare -n true 2>/dev/null; then
   echo "running the playground e2e inside unshare -n (loopback only)"
   unshare -n bash "${BASH_SOURCE[0]}" --in-netns "$bin"
 else
-  echo "unshare -n is not available here: running on the host loopback; the browser still aborts every non-loopback request"
+  echo "running the playground e2e on the host loopback (no unshare -n); the browser still aborts every non-loopback request"
   if curl -s -o /dev/null "http://$BOT_ADDR/" 2>/dev/null; then
     echo "FAIL playground e2e: $BOT_ADDR is already in use by another process" >&2
     echo "e2e: 0 passed, 1 failed"
