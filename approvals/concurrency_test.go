@@ -43,12 +43,19 @@ func runConcurrentApprovals(t *testing.T, e *env, n int) {
 		approvedOutcomes, recorded, already, notPending atomic.Int64
 		wg                                              sync.WaitGroup
 	)
+	// Gates go through in waves of inFlight, so the test measures
+	// contention on each gate rather than on the client's connection pool;
+	// within a gate all clicks start at the same instant.
+	const inFlight = 40
+	sem := make(chan struct{}, inFlight)
 	for i, g := range gates {
+		sem <- struct{}{}
 		start := make(chan struct{})
+		var gateWG sync.WaitGroup
 		for j, p := range approvers {
 			clicks := 1 + (i+j)%2 // every other approver clicks twice
 			for range clicks {
-				wg.Go(func() {
+				gateWG.Go(func() {
 					<-start
 					_, out, err := e.store.Decide(ctx, g.ID, p, true, "", "conv")
 					switch {
@@ -69,6 +76,10 @@ func runConcurrentApprovals(t *testing.T, e *env, n int) {
 			}
 		}
 		close(start)
+		wg.Go(func() {
+			gateWG.Wait()
+			<-sem
+		})
 	}
 	wg.Wait()
 	t.Logf("decided in %v", time.Since(t0))

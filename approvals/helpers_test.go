@@ -71,6 +71,7 @@ func realClient(tb testing.TB) redis.UniversalClient {
 		tb.Fatalf("GATEBOT_TEST_REDIS_URL: %v", err)
 	}
 	opt.PoolSize = 64
+	opt.PoolTimeout = 30 * time.Second // tests share a loaded machine
 	rdb := redis.NewClient(opt)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()

@@ -43,7 +43,9 @@ var errSkip = errors.New("nothing to do")
 // to the gates due, and many replicas may call it at once: each due gate is
 // claimed for a lease first, and the state change itself is atomic, so a
 // gate is expired, and returned, by exactly one call. Gates decided in the
-// meantime just leave the schedule.
+// meantime just leave the schedule. When some gates fail (Redis trouble),
+// the others are still returned, with the joined errors; the failed ones
+// are retried once their lease runs out.
 func (s *Store) ExpireDue(ctx context.Context, limit int) ([]*Gate, error) {
 	ids, err := s.claim(ctx, s.dueKey(), limit, scheduleLease)
 	if err != nil {
