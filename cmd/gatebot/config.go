@@ -179,39 +179,62 @@ func parseDuration(s string) (time.Duration, error) {
 // envRef matches ${NAME} and ${NAME:-default}.
 var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}`)
 
-// expandEnv replaces ${NAME} in every scalar value of the document (after
-// parsing, so a secret's characters can never change the YAML structure).
-func expandEnv(n *yaml.Node, getenv func(string) string) {
-	if n.Kind == yaml.ScalarNode && strings.Contains(n.Value, "${") {
-		n.Value = envRef.ReplaceAllStringFunc(n.Value, func(m string) string {
-			sub := envRef.FindStringSubmatch(m)
-			if v := getenv(sub[1]); v != "" {
-				return v
+// expandEnv replaces ${NAME} references. They are first swapped for plain
+// placeholders so that `token: ${TOKEN}` parses even inside a flow mapping
+// ({…}), then filled into the parsed scalars, so a value's characters can
+// never change the document's structure.
+func expandEnv(data []byte, getenv func(string) string) (*yaml.Node, error) {
+	nonce := fmt.Sprintf("GATEBOTENV%dX", time.Now().UnixNano())
+	var refs []string
+	text := envRef.ReplaceAllStringFunc(string(data), func(m string) string {
+		refs = append(refs, m)
+		return fmt.Sprintf("%s%dX", nonce, len(refs)-1)
+	})
+	var doc yaml.Node
+	if err := yaml.Unmarshal([]byte(text), &doc); err != nil {
+		return nil, fmt.Errorf("config is not valid YAML: %w", err)
+	}
+	placeholder := regexp.MustCompile(nonce + `(\d+)X`)
+	var fill func(n *yaml.Node)
+	fill = func(n *yaml.Node) {
+		if n.Kind == yaml.ScalarNode && strings.Contains(n.Value, nonce) {
+			n.Value = placeholder.ReplaceAllStringFunc(n.Value, func(m string) string {
+				var i int
+				fmt.Sscanf(placeholder.FindStringSubmatch(m)[1], "%d", &i)
+				sub := envRef.FindStringSubmatch(refs[i])
+				if v := getenv(sub[1]); v != "" {
+					return v
+				}
+				return sub[2]
+			})
+			// An expanded value is a string, whatever it looks like.
+			if n.Tag != "!!str" && n.Style == 0 {
+				n.Tag = "!!str"
+				if n.Value == "" {
+					n.Tag = "!!null"
+				}
 			}
-			return sub[2]
-		})
-		if n.Tag == "!!null" && n.Value != "" {
-			n.Tag = "!!str"
+		}
+		for _, c := range n.Content {
+			fill(c)
 		}
 	}
-	for _, c := range n.Content {
-		expandEnv(c, getenv)
-	}
+	fill(&doc)
+	return &doc, nil
 }
 
 // parseConfig decodes and expands a config document. Unknown fields are
 // errors, so typos do not silently fall back to defaults.
 func parseConfig(data []byte, getenv func(string) string) (*Config, error) {
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, fmt.Errorf("config is not valid YAML: %w", err)
+	doc, err := expandEnv(data, getenv)
+	if err != nil {
+		return nil, err
 	}
 	if len(doc.Content) == 0 {
 		return nil, errors.New("config is empty")
 	}
-	expandEnv(&doc, getenv)
 	var c Config
-	if err := decodeStrict(&doc, &c); err != nil {
+	if err := decodeStrict(doc, &c); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	return &c, nil

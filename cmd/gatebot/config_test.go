@@ -156,3 +156,34 @@ func TestConfigCheckCommand(t *testing.T) {
 		t.Errorf("missing subcommand should be a usage error, got %v", err)
 	}
 }
+
+func TestEveryProviderTypeConfigures(t *testing.T) {
+	data, err := os.ReadFile("testdata/all-providers.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokens := env(map[string]string{"HUMANITEC_TOKEN": "h", "NF_TOKEN": "n", "YUNXIAO_TOKEN": "pt-y", "HUAWEI_TOKEN": "c",
+		"OPSERA_TOKEN": "o", "GITHUB_TOKEN": "g", "GITLAB_TOKEN": "l", "AZURE_DEVOPS_PAT": "a", "JENKINS_API_TOKEN": "j"})
+	c, err := parseConfig(data, tokens)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.applyDefaults()
+	reg := providerRegistry(nil, nil)
+	built, err := c.validate(reg)
+	if err != nil {
+		t.Fatalf("the documented provider examples must be valid: %v", err)
+	}
+	seen := map[string]bool{}
+	for _, p := range c.Providers {
+		seen[p.Type] = true
+	}
+	for _, typ := range reg.types() {
+		if !seen[typ] {
+			t.Errorf("provider type %s has no example in testdata/all-providers.yaml", typ)
+		}
+	}
+	if len(built) != len(c.Providers) {
+		t.Errorf("built %d of %d providers", len(built), len(c.Providers))
+	}
+}

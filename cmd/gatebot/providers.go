@@ -10,6 +10,7 @@ import (
 
 	"github.com/gatebot/gatebot/pipelines"
 	"github.com/gatebot/gatebot/pipelines/azuredevops"
+	"github.com/gatebot/gatebot/pipelines/codearts"
 	"github.com/gatebot/gatebot/pipelines/githubactions"
 	"github.com/gatebot/gatebot/pipelines/gitlab"
 	"github.com/gatebot/gatebot/pipelines/humanitec"
@@ -93,6 +94,7 @@ func providerRegistry(hc *http.Client, log *slog.Logger) registry {
 		gitlab.ProviderType:        apiProvider(gitlab.New, gitlab.WithHTTPClient, gitlab.WithLogger, hc, log),
 		azuredevops.ProviderType:   apiProvider(azuredevops.New, azuredevops.WithHTTPClient, azuredevops.WithLogger, hc, log),
 		jenkins.ProviderType:       apiProvider(jenkins.New, jenkins.WithHTTPClient, jenkins.WithLogger, hc, log),
+		codearts.ProviderType:      apiProvider(codearts.New, codearts.WithHTTPClient, codearts.WithLogger, hc, log),
 		humanitec.ProviderType:     apiProvider(humanitec.New, humanitec.WithHTTPClient, humanitec.WithLogger, hc, log),
 		northflank.ProviderType:    apiProvider(northflank.New, northflank.WithHTTPClient, northflank.WithLogger, hc, log),
 		yunxiao.ProviderType:       apiProvider(yunxiao.New, yunxiao.WithHTTPClient, yunxiao.WithLogger, hc, log),
