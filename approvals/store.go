@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -64,6 +65,9 @@ type Store struct {
 	opts  Options
 	log   *slog.Logger
 	codec recordCodec
+
+	mu            sync.Mutex
+	reclaimCursor string // XAUTOCLAIM position in the trigger pending list
 }
 
 // NewStore returns a Store on rdb. It creates the trigger consumer group

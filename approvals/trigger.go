@@ -56,13 +56,25 @@ func (s *Store) ClaimTriggers(ctx context.Context, consumer string, count int, b
 
 func (s *Store) claimTriggers(ctx context.Context, consumer string, count int, block time.Duration) ([]Trigger, error) {
 	var out []Trigger
-	msgs, _, err := s.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
+	// XAUTOCLAIM scans a bounded part of the pending list per call; the
+	// cursor carries on where the last call stopped, so a long list of
+	// young entries cannot hide an old one.
+	s.mu.Lock()
+	cursor := s.reclaimCursor
+	s.mu.Unlock()
+	if cursor == "" {
+		cursor = "0-0"
+	}
+	msgs, nextCursor, err := s.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
 		Stream: s.triggerKey(), Group: triggerGroup, Consumer: consumer,
-		MinIdle: s.opts.TriggerVisibility, Start: "0-0", Count: int64(count),
+		MinIdle: s.opts.TriggerVisibility, Start: cursor, Count: int64(count),
 	}).Result()
 	if err != nil {
 		return nil, err
 	}
+	s.mu.Lock()
+	s.reclaimCursor = nextCursor
+	s.mu.Unlock()
 	if len(msgs) > 0 {
 		deliveries := map[string]int64{}
 		pend, err := s.rdb.XPendingExt(ctx, &redis.XPendingExtArgs{
