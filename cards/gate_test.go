@@ -289,3 +289,13 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+func BenchmarkGatePendingMarshal(b *testing.B) {
+	g, v := gate(approvedBy(bob)), view()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := json.Marshal(cards.Gate(g, v)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
