@@ -14,8 +14,12 @@ import (
 // audit entry in one transaction, against the real Redis. It reports
 // approvals per second and the 99th-percentile latency.
 func BenchmarkApproveToEnqueue(b *testing.B) {
-	for _, par := range []int{1, 16} {
-		b.Run(map[int]string{1: "serial", 16: "parallel16"}[par], func(b *testing.B) {
+	for _, bc := range []struct {
+		name string
+		par  int
+	}{{"serial", 1}, {"parallel16", 16}} {
+		par := bc.par
+		b.Run(bc.name, func(b *testing.B) {
 			e := newEnv(b, true, Options{Now: time.Now})
 			ctx := context.Background()
 			gates := make([]*Gate, b.N)
