@@ -207,7 +207,7 @@ async function approveFlow(page, prefix, version, { mention = false } = {}) {
   await card.scrollIntoViewIfNeeded();
   await screenshot(page, `${prefix}-succeeded`);
   log(`  run statuses seen on the card: ${seen.join(' -> ')}`);
-  if (seen.length < 2) throw new StepError(`the card jumped straight to succeeded without showing the run in progress (seen: ${seen.join(', ')})`);
+  if (seen.length < 2) throw new StepError(`the card jumped straight to succeeded without showing the run in progress (seen: ${seen.join(', ')}); the order of the card updates (PUTs) is in out/traffic.log`);
   await assertGateCount(page, before, version);
 }
 
