@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"log/slog"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/gatebot/gatebot/pipelines"
 	"github.com/gatebot/gatebot/pipelines/apiclient"
 	"github.com/gatebot/gatebot/pipelines/azuredevops"
+	"github.com/gatebot/gatebot/pipelines/pipelinestest"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -59,55 +61,55 @@ func TestTrigger(t *testing.T) {
 	tests := []struct {
 		name    string
 		target  map[string]any
-		ex      exchange
+		ex      pipelinestest.Exchange
 		want    pipelines.Run
 		wantErr func(*testing.T, error)
 	}{
 		{
 			name: "template parameters",
-			ex:   exchange{golden: "run-template-parameters", status: 200, body: runBody},
+			ex:   pipelinestest.Exchange{Golden: "run-template-parameters", Status: 200, Body: runBody},
 			want: pipelines.Run{ID: "1234", URL: web, Status: pipelines.StatusRunning, Detail: "azure devops: inProgress", Ref: map[string]string{"pipeline_id": "42"}},
 		},
 		{
 			name:   "variables, custom gate variable, full ref",
 			target: map[string]any{"pipeline_id": "42", "ref": "refs/tags/v1.4.2", "inputs_as": "variables", "gate_id_variable": "GATE"},
-			ex:     exchange{golden: "run-variables", status: 200, body: runBody},
+			ex:     pipelinestest.Exchange{Golden: "run-variables", Status: 200, Body: runBody},
 			want:   pipelines.Run{ID: "1234", URL: web, Status: pipelines.StatusRunning, Detail: "azure devops: inProgress", Ref: map[string]string{"pipeline_id": "42"}},
 		},
 		{
 			name:   "no gate variable",
 			target: map[string]any{"pipeline_id": 42, "ref": "main", "gate_id_variable": ""},
-			ex:     exchange{golden: "run-no-gate-variable", status: 200, body: runBody},
+			ex:     pipelinestest.Exchange{Golden: "run-no-gate-variable", Status: 200, Body: runBody},
 			want:   pipelines.Run{ID: "1234", URL: web, Status: pipelines.StatusRunning, Detail: "azure devops: inProgress", Ref: map[string]string{"pipeline_id": "42"}},
 		},
 		{
 			name:    "400 variable not settable at queue time",
-			ex:      exchange{golden: "run-template-parameters", status: 400, body: `{"$id":"1","innerException":null,"message":"You can't set the following variables (GATEBOT_GATE_ID). If you want to be able to set these variables, then edit the pipeline and select Settable at queue time on the variables tab of the pipeline editor.","typeName":"Microsoft.Azure.Pipelines.WebApi.PipelineValidationException, Microsoft.Azure.Pipelines.WebApi","typeKey":"PipelineValidationException","errorCode":0,"eventId":3000}`},
+			ex:      pipelinestest.Exchange{Golden: "run-template-parameters", Status: 400, Body: `{"$id":"1","innerException":null,"message":"You can't set the following variables (GATEBOT_GATE_ID). If you want to be able to set these variables, then edit the pipeline and select Settable at queue time on the variables tab of the pipeline editor.","typeName":"Microsoft.Azure.Pipelines.WebApi.PipelineValidationException, Microsoft.Azure.Pipelines.WebApi","typeKey":"PipelineValidationException","errorCode":0,"eventId":3000}`},
 			wantErr: apiErr(400, "PipelineValidationException", "You can't set the following variables (GATEBOT_GATE_ID). If you want to be able to set these variables, then edit the pipeline and select Settable at queue time on the variables tab of the pipeline editor.", false, 0),
 		},
 		{
 			name:    "203 sign-in page for a bad PAT",
-			ex:      exchange{golden: "run-template-parameters", status: 203, header: map[string]string{"Content-Type": "text/html"}, body: `<html><title>Azure DevOps Services | Sign In</title></html>`},
+			ex:      pipelinestest.Exchange{Golden: "run-template-parameters", Status: 203, Header: http.Header{"Content-Type": {"text/html"}}, Body: `<html><title>Azure DevOps Services | Sign In</title></html>`},
 			wantErr: apiErr(203, "", "authentication failed (Azure DevOps answered with a sign-in page): check the token", false, 0),
 		},
 		{
 			name:    "401 echoing the credentials",
-			ex:      exchange{golden: "run-template-parameters", status: 401, body: `{"message":"bad Basic ` + basic + ` for ` + token + `","typeKey":"UnauthorizedRequestException"}`},
+			ex:      pipelinestest.Exchange{Golden: "run-template-parameters", Status: 401, Body: `{"message":"bad Basic ` + basic + ` for ` + token + `","typeKey":"UnauthorizedRequestException"}`},
 			wantErr: apiErr(401, "UnauthorizedRequestException", "bad Basic [REDACTED] for [REDACTED]", false, 0),
 		},
 		{
 			name:    "429 throttled",
-			ex:      exchange{golden: "run-template-parameters", status: 429, header: map[string]string{"Retry-After": "17", "X-RateLimit-Resource": "ATCPU"}, body: `{"message":"Request was blocked due to exceeding usage of resource 'ATCPU'."}`},
+			ex:      pipelinestest.Exchange{Golden: "run-template-parameters", Status: 429, Header: http.Header{"Retry-After": {"17"}, "X-RateLimit-Resource": {"ATCPU"}}, Body: `{"message":"Request was blocked due to exceeding usage of resource 'ATCPU'."}`},
 			wantErr: apiErr(429, "", "Request was blocked due to exceeding usage of resource 'ATCPU'.", true, 17*time.Second),
 		},
 		{
 			name:    "503",
-			ex:      exchange{golden: "run-template-parameters", status: 503, header: map[string]string{"Content-Type": "text/html"}, body: `<html>down</html>`},
+			ex:      pipelinestest.Exchange{Golden: "run-template-parameters", Status: 503, Header: http.Header{"Content-Type": {"text/html"}}, Body: `<html>down</html>`},
 			wantErr: apiErr(503, "", "Service Unavailable", true, 0),
 		},
 		{
 			name: "malformed",
-			ex:   exchange{golden: "run-template-parameters", status: 200, body: `{"id":"x"}`},
+			ex:   pipelinestest.Exchange{Golden: "run-template-parameters", Status: 200, Body: `{"id":"x"}`},
 			wantErr: func(t *testing.T, err error) {
 				if !errors.Is(err, apiclient.ErrMalformedResponse) {
 					t.Errorf("err = %v", err)
@@ -116,13 +118,13 @@ func TestTrigger(t *testing.T) {
 		},
 		{
 			name:    "no id",
-			ex:      exchange{golden: "run-template-parameters", status: 200, body: `{}`},
+			ex:      pipelinestest.Exchange{Golden: "run-template-parameters", Status: 200, Body: `{}`},
 			wantErr: apiErr(200, "", "Azure DevOps answered without a run id", false, 0),
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := newClient(t, fakeAPI(t, tt.ex))
+			c := newClient(t, pipelinestest.NewServer(t, tt.ex).URL)
 			got, err := c.Trigger(t.Context(), request(tt.target))
 			if tt.wantErr != nil {
 				if err != nil && (strings.Contains(err.Error(), token) || strings.Contains(err.Error(), basic)) {
@@ -142,7 +144,7 @@ func TestTrigger(t *testing.T) {
 }
 
 func TestTriggerTimeout(t *testing.T) {
-	c := newClient(t, fakeAPI(t, exchange{golden: "run-template-parameters", block: true}))
+	c := newClient(t, pipelinestest.NewServer(t, pipelinestest.Exchange{Golden: "run-template-parameters", Hang: true}).URL)
 	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 	defer cancel()
 	_, err := c.Trigger(ctx, request(nil))
@@ -180,7 +182,7 @@ func TestStatus(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := newClient(t, fakeAPI(t, exchange{golden: "get-run", status: 200, body: tt.body}))
+			c := newClient(t, pipelinestest.NewServer(t, pipelinestest.Exchange{Golden: "get-run", Status: 200, Body: tt.body}).URL)
 			got, err := c.Status(t.Context(), run)
 			if err != nil {
 				t.Fatal(err)
@@ -192,18 +194,18 @@ func TestStatus(t *testing.T) {
 		})
 	}
 	t.Run("no state", func(t *testing.T) {
-		c := newClient(t, fakeAPI(t, exchange{golden: "get-run", status: 200, body: `{"id":1234}`}))
+		c := newClient(t, pipelinestest.NewServer(t, pipelinestest.Exchange{Golden: "get-run", Status: 200, Body: `{"id":1234}`}).URL)
 		if _, err := c.Status(t.Context(), run); err == nil {
 			t.Error("no error")
 		}
 	})
 	t.Run("404", func(t *testing.T) {
-		c := newClient(t, fakeAPI(t, exchange{golden: "get-run", status: 404, body: `{"message":"Run 1234 not found","typeKey":"PipelineRunNotFoundException"}`}))
+		c := newClient(t, pipelinestest.NewServer(t, pipelinestest.Exchange{Golden: "get-run", Status: 404, Body: `{"message":"Run 1234 not found","typeKey":"PipelineRunNotFoundException"}`}).URL)
 		_, err := c.Status(t.Context(), run)
 		apiErr(404, "PipelineRunNotFoundException", "Run 1234 not found", false, 0)(t, err)
 	})
 	t.Run("run without pipeline id", func(t *testing.T) {
-		c := newClient(t, fakeAPI(t))
+		c := newClient(t, pipelinestest.NewServer(t).URL)
 		if _, err := c.Status(t.Context(), pipelines.Run{ID: "1"}); err == nil {
 			t.Error("no error")
 		}
@@ -233,17 +235,17 @@ func TestMapStatus(t *testing.T) {
 func TestCancel(t *testing.T) {
 	run := pipelines.Run{ID: "1234", Ref: map[string]string{"pipeline_id": "42"}}
 	t.Run("ok", func(t *testing.T) {
-		c := newClient(t, fakeAPI(t, exchange{golden: "cancel", status: 200, body: `{"id":1234,"status":"cancelling"}`}))
+		c := newClient(t, pipelinestest.NewServer(t, pipelinestest.Exchange{Golden: "cancel", Status: 200, Body: `{"id":1234,"status":"cancelling"}`}).URL)
 		if err := c.Cancel(t.Context(), run); err != nil {
 			t.Fatal(err)
 		}
 	})
 	t.Run("already completed", func(t *testing.T) {
-		c := newClient(t, fakeAPI(t, exchange{golden: "cancel", status: 400, body: `{"message":"The build 1234 has already completed.","typeKey":"InvalidBuildStatusException"}`}))
+		c := newClient(t, pipelinestest.NewServer(t, pipelinestest.Exchange{Golden: "cancel", Status: 400, Body: `{"message":"The build 1234 has already completed.","typeKey":"InvalidBuildStatusException"}`}).URL)
 		apiErr(400, "InvalidBuildStatusException", "The build 1234 has already completed.", false, 0)(t, c.Cancel(t.Context(), run))
 	})
 	t.Run("no id", func(t *testing.T) {
-		c := newClient(t, fakeAPI(t))
+		c := newClient(t, pipelinestest.NewServer(t).URL)
 		if err := c.Cancel(t.Context(), pipelines.Run{}); err == nil {
 			t.Error("no error")
 		}

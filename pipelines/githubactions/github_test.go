@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/gatebot/gatebot/pipelines"
 	"github.com/gatebot/gatebot/pipelines/apiclient"
 	"github.com/gatebot/gatebot/pipelines/githubactions"
+	"github.com/gatebot/gatebot/pipelines/pipelinestest"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -76,22 +78,22 @@ func TestTrigger(t *testing.T) {
 		name    string
 		cfg     githubactions.Config
 		target  map[string]any
-		script  []exchange
+		script  []pipelinestest.Exchange
 		want    pipelines.Run
 		wantErr func(*testing.T, error)
 	}{
 		{
 			name: "run details returned",
-			script: []exchange{
-				{golden: "find-runs", status: 200, body: noRuns},
-				{golden: "dispatch", status: 200, body: runDetails},
+			script: []pipelinestest.Exchange{
+				{Golden: "find-runs", Status: 200, Body: noRuns},
+				{Golden: "dispatch", Status: 200, Body: runDetails},
 			},
 			want: pipelines.Run{ID: "999", URL: "https://github.com/acme/api/actions/runs/999", Status: pipelines.StatusQueued, Detail: "github: dispatched", Ref: wantRef(nil)},
 		},
 		{
 			name: "a run for the gate already exists",
-			script: []exchange{
-				{golden: "find-runs", status: 200, body: `{"total_count":3,"workflow_runs":[
+			script: []pipelinestest.Exchange{
+				{Golden: "find-runs", Status: 200, Body: `{"total_count":3,"workflow_runs":[
 					{"id":1001,"display_title":"Deploy 1.4.2 (g-1234)","status":"queued","html_url":"https://github.com/acme/api/actions/runs/1001","created_at":"2026-11-22T09:59:00Z"},
 					{"id":1000,"display_title":"Deploy 1.4.2 (g-123)","status":"in_progress","html_url":"https://github.com/acme/api/actions/runs/1000","created_at":"2026-11-22T09:58:00Z"},
 					{"id":900,"display_title":"Deploy 1.4.1","status":"completed","conclusion":"success","created_at":"2026-11-22T08:00:00Z"}]}`},
@@ -101,27 +103,27 @@ func TestTrigger(t *testing.T) {
 		},
 		{
 			name: "GHES refuses return_run_details: dispatch again without it",
-			script: []exchange{
-				{golden: "find-runs", status: 200, body: noRuns},
-				{golden: "dispatch", status: 400, body: `{"message":"Invalid request.\n\n\"return_run_details\" is not a permitted key.","documentation_url":"https://docs.github.com/enterprise-server@3.20/rest"}`},
-				{golden: "dispatch-no-details", status: 204},
+			script: []pipelinestest.Exchange{
+				{Golden: "find-runs", Status: 200, Body: noRuns},
+				{Golden: "dispatch", Status: 400, Body: `{"message":"Invalid request.\n\n\"return_run_details\" is not a permitted key.","documentation_url":"https://docs.github.com/enterprise-server@3.20/rest"}`},
+				{Golden: "dispatch-no-details", Status: 204},
 			},
 			want: pipelines.Run{Status: pipelines.StatusQueued, Detail: "github: dispatched; waiting for the run to appear", Ref: wantRef(nil)},
 		},
 		{
 			name: "return_run_details off",
 			cfg:  githubactions.Config{ReturnRunDetails: bptr(false)},
-			script: []exchange{
-				{golden: "find-runs", status: 200, body: noRuns},
-				{golden: "dispatch-no-details", status: 204},
+			script: []pipelinestest.Exchange{
+				{Golden: "find-runs", Status: 200, Body: noRuns},
+				{Golden: "dispatch-no-details", Status: 204},
 			},
 			want: pipelines.Run{Status: pipelines.StatusQueued, Detail: "github: dispatched; waiting for the run to appear", Ref: wantRef(nil)},
 		},
 		{
 			name:   "no gate id input: no lookup, no stamp",
 			target: map[string]any{"owner": "acme", "repo": "api", "workflow": 4711, "ref": "v1.4", "gate_id_input": ""},
-			script: []exchange{
-				{golden: "dispatch-no-gate-input", status: 200, body: runDetails},
+			script: []pipelinestest.Exchange{
+				{Golden: "dispatch-no-gate-input", Status: 200, Body: runDetails},
 			},
 			want: pipelines.Run{ID: "999", URL: "https://github.com/acme/api/actions/runs/999", Status: pipelines.StatusQueued, Detail: "github: dispatched",
 				Ref: wantRef(map[string]string{"workflow": "4711", "gate_id_input": ""})},
@@ -130,7 +132,7 @@ func TestTrigger(t *testing.T) {
 			name:   "no gate id input and no run details",
 			cfg:    githubactions.Config{ReturnRunDetails: bptr(false)},
 			target: map[string]any{"owner": "acme", "repo": "api", "workflow": 4711, "ref": "v1.4", "gate_id_input": ""},
-			script: []exchange{{golden: "", status: 204}},
+			script: []pipelinestest.Exchange{{Golden: "dispatch-no-gate-input-no-details", Status: 204}},
 			wantErr: func(t *testing.T, err error) {
 				if !errors.Is(err, githubactions.ErrRunNotFound) {
 					t.Errorf("err = %v, want ErrRunNotFound", err)
@@ -139,46 +141,46 @@ func TestTrigger(t *testing.T) {
 		},
 		{
 			name: "422: workflow has no workflow_dispatch trigger",
-			script: []exchange{
-				{golden: "find-runs", status: 200, body: noRuns},
-				{golden: "dispatch", status: 422, body: `{"message":"Workflow does not have 'workflow_dispatch' trigger","documentation_url":"https://docs.github.com/rest/actions/workflows#create-a-workflow-dispatch-event","status":"422"}`},
+			script: []pipelinestest.Exchange{
+				{Golden: "find-runs", Status: 200, Body: noRuns},
+				{Golden: "dispatch", Status: 422, Body: `{"message":"Workflow does not have 'workflow_dispatch' trigger","documentation_url":"https://docs.github.com/rest/actions/workflows#create-a-workflow-dispatch-event","status":"422"}`},
 			},
 			wantErr: apiErr(422, "Workflow does not have 'workflow_dispatch' trigger", false, 0),
 		},
 		{
 			name: "401 echoing the token is redacted",
-			script: []exchange{
-				{golden: "find-runs", status: 401, body: `{"message":"Bad credentials: ` + token + `"}`},
+			script: []pipelinestest.Exchange{
+				{Golden: "find-runs", Status: 401, Body: `{"message":"Bad credentials: ` + token + `"}`},
 			},
 			wantErr: apiErr(401, "Bad credentials: [REDACTED]", false, 0),
 		},
 		{
 			name: "500 on dispatch is temporary",
-			script: []exchange{
-				{golden: "find-runs", status: 200, body: noRuns},
-				{golden: "dispatch", status: 502, header: map[string]string{"Content-Type": "text/html"}, body: "<html>bad gateway</html>"},
+			script: []pipelinestest.Exchange{
+				{Golden: "find-runs", Status: 200, Body: noRuns},
+				{Golden: "dispatch", Status: 502, Header: http.Header{"Content-Type": {"text/html"}}, Body: "<html>bad gateway</html>"},
 			},
 			wantErr: apiErr(502, "Bad Gateway", true, 0),
 		},
 		{
 			name: "429 with Retry-After",
-			script: []exchange{
-				{golden: "find-runs", status: 429, header: map[string]string{"Retry-After": "30"}, body: `{"message":"You have exceeded a secondary rate limit."}`},
+			script: []pipelinestest.Exchange{
+				{Golden: "find-runs", Status: 429, Header: http.Header{"Retry-After": {"30"}}, Body: `{"message":"You have exceeded a secondary rate limit."}`},
 			},
 			wantErr: apiErr(429, "You have exceeded a secondary rate limit.", true, 30*time.Second),
 		},
 		{
 			name: "403 primary rate limit: retry after the reset",
-			script: []exchange{
-				{golden: "find-runs", status: 403, header: map[string]string{"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "1795341720"}, body: `{"message":"API rate limit exceeded for user ID 1."}`},
+			script: []pipelinestest.Exchange{
+				{Golden: "find-runs", Status: 403, Header: http.Header{"X-RateLimit-Remaining": {"0"}, "X-RateLimit-Reset": {"1795341720"}}, Body: `{"message":"API rate limit exceeded for user ID 1."}`},
 			},
 			wantErr: apiErr(403, "API rate limit exceeded for user ID 1.", false, 2*time.Minute),
 		},
 		{
 			name: "malformed run details",
-			script: []exchange{
-				{golden: "find-runs", status: 200, body: noRuns},
-				{golden: "dispatch", status: 200, body: `{"workflow_run_id":"nine`},
+			script: []pipelinestest.Exchange{
+				{Golden: "find-runs", Status: 200, Body: noRuns},
+				{Golden: "dispatch", Status: 200, Body: `{"workflow_run_id":"nine`},
 			},
 			wantErr: func(t *testing.T, err error) {
 				if !errors.Is(err, apiclient.ErrMalformedResponse) {
@@ -200,7 +202,7 @@ func TestTrigger(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := newClient(t, fakeAPI(t, tt.script...), tt.cfg, t0)
+			e := newClient(t, pipelinestest.NewServer(t, tt.script...).URL, tt.cfg, t0)
 			req := request()
 			if tt.target != nil {
 				req.Target = tt.target
@@ -239,13 +241,13 @@ func apiErr(status int, msg string, temporary bool, retryAfter time.Duration) fu
 
 // After one refusal the client stops offering return_run_details.
 func TestFallbackIsRemembered(t *testing.T) {
-	url := fakeAPI(t,
-		exchange{golden: "find-runs", status: 200, body: noRuns},
-		exchange{golden: "dispatch", status: 400, body: `{"message":"Invalid request."}`},
-		exchange{golden: "dispatch-no-details", status: 204},
-		exchange{golden: "find-runs", status: 200, body: noRuns},
-		exchange{golden: "dispatch-no-details", status: 204},
-	)
+	url := pipelinestest.NewServer(t,
+		pipelinestest.Exchange{Golden: "find-runs", Status: 200, Body: noRuns},
+		pipelinestest.Exchange{Golden: "dispatch", Status: 400, Body: `{"message":"Invalid request."}`},
+		pipelinestest.Exchange{Golden: "dispatch-no-details", Status: 204},
+		pipelinestest.Exchange{Golden: "find-runs", Status: 200, Body: noRuns},
+		pipelinestest.Exchange{Golden: "dispatch-no-details", Status: 204},
+	).URL
 	e := newClient(t, url, githubactions.Config{}, t0)
 	for range 2 {
 		if _, err := e.c.Trigger(t.Context(), request()); err != nil {
@@ -258,13 +260,13 @@ func TestFallbackIsRemembered(t *testing.T) {
 // not remembered as missing support.
 func TestBadRequestNotAboutTheField(t *testing.T) {
 	bad := `{"message":"Problems parsing JSON"}`
-	url := fakeAPI(t,
-		exchange{golden: "find-runs", status: 200, body: noRuns},
-		exchange{golden: "dispatch", status: 400, body: bad},
-		exchange{golden: "dispatch-no-details", status: 400, body: bad},
-		exchange{golden: "find-runs", status: 200, body: noRuns},
-		exchange{golden: "dispatch", status: 200, body: runDetails},
-	)
+	url := pipelinestest.NewServer(t,
+		pipelinestest.Exchange{Golden: "find-runs", Status: 200, Body: noRuns},
+		pipelinestest.Exchange{Golden: "dispatch", Status: 400, Body: bad},
+		pipelinestest.Exchange{Golden: "dispatch-no-details", Status: 400, Body: bad},
+		pipelinestest.Exchange{Golden: "find-runs", Status: 200, Body: noRuns},
+		pipelinestest.Exchange{Golden: "dispatch", Status: 200, Body: runDetails},
+	).URL
 	e := newClient(t, url, githubactions.Config{}, t0)
 	_, err := e.c.Trigger(t.Context(), request())
 	apiErr(400, "Problems parsing JSON", false, 0)(t, err)
@@ -274,7 +276,7 @@ func TestBadRequestNotAboutTheField(t *testing.T) {
 }
 
 func TestTriggerTimeout(t *testing.T) {
-	e := newClient(t, fakeAPI(t, exchange{golden: "find-runs", block: true}), githubactions.Config{}, t0)
+	e := newClient(t, pipelinestest.NewServer(t, pipelinestest.Exchange{Golden: "find-runs", Hang: true}).URL, githubactions.Config{}, t0)
 	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 	defer cancel()
 	_, err := e.c.Trigger(ctx, request())
@@ -300,7 +302,7 @@ func TestStatus(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := newClient(t, fakeAPI(t, exchange{golden: "get-run", status: 200, body: tt.body}), githubactions.Config{}, t0)
+			e := newClient(t, pipelinestest.NewServer(t, pipelinestest.Exchange{Golden: "get-run", Status: 200, Body: tt.body}).URL, githubactions.Config{}, t0)
 			got, err := e.c.Status(t.Context(), run)
 			if tt.wantErr {
 				if !errors.Is(err, apiclient.ErrMalformedResponse) {
@@ -322,7 +324,7 @@ func TestStatus(t *testing.T) {
 func TestStatusFindsUnidentifiedRun(t *testing.T) {
 	pending := pipelines.Run{Status: pipelines.StatusQueued, Detail: "github: dispatched; waiting for the run to appear", Ref: wantRef(nil)}
 	t.Run("not there yet", func(t *testing.T) {
-		e := newClient(t, fakeAPI(t, exchange{golden: "find-runs-since-dispatch", status: 200, body: noRuns}), githubactions.Config{}, t0.Add(20*time.Second))
+		e := newClient(t, pipelinestest.NewServer(t, pipelinestest.Exchange{Golden: "find-runs-since-dispatch", Status: 200, Body: noRuns}).URL, githubactions.Config{}, t0.Add(20*time.Second))
 		got, err := e.c.Status(t.Context(), pending)
 		if err != nil {
 			t.Fatal(err)
@@ -332,8 +334,8 @@ func TestStatusFindsUnidentifiedRun(t *testing.T) {
 		}
 	})
 	t.Run("appeared", func(t *testing.T) {
-		e := newClient(t, fakeAPI(t, exchange{golden: "find-runs-since-dispatch", status: 200, body: `{"workflow_runs":[
-			{"id":1000,"display_title":"Deploy (g-123)","status":"queued","html_url":"https://github.com/acme/api/actions/runs/1000","created_at":"2026-11-22T10:00:03Z"}]}`}),
+		e := newClient(t, pipelinestest.NewServer(t, pipelinestest.Exchange{Golden: "find-runs-since-dispatch", Status: 200, Body: `{"workflow_runs":[
+			{"id":1000,"display_title":"Deploy (g-123)","status":"queued","html_url":"https://github.com/acme/api/actions/runs/1000","created_at":"2026-11-22T10:00:03Z"}]}`}).URL,
 			githubactions.Config{}, t0.Add(20*time.Second))
 		got, err := e.c.Status(t.Context(), pending)
 		if err != nil {
@@ -345,14 +347,14 @@ func TestStatusFindsUnidentifiedRun(t *testing.T) {
 		}
 	})
 	t.Run("never appeared", func(t *testing.T) {
-		e := newClient(t, fakeAPI(t, exchange{golden: "find-runs-since-dispatch", status: 200, body: noRuns}), githubactions.Config{}, t0.Add(githubactions.RunAppearTimeout+time.Second))
+		e := newClient(t, pipelinestest.NewServer(t, pipelinestest.Exchange{Golden: "find-runs-since-dispatch", Status: 200, Body: noRuns}).URL, githubactions.Config{}, t0.Add(githubactions.RunAppearTimeout+time.Second))
 		_, err := e.c.Status(t.Context(), pending)
 		if !errors.Is(err, githubactions.ErrRunNotFound) || !strings.Contains(err.Error(), "run-name") {
 			t.Errorf("err = %v, want ErrRunNotFound with a hint", err)
 		}
 	})
 	t.Run("ref cannot find it", func(t *testing.T) {
-		e := newClient(t, fakeAPI(t), githubactions.Config{}, t0)
+		e := newClient(t, pipelinestest.NewServer(t).URL, githubactions.Config{}, t0)
 		_, err := e.c.Status(t.Context(), pipelines.Run{Ref: map[string]string{"owner": "acme", "repo": "api"}})
 		if !errors.Is(err, githubactions.ErrRunNotFound) {
 			t.Errorf("err = %v", err)
@@ -392,25 +394,25 @@ func TestMapStatus(t *testing.T) {
 func TestCancel(t *testing.T) {
 	run := pipelines.Run{ID: "999", Ref: wantRef(nil)}
 	t.Run("accepted", func(t *testing.T) {
-		e := newClient(t, fakeAPI(t, exchange{golden: "cancel", status: 202, body: `{}`}), githubactions.Config{}, t0)
+		e := newClient(t, pipelinestest.NewServer(t, pipelinestest.Exchange{Golden: "cancel", Status: 202, Body: `{}`}).URL, githubactions.Config{}, t0)
 		if err := e.c.Cancel(t.Context(), run); err != nil {
 			t.Fatal(err)
 		}
 	})
 	t.Run("already completed", func(t *testing.T) {
-		e := newClient(t, fakeAPI(t, exchange{golden: "cancel", status: 409, body: `{"message":"Cannot cancel a workflow run that is completed."}`}), githubactions.Config{}, t0)
+		e := newClient(t, pipelinestest.NewServer(t, pipelinestest.Exchange{Golden: "cancel", Status: 409, Body: `{"message":"Cannot cancel a workflow run that is completed."}`}).URL, githubactions.Config{}, t0)
 		apiErr(409, "Cannot cancel a workflow run that is completed.", false, 0)(t, e.c.Cancel(t.Context(), run))
 	})
 	t.Run("unidentified run that has appeared", func(t *testing.T) {
-		e := newClient(t, fakeAPI(t,
-			exchange{golden: "find-runs-since-dispatch", status: 200, body: `{"workflow_runs":[{"id":999,"display_title":"g-123","status":"queued"}]}`},
-			exchange{golden: "cancel", status: 202}), githubactions.Config{}, t0)
+		e := newClient(t, pipelinestest.NewServer(t,
+			pipelinestest.Exchange{Golden: "find-runs-since-dispatch", Status: 200, Body: `{"workflow_runs":[{"id":999,"display_title":"g-123","status":"queued"}]}`},
+			pipelinestest.Exchange{Golden: "cancel", Status: 202}).URL, githubactions.Config{}, t0)
 		if err := e.c.Cancel(t.Context(), pipelines.Run{Ref: wantRef(nil)}); err != nil {
 			t.Fatal(err)
 		}
 	})
 	t.Run("unidentified run not yet there", func(t *testing.T) {
-		e := newClient(t, fakeAPI(t, exchange{golden: "find-runs-since-dispatch", status: 200, body: noRuns}), githubactions.Config{}, t0)
+		e := newClient(t, pipelinestest.NewServer(t, pipelinestest.Exchange{Golden: "find-runs-since-dispatch", Status: 200, Body: noRuns}).URL, githubactions.Config{}, t0)
 		if err := e.c.Cancel(t.Context(), pipelines.Run{Ref: wantRef(nil)}); !errors.Is(err, githubactions.ErrRunNotFound) {
 			t.Errorf("err = %v", err)
 		}

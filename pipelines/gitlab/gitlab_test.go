@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/gatebot/gatebot/pipelines"
 	"github.com/gatebot/gatebot/pipelines/apiclient"
 	"github.com/gatebot/gatebot/pipelines/gitlab"
+	"github.com/gatebot/gatebot/pipelines/pipelinestest"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -60,53 +62,53 @@ func TestTrigger(t *testing.T) {
 		name    string
 		cfg     gitlab.Config
 		target  map[string]any
-		ex      exchange
+		ex      pipelinestest.Exchange
 		want    pipelines.Run
 		wantErr func(*testing.T, error)
 	}{
 		{
 			name: "create with variables", cfg: tokenOnly,
-			ex:   exchange{golden: "create-variables", status: 201, body: created},
+			ex:   pipelinestest.Exchange{Golden: "create-variables", Status: 201, Body: created},
 			want: pipelines.Run{ID: "4711", URL: "https://gitlab.com/acme/platform/api/-/pipelines/4711", Status: pipelines.StatusQueued, Detail: "gitlab: created", Ref: map[string]string{"project": "278964"}},
 		},
 		{
 			name: "create with spec:inputs", cfg: tokenOnly, target: map[string]any{"project": 278964, "ref": "v1.4.2", "inputs_as": "inputs"},
-			ex:   exchange{golden: "create-inputs", status: 201, body: created},
+			ex:   pipelinestest.Exchange{Golden: "create-inputs", Status: 201, Body: created},
 			want: pipelines.Run{ID: "4711", URL: "https://gitlab.com/acme/platform/api/-/pipelines/4711", Status: pipelines.StatusQueued, Detail: "gitlab: created", Ref: map[string]string{"project": "278964"}},
 		},
 		{
 			name: "trigger token, form body, no PRIVATE-TOKEN", cfg: trigger,
-			ex:   exchange{golden: "trigger-token", status: 201, body: `{"id":4711,"status":"pending","web_url":"https://gitlab.com/acme/platform/api/-/pipelines/4711"}`},
+			ex:   pipelinestest.Exchange{Golden: "trigger-token", Status: 201, Body: `{"id":4711,"status":"pending","web_url":"https://gitlab.com/acme/platform/api/-/pipelines/4711"}`},
 			want: pipelines.Run{ID: "4711", URL: "https://gitlab.com/acme/platform/api/-/pipelines/4711", Status: pipelines.StatusQueued, Detail: "gitlab: pending", Ref: map[string]string{"project": "acme/platform/api"}},
 		},
 		{
 			name: "400 reference not found", cfg: tokenOnly,
-			ex:      exchange{golden: "create-variables", status: 400, body: `{"message":{"base":["Reference not found"],"ref":["is invalid"]}}`},
+			ex:      pipelinestest.Exchange{Golden: "create-variables", Status: 400, Body: `{"message":{"base":["Reference not found"],"ref":["is invalid"]}}`},
 			wantErr: apiErr(400, "base: Reference not found; ref: is invalid", false, 0),
 		},
 		{
 			name: "404 echoing the trigger token", cfg: trigger,
-			ex:      exchange{golden: "trigger-token", status: 404, body: `{"message":"404 Not Found: token ` + triggerToken + `"}`},
+			ex:      pipelinestest.Exchange{Golden: "trigger-token", Status: 404, Body: `{"message":"404 Not Found: token ` + triggerToken + `"}`},
 			wantErr: apiErr(404, "404 Not Found: token [REDACTED]", false, 0),
 		},
 		{
 			name: "403 oauth-style error", cfg: tokenOnly,
-			ex:      exchange{golden: "create-variables", status: 403, body: `{"error":"insufficient_scope","error_description":"The request requires higher privileges than provided by the access token."}`},
+			ex:      pipelinestest.Exchange{Golden: "create-variables", Status: 403, Body: `{"error":"insufficient_scope","error_description":"The request requires higher privileges than provided by the access token."}`},
 			wantErr: apiErr(403, "The request requires higher privileges than provided by the access token.", false, 0),
 		},
 		{
 			name: "429 with Retry-After", cfg: tokenOnly,
-			ex:      exchange{golden: "create-variables", status: 429, header: map[string]string{"Retry-After": "60", "RateLimit-Remaining": "0"}, body: `{"message":"Retry later"}`},
+			ex:      pipelinestest.Exchange{Golden: "create-variables", Status: 429, Header: http.Header{"Retry-After": {"60"}, "RateLimit-Remaining": {"0"}}, Body: `{"message":"Retry later"}`},
 			wantErr: apiErr(429, "Retry later", true, time.Minute),
 		},
 		{
 			name: "500", cfg: tokenOnly,
-			ex:      exchange{golden: "create-variables", status: 500, body: `{"message":"500 Internal Server Error"}`},
+			ex:      pipelinestest.Exchange{Golden: "create-variables", Status: 500, Body: `{"message":"500 Internal Server Error"}`},
 			wantErr: apiErr(500, "500 Internal Server Error", true, 0),
 		},
 		{
 			name: "malformed answer", cfg: tokenOnly,
-			ex: exchange{golden: "create-variables", status: 201, body: `<html>`},
+			ex: pipelinestest.Exchange{Golden: "create-variables", Status: 201, Body: `<html>`},
 			wantErr: func(t *testing.T, err error) {
 				if !errors.Is(err, apiclient.ErrMalformedResponse) {
 					t.Errorf("err = %v", err)
@@ -115,13 +117,13 @@ func TestTrigger(t *testing.T) {
 		},
 		{
 			name: "answer without an id", cfg: tokenOnly,
-			ex:      exchange{golden: "create-variables", status: 201, body: `{}`},
+			ex:      pipelinestest.Exchange{Golden: "create-variables", Status: 201, Body: `{}`},
 			wantErr: apiErr(201, "GitLab answered without a pipeline id", false, 0),
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tt.cfg.BaseURL = fakeAPI(t, tt.ex)
+			tt.cfg.BaseURL = pipelinestest.NewServer(t, tt.ex).URL
 			c := newClient(t, tt.cfg)
 			got, err := c.Trigger(t.Context(), request(tt.target))
 			if tt.wantErr != nil {
@@ -142,7 +144,7 @@ func TestTrigger(t *testing.T) {
 }
 
 func TestTriggerRefusals(t *testing.T) {
-	c := newClient(t, gitlab.Config{BaseURL: fakeAPI(t), TriggerToken: triggerToken})
+	c := newClient(t, gitlab.Config{BaseURL: pipelinestest.NewServer(t).URL, TriggerToken: triggerToken})
 	tests := []struct {
 		name   string
 		req    pipelines.Request
@@ -164,7 +166,7 @@ func TestTriggerRefusals(t *testing.T) {
 }
 
 func TestTriggerTimeout(t *testing.T) {
-	c := newClient(t, gitlab.Config{BaseURL: fakeAPI(t, exchange{golden: "create-variables", block: true}), Token: token})
+	c := newClient(t, gitlab.Config{BaseURL: pipelinestest.NewServer(t, pipelinestest.Exchange{Golden: "create-variables", Hang: true}).URL, Token: token})
 	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 	defer cancel()
 	_, err := c.Trigger(ctx, request(nil))
@@ -205,7 +207,7 @@ func TestStatus(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tt.cfg.BaseURL = fakeAPI(t, exchange{golden: tt.golden, status: 200, body: tt.body})
+			tt.cfg.BaseURL = pipelinestest.NewServer(t, pipelinestest.Exchange{Golden: tt.golden, Status: 200, Body: tt.body}).URL
 			got, err := newClient(t, tt.cfg).Status(t.Context(), run)
 			if tt.wantErr {
 				if err == nil {
@@ -223,7 +225,7 @@ func TestStatus(t *testing.T) {
 		})
 	}
 	t.Run("run without project", func(t *testing.T) {
-		c := newClient(t, gitlab.Config{BaseURL: fakeAPI(t), Token: token})
+		c := newClient(t, gitlab.Config{BaseURL: pipelinestest.NewServer(t).URL, Token: token})
 		if _, err := c.Status(t.Context(), pipelines.Run{ID: "1"}); err == nil {
 			t.Error("no error")
 		}
@@ -248,17 +250,17 @@ func TestMapStatus(t *testing.T) {
 func TestCancel(t *testing.T) {
 	run := pipelines.Run{ID: "4711", Ref: map[string]string{"project": "acme/platform/api"}}
 	t.Run("ok", func(t *testing.T) {
-		c := newClient(t, gitlab.Config{BaseURL: fakeAPI(t, exchange{golden: "cancel", status: 200, body: `{"id":4711,"status":"canceling"}`}), Token: token})
+		c := newClient(t, gitlab.Config{BaseURL: pipelinestest.NewServer(t, pipelinestest.Exchange{Golden: "cancel", Status: 200, Body: `{"id":4711,"status":"canceling"}`}).URL, Token: token})
 		if err := c.Cancel(t.Context(), run); err != nil {
 			t.Fatal(err)
 		}
 	})
 	t.Run("forbidden", func(t *testing.T) {
-		c := newClient(t, gitlab.Config{BaseURL: fakeAPI(t, exchange{golden: "cancel", status: 403, body: `{"message":"403 Forbidden"}`}), Token: token})
+		c := newClient(t, gitlab.Config{BaseURL: pipelinestest.NewServer(t, pipelinestest.Exchange{Golden: "cancel", Status: 403, Body: `{"message":"403 Forbidden"}`}).URL, Token: token})
 		apiErr(403, "403 Forbidden", false, 0)(t, c.Cancel(t.Context(), run))
 	})
 	t.Run("trigger token only", func(t *testing.T) {
-		c := newClient(t, gitlab.Config{BaseURL: fakeAPI(t), TriggerToken: triggerToken})
+		c := newClient(t, gitlab.Config{BaseURL: pipelinestest.NewServer(t).URL, TriggerToken: triggerToken})
 		if err := c.Cancel(t.Context(), run); !errors.Is(err, pipelines.ErrNotSupported) {
 			t.Errorf("err = %v, want ErrNotSupported", err)
 		}

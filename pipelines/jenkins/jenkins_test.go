@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"log/slog"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/gatebot/gatebot/pipelines"
 	"github.com/gatebot/gatebot/pipelines/apiclient"
 	"github.com/gatebot/gatebot/pipelines/jenkins"
+	"github.com/gatebot/gatebot/pipelines/pipelinestest"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -72,22 +74,22 @@ func TestTrigger(t *testing.T) {
 	tests := []struct {
 		name    string
 		target  map[string]any
-		script  []exchange
+		script  []pipelinestest.Exchange
 		want    pipelines.Run
 		wantErr func(*testing.T, error)
 	}{
 		{
 			name: "queued",
-			script: []exchange{
-				{golden: "find-builds", status: 200, body: noBuilds},
-				{golden: "build-with-parameters", status: 201, header: map[string]string{"Location": "https://jenkins.internal.example.com/jenkins/queue/item/417/"}},
+			script: []pipelinestest.Exchange{
+				{Golden: "find-builds", Status: 200, Body: noBuilds},
+				{Golden: "build-with-parameters", Status: 201, Header: http.Header{"Location": {"https://jenkins.internal.example.com/jenkins/queue/item/417/"}}},
 			},
 			want: pipelines.Run{ID: "queue-417", Status: pipelines.StatusQueued, Detail: "jenkins: queued", Ref: ref(map[string]string{"queue_id": "417"})},
 		},
 		{
 			name: "a build for the gate exists",
-			script: []exchange{
-				{golden: "find-builds", status: 200, body: `{"builds":[
+			script: []pipelinestest.Exchange{
+				{Golden: "find-builds", Status: 200, Body: `{"builds":[
 					{"number":43,"url":"https://ci/job/platform/job/deploy%20api/43/","building":true,"actions":[{"_class":"hudson.model.ParametersAction","parameters":[{"name":"GATE_ID","value":"g-1234"}]}]},
 					{"number":42,"url":"https://ci/job/platform/job/deploy%20api/42/","building":false,"result":"SUCCESS","actions":[{},{"parameters":[{"name":"VERSION","value":"1.4.2"},{"name":"GATE_ID","value":"g-123"}]}]}]}`},
 			},
@@ -96,48 +98,48 @@ func TestTrigger(t *testing.T) {
 		{
 			name:   "no gate parameter: no lookup",
 			target: map[string]any{"job": "deploy", "gate_id_parameter": ""},
-			script: []exchange{
-				{golden: "build-with-parameters-no-gate", status: 201, header: map[string]string{"Location": "{BASE}/jenkins/queue/item/9"}},
+			script: []pipelinestest.Exchange{
+				{Golden: "build-with-parameters-no-gate", Status: 201, Header: http.Header{"Location": {pipelinestest.BaseURL + "/jenkins/queue/item/9"}}},
 			},
 			want: pipelines.Run{ID: "queue-9", Status: pipelines.StatusQueued, Detail: "jenkins: queued", Ref: map[string]string{"job": "deploy", "gate_id": "g-123", "gate_id_param": "", "queue_id": "9"}},
 		},
 		{
 			name: "201 without a queue item",
-			script: []exchange{
-				{golden: "find-builds", status: 200, body: noBuilds},
-				{golden: "build-with-parameters", status: 201},
+			script: []pipelinestest.Exchange{
+				{Golden: "find-builds", Status: 200, Body: noBuilds},
+				{Golden: "build-with-parameters", Status: 201},
 			},
 			wantErr: apiErr(201, "Jenkins accepted the request but named no queue item (is the job parameterized, and Jenkins 2.x?)", false, 0),
 		},
 		{
 			name: "302 from an old Jenkins is not followed",
-			script: []exchange{
-				{golden: "find-builds", status: 200, body: noBuilds},
-				{golden: "build-with-parameters", status: 302, header: map[string]string{"Location": "{BASE}/jenkins/job/platform/job/deploy%20api/"}},
+			script: []pipelinestest.Exchange{
+				{Golden: "find-builds", Status: 200, Body: noBuilds},
+				{Golden: "build-with-parameters", Status: 302, Header: http.Header{"Location": {pipelinestest.BaseURL + "/jenkins/job/platform/job/deploy%20api/"}}},
 			},
 			wantErr: apiErr(302, "Found", false, 0),
 		},
 		{
 			name:    "404 job",
-			script:  []exchange{{golden: "find-builds", status: 404, header: map[string]string{"Content-Type": "text/html;charset=utf-8"}, body: "<html><body>Not Found</body></html>"}},
+			script:  []pipelinestest.Exchange{{Golden: "find-builds", Status: 404, Header: http.Header{"Content-Type": {"text/html;charset=utf-8"}}, Body: "<html><body>Not Found</body></html>"}},
 			wantErr: apiErr(404, "Not Found", false, 0),
 		},
 		{
 			name:    "401 echoing the token",
-			script:  []exchange{{golden: "find-builds", status: 401, header: map[string]string{"Content-Type": "text/plain"}, body: "Invalid password/token for user: gatebot " + token}},
+			script:  []pipelinestest.Exchange{{Golden: "find-builds", Status: 401, Header: http.Header{"Content-Type": {"text/plain"}}, Body: "Invalid password/token for user: gatebot " + token}},
 			wantErr: apiErr(401, "Invalid password/token for user: gatebot [REDACTED]", false, 0),
 		},
 		{
 			name: "503 with Retry-After",
-			script: []exchange{
-				{golden: "find-builds", status: 200, body: noBuilds},
-				{golden: "build-with-parameters", status: 503, header: map[string]string{"Retry-After": "120", "Content-Type": "text/html"}, body: "<html>Jenkins is getting ready to work</html>"},
+			script: []pipelinestest.Exchange{
+				{Golden: "find-builds", Status: 200, Body: noBuilds},
+				{Golden: "build-with-parameters", Status: 503, Header: http.Header{"Retry-After": {"120"}, "Content-Type": {"text/html"}}, Body: "<html>Jenkins is getting ready to work</html>"},
 			},
 			wantErr: apiErr(503, "Service Unavailable", true, 2*time.Minute),
 		},
 		{
 			name:   "malformed build list",
-			script: []exchange{{golden: "find-builds", status: 200, body: `<html>`}},
+			script: []pipelinestest.Exchange{{Golden: "find-builds", Status: 200, Body: `<html>`}},
 			wantErr: func(t *testing.T, err error) {
 				if !errors.Is(err, apiclient.ErrMalformedResponse) {
 					t.Errorf("err = %v", err)
@@ -156,7 +158,7 @@ func TestTrigger(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := newClient(t, fakeAPI(t, tt.script...), jenkins.Config{})
+			c := newClient(t, pipelinestest.NewServer(t, tt.script...).URL, jenkins.Config{})
 			got, err := c.Trigger(t.Context(), request(tt.target))
 			if tt.wantErr != nil {
 				if err != nil && (strings.Contains(err.Error(), token) || strings.Contains(err.Error(), basic)) {
@@ -176,7 +178,7 @@ func TestTrigger(t *testing.T) {
 }
 
 func TestTriggerTimeout(t *testing.T) {
-	c := newClient(t, fakeAPI(t, exchange{golden: "find-builds", block: true}), jenkins.Config{})
+	c := newClient(t, pipelinestest.NewServer(t, pipelinestest.Exchange{Golden: "find-builds", Hang: true}).URL, jenkins.Config{})
 	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 	defer cancel()
 	_, err := c.Trigger(ctx, request(nil))
@@ -208,46 +210,46 @@ func TestStatus(t *testing.T) {
 		name    string
 		cfg     jenkins.Config
 		run     pipelines.Run
-		script  []exchange
+		script  []pipelinestest.Exchange
 		want    pipelines.Run
 		wantErr func(*testing.T, error)
 	}{
 		{
 			name:   "still queued",
 			run:    queued,
-			script: []exchange{{golden: "queue-item", status: 200, body: `{"_class":"hudson.model.Queue$WaitingItem","id":417,"cancelled":false,"why":"Waiting for next available executor on ‘linux’","executable":null}`}},
+			script: []pipelinestest.Exchange{{Golden: "queue-item", Status: 200, Body: `{"_class":"hudson.model.Queue$WaitingItem","id":417,"cancelled":false,"why":"Waiting for next available executor on ‘linux’","executable":null}`}},
 			want:   pipelines.Run{ID: "queue-417", Status: pipelines.StatusQueued, Detail: "jenkins: queued (Waiting for next available executor on ‘linux’)", Ref: queued.Ref},
 		},
 		{
 			name:   "cancelled in the queue",
 			run:    queued,
-			script: []exchange{{golden: "queue-item", status: 200, body: `{"_class":"hudson.model.Queue$CancelledItem","id":417,"cancelled":true}`}},
+			script: []pipelinestest.Exchange{{Golden: "queue-item", Status: 200, Body: `{"_class":"hudson.model.Queue$CancelledItem","id":417,"cancelled":true}`}},
 			want:   pipelines.Run{ID: "queue-417", Status: pipelines.StatusCancelled, Detail: "jenkins: cancelled while queued", Ref: queued.Ref},
 		},
 		{
 			name: "queue item names its build",
 			run:  queued,
-			script: []exchange{
-				{golden: "queue-item", status: 200, body: `{"_class":"hudson.model.Queue$LeftItem","id":417,"cancelled":false,"executable":{"_class":"org.jenkinsci.plugins.workflow.job.WorkflowRun","number":42,"url":"` + buildURL + `"}}`},
-				{golden: "build", status: 200, body: `{"number":42,"url":"` + buildURL + `","building":true,"result":null}`},
+			script: []pipelinestest.Exchange{
+				{Golden: "queue-item", Status: 200, Body: `{"_class":"hudson.model.Queue$LeftItem","id":417,"cancelled":false,"executable":{"_class":"org.jenkinsci.plugins.workflow.job.WorkflowRun","number":42,"url":"` + buildURL + `"}}`},
+				{Golden: "build", Status: 200, Body: `{"number":42,"url":"` + buildURL + `","building":true,"result":null}`},
 			},
 			want: pipelines.Run{ID: "42", URL: buildURL, Status: pipelines.StatusRunning, Detail: "jenkins: building", Ref: building.Ref},
 		},
 		{
 			name: "queue item expired: found by gate id",
 			run:  queued,
-			script: []exchange{
-				{golden: "queue-item", status: 404, header: map[string]string{"Content-Type": "text/html"}, body: "<html/>"},
-				{golden: "find-builds", status: 200, body: `{"builds":[{"number":42,"url":"` + buildURL + `","building":false,"result":"FAILURE","actions":[{"parameters":[{"name":"GATE_ID","value":"g-123"}]}]}]}`},
+			script: []pipelinestest.Exchange{
+				{Golden: "queue-item", Status: 404, Header: http.Header{"Content-Type": {"text/html"}}, Body: "<html/>"},
+				{Golden: "find-builds", Status: 200, Body: `{"builds":[{"number":42,"url":"` + buildURL + `","building":false,"result":"FAILURE","actions":[{"parameters":[{"name":"GATE_ID","value":"g-123"}]}]}]}`},
 			},
 			want: pipelines.Run{ID: "42", URL: buildURL, Status: pipelines.StatusFailed, Detail: "jenkins: failure", Ref: building.Ref},
 		},
 		{
 			name: "queue item expired: not found",
 			run:  queued,
-			script: []exchange{
-				{golden: "queue-item", status: 404, header: map[string]string{"Content-Type": "text/html"}, body: "<html/>"},
-				{golden: "find-builds", status: 200, body: noBuilds},
+			script: []pipelinestest.Exchange{
+				{Golden: "queue-item", Status: 404, Header: http.Header{"Content-Type": {"text/html"}}, Body: "<html/>"},
+				{Golden: "find-builds", Status: 200, Body: noBuilds},
 			},
 			wantErr: func(t *testing.T, err error) {
 				if !errors.Is(err, jenkins.ErrRunNotFound) {
@@ -258,26 +260,26 @@ func TestStatus(t *testing.T) {
 		{
 			name:   "build unstable counts as failed",
 			run:    building,
-			script: []exchange{{golden: "build", status: 200, body: `{"number":42,"url":"` + buildURL + `","building":false,"result":"UNSTABLE"}`}},
+			script: []pipelinestest.Exchange{{Golden: "build", Status: 200, Body: `{"number":42,"url":"` + buildURL + `","building":false,"result":"UNSTABLE"}`}},
 			want:   pipelines.Run{ID: "42", URL: buildURL, Status: pipelines.StatusFailed, Detail: "jenkins: unstable", Ref: building.Ref},
 		},
 		{
 			name:   "unstable_is_failure: false",
 			cfg:    jenkins.Config{UnstableIsFailure: bptr(false)},
 			run:    building,
-			script: []exchange{{golden: "build", status: 200, body: `{"number":42,"url":"` + buildURL + `","building":false,"result":"UNSTABLE"}`}},
+			script: []pipelinestest.Exchange{{Golden: "build", Status: 200, Body: `{"number":42,"url":"` + buildURL + `","building":false,"result":"UNSTABLE"}`}},
 			want:   pipelines.Run{ID: "42", URL: buildURL, Status: pipelines.StatusSucceeded, Detail: "jenkins: unstable", Ref: building.Ref},
 		},
 		{
 			name:    "500 on the build",
 			run:     building,
-			script:  []exchange{{golden: "build", status: 500, header: map[string]string{"Content-Type": "text/html"}, body: "<html>Oops</html>"}},
+			script:  []pipelinestest.Exchange{{Golden: "build", Status: 500, Header: http.Header{"Content-Type": {"text/html"}}, Body: "<html>Oops</html>"}},
 			wantErr: apiErr(500, "Internal Server Error", true, 0),
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := newClient(t, fakeAPI(t, tt.script...), tt.cfg)
+			c := newClient(t, pipelinestest.NewServer(t, tt.script...).URL, tt.cfg)
 			got, err := c.Status(t.Context(), tt.run)
 			if tt.wantErr != nil {
 				tt.wantErr(t, err)
@@ -298,9 +300,9 @@ func TestStatus(t *testing.T) {
 func TestStatusDoesNotMutateRef(t *testing.T) {
 	run := pipelines.Run{ID: "queue-417", Ref: ref(map[string]string{"queue_id": "417"})}
 	before := ref(map[string]string{"queue_id": "417"})
-	c := newClient(t, fakeAPI(t,
-		exchange{golden: "queue-item", status: 200, body: `{"id":417,"executable":{"number":42,"url":"u"}}`},
-		exchange{golden: "build", status: 200, body: `{"number":42,"url":"u","building":true}`}), jenkins.Config{})
+	c := newClient(t, pipelinestest.NewServer(t,
+		pipelinestest.Exchange{Golden: "queue-item", Status: 200, Body: `{"id":417,"executable":{"number":42,"url":"u"}}`},
+		pipelinestest.Exchange{Golden: "build", Status: 200, Body: `{"number":42,"url":"u","building":true}`}).URL, jenkins.Config{})
 	if _, err := c.Status(t.Context(), run); err != nil {
 		t.Fatal(err)
 	}
@@ -341,37 +343,37 @@ func TestCancel(t *testing.T) {
 	tests := []struct {
 		name    string
 		run     pipelines.Run
-		script  []exchange
+		script  []pipelinestest.Exchange
 		wantErr func(*testing.T, error)
 	}{
-		{"queued: cancelItem answers 204", queued, []exchange{
-			{golden: "queue-item", status: 200, body: waiting},
-			{golden: "cancel-item", status: 204},
+		{"queued: cancelItem answers 204", queued, []pipelinestest.Exchange{
+			{Golden: "queue-item", Status: 200, Body: waiting},
+			{Golden: "cancel-item", Status: 204},
 		}, nil},
-		{"queued: cancelItem redirects (older Jenkins)", queued, []exchange{
-			{golden: "queue-item", status: 200, body: waiting},
-			{golden: "cancel-item", status: 302, header: map[string]string{"Location": "{BASE}/jenkins/queue/"}},
+		{"queued: cancelItem redirects (older Jenkins)", queued, []pipelinestest.Exchange{
+			{Golden: "queue-item", Status: 200, Body: waiting},
+			{Golden: "cancel-item", Status: 302, Header: http.Header{"Location": {pipelinestest.BaseURL + "/jenkins/queue/"}}},
 		}, nil},
-		{"building: stop redirects to Jenkins' own root URL", building, []exchange{
-			{golden: "build", status: 200, body: running},
-			{golden: "stop", status: 302, header: map[string]string{"Location": "https://jenkins.internal.example.com/job/platform/job/deploy%20api/42/"}},
+		{"building: stop redirects to Jenkins' own root URL", building, []pipelinestest.Exchange{
+			{Golden: "build", Status: 200, Body: running},
+			{Golden: "stop", Status: 302, Header: http.Header{"Location": {"https://jenkins.internal.example.com/job/platform/job/deploy%20api/42/"}}},
 		}, nil},
-		{"queued item became a build", queued, []exchange{
-			{golden: "queue-item", status: 200, body: `{"id":417,"executable":{"number":42,"url":"u"}}`},
-			{golden: "build", status: 200, body: running},
-			{golden: "stop", status: 302, header: map[string]string{"Location": "{BASE}/jenkins/job/platform/job/deploy%20api/42/"}},
+		{"queued item became a build", queued, []pipelinestest.Exchange{
+			{Golden: "queue-item", Status: 200, Body: `{"id":417,"executable":{"number":42,"url":"u"}}`},
+			{Golden: "build", Status: 200, Body: running},
+			{Golden: "stop", Status: 302, Header: http.Header{"Location": {pipelinestest.BaseURL + "/jenkins/job/platform/job/deploy%20api/42/"}}},
 		}, nil},
-		{"already finished: nothing sent", building, []exchange{
-			{golden: "build", status: 200, body: `{"number":42,"url":"u","building":false,"result":"SUCCESS"}`},
+		{"already finished: nothing sent", building, []pipelinestest.Exchange{
+			{Golden: "build", Status: 200, Body: `{"number":42,"url":"u","building":false,"result":"SUCCESS"}`},
 		}, nil},
-		{"stop forbidden", building, []exchange{
-			{golden: "build", status: 200, body: running},
-			{golden: "stop", status: 403, header: map[string]string{"Content-Type": "text/html"}, body: "<html/>"},
+		{"stop forbidden", building, []pipelinestest.Exchange{
+			{Golden: "build", Status: 200, Body: running},
+			{Golden: "stop", Status: 403, Header: http.Header{"Content-Type": {"text/html"}}, Body: "<html/>"},
 		}, apiErr(403, "Forbidden", false, 0)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := newClient(t, fakeAPI(t, tt.script...), jenkins.Config{})
+			c := newClient(t, pipelinestest.NewServer(t, tt.script...).URL, jenkins.Config{})
 			err := c.Cancel(t.Context(), tt.run)
 			if tt.wantErr != nil {
 				tt.wantErr(t, err)

@@ -42,6 +42,11 @@ var update = flag.Bool("update", false, "rewrite testdata/*.golden files with th
 // Updating reports whether the -update flag was given.
 func Updating() bool { return *update }
 
+// BaseURL stands, in an Exchange's Header values and Body, for the server's
+// own "http://host:port", which is not known when the script is written
+// (for Location headers and self links the client must follow).
+const BaseURL = "{BASE}"
+
 // Exchange is one expected request and the canned answer.
 type Exchange struct {
 	// Golden names testdata/<Golden>.golden, the exact expected request.
@@ -49,9 +54,9 @@ type Exchange struct {
 	Golden string
 	// Status is the response status (0 means 200).
 	Status int
-	// Header is added to the response.
+	// Header is added to the response; BaseURL in a value is replaced.
 	Header http.Header
-	// Body is the response body.
+	// Body is the response body; BaseURL in it is replaced.
 	Body string
 	// Hang makes the handler wait until the client gives up, for timeout
 	// tests.
@@ -119,9 +124,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
+	base := "http://" + r.Host
 	for k, vs := range ex.Header {
 		for _, v := range vs {
-			w.Header().Add(k, v)
+			w.Header().Add(k, strings.ReplaceAll(v, BaseURL, base))
 		}
 	}
 	st := ex.Status
@@ -129,7 +135,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		st = http.StatusOK
 	}
 	w.WriteHeader(st)
-	_, _ = io.WriteString(w, ex.Body)
+	_, _ = io.WriteString(w, strings.ReplaceAll(ex.Body, BaseURL, base))
 }
 
 // Headers added by the transport, not by the client under test.

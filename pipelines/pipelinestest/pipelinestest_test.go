@@ -1,6 +1,7 @@
 package pipelinestest_test
 
 import (
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -74,5 +75,28 @@ func TestCheckGoldenDetectsDifference(t *testing.T) {
 	pipelinestest.CheckGolden(ft, "no-such-golden", []byte("x"))
 	if !ft.failed {
 		t.Error("a missing golden file was not reported")
+	}
+}
+
+func TestServerFillsInBaseURL(t *testing.T) {
+	srv := pipelinestest.NewServer(t,
+		pipelinestest.Exchange{Golden: "example", Status: 302,
+			Header: http.Header{"Location": {pipelinestest.BaseURL + "/next"}},
+			Body:   `{"self":"` + pipelinestest.BaseURL + `/things/1"}`},
+	)
+	req, _ := http.NewRequest("PUT", srv.URL+"/things/1?dry=true", strings.NewReader(`{"name":"x"}`))
+	req.Header.Set("Authorization", "Bearer t")
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	res, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	if got, want := res.Header.Get("Location"), srv.URL+"/next"; got != want {
+		t.Errorf("Location %q, want %q", got, want)
+	}
+	if got, want := string(body), `{"self":"`+srv.URL+`/things/1"}`; got != want {
+		t.Errorf("body %s, want %s", got, want)
 	}
 }

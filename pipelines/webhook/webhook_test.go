@@ -16,6 +16,7 @@ import (
 
 	"github.com/gatebot/gatebot/pipelines"
 	"github.com/gatebot/gatebot/pipelines/apiclient"
+	"github.com/gatebot/gatebot/pipelines/pipelinestest"
 	"github.com/gatebot/gatebot/pipelines/webhook"
 	"github.com/google/go-cmp/cmp"
 )
@@ -184,7 +185,7 @@ func TestTrigger(t *testing.T) {
 	tests := []struct {
 		name    string
 		status  int
-		header  map[string]string
+		header  http.Header
 		body    string
 		want    func(base string) pipelines.Run
 		wantErr func(*testing.T, error)
@@ -202,8 +203,8 @@ func TestTrigger(t *testing.T) {
 			},
 		},
 		{
-			name: "200 with run id, status and URLs", status: 200, header: map[string]string{"Content-Type": "application/json"},
-			body: `{"run_id":"r-77","status":"running","url":"https://deploy.example.com/ui/r-77","status_url":"{BASE}/runs/r-77","cancel_url":"{BASE}/runs/r-77/cancel"}`,
+			name: "200 with run id, status and URLs", status: 200, header: http.Header{"Content-Type": {"application/json"}},
+			body: `{"run_id":"r-77","status":"running","url":"https://deploy.example.com/ui/r-77","status_url":"` + pipelinestest.BaseURL + `/runs/r-77","cancel_url":"` + pipelinestest.BaseURL + `/runs/r-77/cancel"}`,
 			want: func(base string) pipelines.Run {
 				return pipelines.Run{ID: "r-77", URL: "https://deploy.example.com/ui/r-77", Status: pipelines.StatusRunning, Detail: "webhook: running",
 					Ref: map[string]string{"gate_id": "g-123", "status_url": base + "/runs/r-77", "cancel_url": base + "/runs/r-77/cancel"}}
@@ -218,7 +219,7 @@ func TestTrigger(t *testing.T) {
 		},
 		{
 			name: "status_url on a host not allowed is dropped", status: 200,
-			body: `{"run_id":"r-79","status_url":"https://evil.example.net/steal","cancel_url":"{BASE}/../admin"}`,
+			body: `{"run_id":"r-79","status_url":"https://evil.example.net/steal","cancel_url":"` + pipelinestest.BaseURL + `/../admin"}`,
 			want: func(string) pipelines.Run {
 				return pipelines.Run{ID: "r-79", Status: pipelines.StatusQueued,
 					Detail: "webhook: accepted; status_url refused: not under status_url_allowed; cancel_url refused: not under status_url_allowed",
@@ -235,12 +236,12 @@ func TestTrigger(t *testing.T) {
 		},
 		{name: "400 is permanent", status: 400, body: `{"error":"unknown pipeline deploy-api"}`, wantErr: apiErr(400, "unknown pipeline deploy-api", false, 0)},
 		{name: "503 is temporary", status: 503, body: ``, wantErr: apiErr(503, "Service Unavailable", true, 0)},
-		{name: "429 with Retry-After", status: 429, header: map[string]string{"Retry-After": "12"}, body: `{"message":"slow down"}`, wantErr: apiErr(429, "slow down", true, 12*time.Second)},
+		{name: "429 with Retry-After", status: 429, header: http.Header{"Retry-After": {"12"}}, body: `{"message":"slow down"}`, wantErr: apiErr(429, "slow down", true, 12*time.Second)},
 		{name: "an echoed secret is redacted", status: 401, body: `{"message":"bad secret ` + vecSecret + `"}`, wantErr: apiErr(401, "bad secret [REDACTED]", false, 0)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			base := fakeAPI(t, exchange{golden: "trigger", status: tt.status, header: tt.header, body: tt.body})
+			base := pipelinestest.NewServer(t, pipelinestest.Exchange{Golden: "trigger", Status: tt.status, Header: tt.header, Body: tt.body}).URL
 			e := newClient(t, webhook.Config{URL: base + "/hooks/gatebot?tenant=acme"}, nil)
 			got, err := e.c.Trigger(t.Context(), request())
 			if tt.wantErr != nil {
@@ -261,7 +262,7 @@ func TestTrigger(t *testing.T) {
 }
 
 func TestTriggerTimeout(t *testing.T) {
-	base := fakeAPI(t, exchange{golden: "trigger", block: true})
+	base := pipelinestest.NewServer(t, pipelinestest.Exchange{Golden: "trigger", Hang: true}).URL
 	e := newClient(t, webhook.Config{URL: base + "/hooks/gatebot?tenant=acme"}, nil)
 	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 	defer cancel()
@@ -319,7 +320,7 @@ func mustInt(t *testing.T, s string) int64 {
 
 func TestStatus(t *testing.T) {
 	t.Run("no status_url: the run as it is, no request", func(t *testing.T) {
-		e := newClient(t, webhook.Config{URL: fakeAPI(t)}, nil)
+		e := newClient(t, webhook.Config{URL: pipelinestest.NewServer(t).URL}, nil)
 		run := pipelines.Run{ID: "r-1", Status: pipelines.StatusRunning, Detail: "webhook: running", Ref: map[string]string{"gate_id": "g-123"}}
 		got, err := e.c.Status(t.Context(), run)
 		if err != nil {
@@ -358,7 +359,7 @@ func TestStatus(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			base := fakeAPI(t, exchange{golden: "status", status: tt.status, body: tt.body})
+			base := pipelinestest.NewServer(t, pipelinestest.Exchange{Golden: "status", Status: tt.status, Body: tt.body}).URL
 			e := newClient(t, webhook.Config{URL: base + "/hooks/gatebot"}, nil)
 			ref := map[string]string{"gate_id": "g-123", "status_url": base + "/runs/r-1?view=status"}
 			got, err := e.c.Status(t.Context(), pipelines.Run{ID: "r-1", Status: pipelines.StatusQueued, Ref: ref})
@@ -425,14 +426,14 @@ func TestAllowedURLs(t *testing.T) {
 
 func TestCancel(t *testing.T) {
 	t.Run("no cancel_url", func(t *testing.T) {
-		e := newClient(t, webhook.Config{URL: fakeAPI(t)}, nil)
+		e := newClient(t, webhook.Config{URL: pipelinestest.NewServer(t).URL}, nil)
 		err := e.c.Cancel(t.Context(), pipelines.Run{ID: "r-1", Ref: map[string]string{"gate_id": "g-123"}})
 		if !errors.Is(err, pipelines.ErrNotSupported) {
 			t.Errorf("err = %v, want ErrNotSupported", err)
 		}
 	})
 	t.Run("cancel_url", func(t *testing.T) {
-		base := fakeAPI(t, exchange{golden: "cancel", status: 202})
+		base := pipelinestest.NewServer(t, pipelinestest.Exchange{Golden: "cancel", Status: 202}).URL
 		e := newClient(t, webhook.Config{URL: base + "/hook"}, nil)
 		err := e.c.Cancel(t.Context(), pipelines.Run{ID: "r-1", Ref: map[string]string{"gate_id": "g-123", "cancel_url": base + "/runs/r-1/cancel"}})
 		if err != nil {
@@ -440,7 +441,7 @@ func TestCancel(t *testing.T) {
 		}
 	})
 	t.Run("cancel refused", func(t *testing.T) {
-		base := fakeAPI(t, exchange{golden: "cancel", status: 409, body: `{"message":"already finished"}`})
+		base := pipelinestest.NewServer(t, pipelinestest.Exchange{Golden: "cancel", Status: 409, Body: `{"message":"already finished"}`}).URL
 		e := newClient(t, webhook.Config{URL: base + "/hook"}, nil)
 		err := e.c.Cancel(t.Context(), pipelines.Run{ID: "r-1", Ref: map[string]string{"gate_id": "g-123", "cancel_url": base + "/runs/r-1/cancel"}})
 		apiErr(409, "already finished", false, 0)(t, err)
