@@ -229,24 +229,38 @@ func (s *Server) gateCard(g *approvals.Gate, notice string) *cards.Card {
 	return cards.Gate(g, v)
 }
 
+// maxCardPasses bounds how often one refresh re-renders a gate that keeps
+// changing under it.
+const maxCardPasses = 3
+
 // refreshCard updates the gate's card in place so every viewer sees the
-// current state.
+// current state. Updates from different goroutines and replicas are not
+// ordered, so after each PUT it re-reads the gate and sends again if a newer
+// version exists: whichever update lands last, the card ends current.
 func (s *Server) refreshCard(ctx context.Context, g *approvals.Gate) {
 	log := loggerFrom(ctx).With("gate_id", g.ID)
-	if g.Post.ActivityID == "" || len(g.Post.Conversation) == 0 {
-		return
-	}
-	var ref bot.ConversationReference
-	if err := json.Unmarshal(g.Post.Conversation, &ref); err != nil {
-		log.Error("stored conversation reference is unreadable", "err", err)
-		return
-	}
-	act := &bot.Activity{
-		Type: bot.TypeMessage, ID: g.Post.ActivityID, From: ref.Bot, Conversation: ref.Conversation,
-		Attachments: []bot.Attachment{{ContentType: cards.ContentType, Content: s.gateCard(g, "")}},
-	}
-	if err := s.opt.Connector.UpdateActivity(ctx, ref.ServiceURL, ref.Conversation.ID, g.Post.ActivityID, act); err != nil {
-		log.Error("could not update the gate's card", "err", err)
+	for pass := 0; pass < maxCardPasses; pass++ {
+		if g.Post.ActivityID == "" || len(g.Post.Conversation) == 0 {
+			return
+		}
+		var ref bot.ConversationReference
+		if err := json.Unmarshal(g.Post.Conversation, &ref); err != nil {
+			log.Error("stored conversation reference is unreadable", "err", err)
+			return
+		}
+		act := &bot.Activity{
+			Type: bot.TypeMessage, ID: g.Post.ActivityID, From: ref.Bot, Conversation: ref.Conversation,
+			Attachments: []bot.Attachment{{ContentType: cards.ContentType, Content: s.gateCard(g, "")}},
+		}
+		if err := s.opt.Connector.UpdateActivity(ctx, ref.ServiceURL, ref.Conversation.ID, g.Post.ActivityID, act); err != nil {
+			log.Error("could not update the gate's card", "err", err)
+			return
+		}
+		latest, err := s.opt.Store.Get(ctx, g.ID)
+		if err != nil || latest.Version <= g.Version {
+			return
+		}
+		g = latest
 	}
 }
 
