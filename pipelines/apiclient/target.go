@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"slices"
 	"sort"
 	"strconv"
@@ -45,6 +46,32 @@ func (t Target) String(key string, required bool) (string, error) {
 		return "", fmt.Errorf("target.%s must not be empty", key)
 	}
 	return s, nil
+}
+
+// Lookup returns target[key] as a string and whether the key is set, so
+// that callers can tell an explicit "" (often "send none") from a missing
+// key (use the default). Integral YAML numbers are accepted; fractions and
+// other types are an error.
+func (t Target) Lookup(key string) (string, bool, error) {
+	v, ok := t[key]
+	if !ok || v == nil {
+		return "", false, nil
+	}
+	switch tv := v.(type) {
+	case string:
+		return tv, true, nil
+	case int:
+		return strconv.Itoa(tv), true, nil
+	case int64:
+		return strconv.FormatInt(tv, 10), true, nil
+	case uint64:
+		return strconv.FormatUint(tv, 10), true, nil
+	case float64:
+		if tv == math.Trunc(tv) {
+			return strconv.FormatFloat(tv, 'f', -1, 64), true, nil
+		}
+	}
+	return "", false, fmt.Errorf("target.%s: want a string, got %T", key, v)
 }
 
 // Object returns target[key] as a JSON-ready object (nil when absent).

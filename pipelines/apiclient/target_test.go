@@ -98,3 +98,36 @@ func TestFlexString(t *testing.T) {
 		t.Error("object accepted")
 	}
 }
+
+func TestTargetLookup(t *testing.T) {
+	tg := apiclient.Target{"s": "main", "empty": "", "n": 42, "i64": int64(7), "u64": uint64(8), "f": 12345678901.0, "frac": 1.5, "null": nil, "list": []any{"a"}}
+	tests := []struct {
+		key     string
+		want    string
+		set     bool
+		wantErr string
+	}{
+		{key: "s", want: "main", set: true},
+		{key: "empty", want: "", set: true},
+		{key: "missing"},
+		{key: "null"},
+		{key: "n", want: "42", set: true},
+		{key: "i64", want: "7", set: true},
+		{key: "u64", want: "8", set: true},
+		{key: "f", want: "12345678901", set: true},
+		{key: "frac", wantErr: "target.frac: want a string, got float64"},
+		{key: "list", wantErr: "target.list: want a string, got []interface {}"},
+	}
+	for _, tt := range tests {
+		got, set, err := tg.Lookup(tt.key)
+		if tt.wantErr != "" {
+			if err == nil || err.Error() != tt.wantErr {
+				t.Errorf("Lookup(%q) err = %v, want %q", tt.key, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil || got != tt.want || set != tt.set {
+			t.Errorf("Lookup(%q) = %q, %v, %v; want %q, %v", tt.key, got, set, err, tt.want, tt.set)
+		}
+	}
+}

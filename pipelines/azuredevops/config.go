@@ -4,10 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"math"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/gatebot/gatebot/pipelines"
@@ -94,7 +92,7 @@ func parseTarget(m map[string]any) (target, []error) {
 			errs = append(errs, fmt.Errorf("target.%s: unknown key (known: %s)", k, strings.Join(targetKeys, ", ")))
 		}
 	}
-	switch v, ok, err := targetString(m, "pipeline_id"); {
+	switch v, ok, err := apiclient.Target(m).Lookup("pipeline_id"); {
 	case err != nil:
 		errs = append(errs, err)
 	case !ok || v == "":
@@ -104,7 +102,7 @@ func parseTarget(m map[string]any) (target, []error) {
 	default:
 		t.PipelineID = v
 	}
-	switch v, ok, err := targetString(m, "ref"); {
+	switch v, ok, err := apiclient.Target(m).Lookup("ref"); {
 	case err != nil:
 		errs = append(errs, err)
 	case !ok || v == "":
@@ -115,7 +113,7 @@ func parseTarget(m map[string]any) (target, []error) {
 		t.Ref = "refs/heads/" + v // a bare branch name, as in the UI
 	}
 	t.InputsAs = InputsAsTemplateParameters
-	if v, ok, err := targetString(m, "inputs_as"); err != nil {
+	if v, ok, err := apiclient.Target(m).Lookup("inputs_as"); err != nil {
 		errs = append(errs, err)
 	} else if ok {
 		switch v {
@@ -126,7 +124,7 @@ func parseTarget(m map[string]any) (target, []error) {
 		}
 	}
 	t.GateIDVariable = DefaultGateIDVariable
-	if v, ok, err := targetString(m, "gate_id_variable"); err != nil {
+	if v, ok, err := apiclient.Target(m).Lookup("gate_id_variable"); err != nil {
 		errs = append(errs, err)
 	} else if ok {
 		t.GateIDVariable = v
@@ -135,28 +133,6 @@ func parseTarget(m map[string]any) (target, []error) {
 		}
 	}
 	return t, errs
-}
-
-func targetString(m map[string]any, key string) (string, bool, error) {
-	v, ok := m[key]
-	if !ok || v == nil {
-		return "", false, nil
-	}
-	switch tv := v.(type) {
-	case string:
-		return tv, true, nil
-	case int:
-		return strconv.Itoa(tv), true, nil
-	case int64:
-		return strconv.FormatInt(tv, 10), true, nil
-	case uint64:
-		return strconv.FormatUint(tv, 10), true, nil
-	case float64:
-		if tv == math.Trunc(tv) {
-			return strconv.FormatFloat(tv, 'f', -1, 64), true, nil
-		}
-	}
-	return "", false, fmt.Errorf("target.%s: want a string, got %T", key, v)
 }
 
 // CheckPipeline validates a pipeline's target and input names.

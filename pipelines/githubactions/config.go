@@ -4,10 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"math"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/gatebot/gatebot/pipelines"
@@ -88,7 +86,7 @@ func parseTarget(m map[string]any) (target, []error) {
 		}
 	}
 	req := func(key string, dst *string) {
-		v, ok, err := targetString(m, key)
+		v, ok, err := apiclient.Target(m).Lookup(key)
 		switch {
 		case err != nil:
 			errs = append(errs, err)
@@ -103,7 +101,7 @@ func parseTarget(m map[string]any) (target, []error) {
 	req("workflow", &t.Workflow)
 	req("ref", &t.Ref)
 	t.GateIDInput = DefaultGateIDInput
-	if v, ok, err := targetString(m, "gate_id_input"); err != nil {
+	if v, ok, err := apiclient.Target(m).Lookup("gate_id_input"); err != nil {
 		errs = append(errs, err)
 	} else if ok {
 		t.GateIDInput = v
@@ -112,28 +110,6 @@ func parseTarget(m map[string]any) (target, []error) {
 		}
 	}
 	return t, errs
-}
-
-func targetString(m map[string]any, key string) (string, bool, error) {
-	v, ok := m[key]
-	if !ok || v == nil {
-		return "", false, nil
-	}
-	switch tv := v.(type) {
-	case string:
-		return tv, true, nil
-	case int:
-		return strconv.Itoa(tv), true, nil
-	case int64:
-		return strconv.FormatInt(tv, 10), true, nil
-	case uint64:
-		return strconv.FormatUint(tv, 10), true, nil
-	case float64:
-		if tv == math.Trunc(tv) {
-			return strconv.FormatFloat(tv, 'f', -1, 64), true, nil
-		}
-	}
-	return "", false, fmt.Errorf("target.%s: want a string, got %T", key, v)
 }
 
 // CheckPipeline validates a pipeline's target and inputs against what a
