@@ -66,7 +66,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		Retention:   time.Duration(c.Approvals.Retention),
 		AuditMaxLen: c.Approvals.AuditMaxLen,
 		AuditMaxAge: time.Duration(c.Approvals.AuditMaxAge),
-		Logger:      log,
+		// Longer than the worker's provider retries, so a live worker's
+		// trigger is not reclaimed by another replica.
+		TriggerVisibility: 3 * time.Minute,
+		Logger:            log,
 	})
 	if err != nil {
 		return fmt.Errorf("approvals store: %w", err)
@@ -182,6 +185,9 @@ func openRedis(c RedisConfig, log *slog.Logger) (redis.UniversalClient, func(), 
 	rdb := redis.NewUniversalClient(&redis.UniversalOptions{
 		Addrs: []string{opt.Addr}, DB: opt.DB, Username: opt.Username, Password: opt.Password,
 		TLSConfig: opt.TLSConfig, Protocol: opt.Protocol,
+		// Fail fast while Redis is down, so callers get a quick 503 or a
+		// short Teams message instead of hanging turns.
+		DialerRetries: 1, DialTimeout: 2 * time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second,
 	})
 	return rdb, func() { rdb.Close() }, nil
 }
