@@ -21,7 +21,9 @@
 // with errors naming the key ("target.app is required"), CheckKeys refuses
 // unknown keys, FlexString decodes ids sent as number or string, Malformed
 // and Error build APIErrors for problems found inside 2xx answers, and
-// Redact/Truncate shape text for errors.
+// Redact/Truncate shape text for errors. Option, the With functions and
+// ApplyOptions are the HTTP client, logger and clock options of every
+// provider's New (provider packages alias Option).
 //
 // It does not retry: callers decide with pipelines.IsTemporary and
 // APIError.RetryAfter, because only they know whether a call is safe to

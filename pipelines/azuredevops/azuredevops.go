@@ -25,40 +25,16 @@ const APIVersion = "7.1"
 const RefPipelineID = "pipeline_id"
 
 // Option adjusts a Client built by New.
-type Option func(*options) error
-
-type options struct {
-	hc  *http.Client
-	log *slog.Logger
-	now func() time.Time
-}
+type Option = apiclient.Option
 
 // WithHTTPClient sets the HTTP client (it is copied; set its Timeout).
-func WithHTTPClient(hc *http.Client) Option {
-	return func(o *options) error {
-		if hc == nil {
-			return errors.New("azuredevops: WithHTTPClient: nil client")
-		}
-		o.hc = hc
-		return nil
-	}
-}
+func WithHTTPClient(hc *http.Client) Option { return apiclient.WithHTTPClient("azuredevops", hc) }
 
 // WithLogger sets the logger; nil discards.
-func WithLogger(l *slog.Logger) Option {
-	return func(o *options) error { o.log = l; return nil }
-}
+func WithLogger(l *slog.Logger) Option { return apiclient.WithLogger(l) }
 
 // WithNow replaces the clock (Retry-After dates), for tests.
-func WithNow(now func() time.Time) Option {
-	return func(o *options) error {
-		if now == nil {
-			return errors.New("azuredevops: WithNow: nil clock")
-		}
-		o.now = now
-		return nil
-	}
-}
+func WithNow(now func() time.Time) Option { return apiclient.WithNow("azuredevops", now) }
 
 // Client is an Azure DevOps provider. It is safe for concurrent use.
 type Client struct {
@@ -77,19 +53,17 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 	if errs := cfg.Validate(); len(errs) > 0 {
 		return nil, fmt.Errorf("azuredevops: config: %w", errors.Join(errs...))
 	}
-	o := options{now: time.Now}
-	for _, opt := range opts {
-		if err := opt(&o); err != nil {
-			return nil, err
-		}
+	o, err := apiclient.ApplyOptions(opts)
+	if err != nil {
+		return nil, err
 	}
 	basic := apiclient.Secret("Basic " + base64.StdEncoding.EncodeToString([]byte(":"+cfg.Token.Reveal())))
 	api, err := apiclient.New(apiclient.Options{
 		Provider:   ProviderType,
 		BaseURL:    cfg.baseURL(),
-		HTTPClient: o.hc,
-		Logger:     o.log,
-		Now:        o.now,
+		HTTPClient: o.HTTPClient,
+		Logger:     o.Logger,
+		Now:        o.Now,
 		Authorize: func(r *http.Request) error {
 			r.Header.Set("Authorization", basic.Reveal())
 			return nil

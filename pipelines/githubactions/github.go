@@ -49,40 +49,16 @@ const (
 var ErrRunNotFound = fmt.Errorf("githubactions: dispatched run not found: %w", pipelines.ErrRunLost)
 
 // Option adjusts a Client built by New.
-type Option func(*options) error
-
-type options struct {
-	hc  *http.Client
-	log *slog.Logger
-	now func() time.Time
-}
+type Option = apiclient.Option
 
 // WithHTTPClient sets the HTTP client (it is copied; set its Timeout).
-func WithHTTPClient(hc *http.Client) Option {
-	return func(o *options) error {
-		if hc == nil {
-			return errors.New("githubactions: WithHTTPClient: nil client")
-		}
-		o.hc = hc
-		return nil
-	}
-}
+func WithHTTPClient(hc *http.Client) Option { return apiclient.WithHTTPClient("githubactions", hc) }
 
 // WithLogger sets the logger; nil discards.
-func WithLogger(l *slog.Logger) Option {
-	return func(o *options) error { o.log = l; return nil }
-}
+func WithLogger(l *slog.Logger) Option { return apiclient.WithLogger(l) }
 
 // WithNow replaces the clock, for tests.
-func WithNow(now func() time.Time) Option {
-	return func(o *options) error {
-		if now == nil {
-			return errors.New("githubactions: WithNow: nil clock")
-		}
-		o.now = now
-		return nil
-	}
-}
+func WithNow(now func() time.Time) Option { return apiclient.WithNow("githubactions", now) }
 
 // Client is a GitHub Actions provider. It is safe for concurrent use.
 type Client struct {
@@ -104,22 +80,17 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 	if errs := cfg.Validate(); len(errs) > 0 {
 		return nil, fmt.Errorf("githubactions: config: %w", errors.Join(errs...))
 	}
-	o := options{now: time.Now}
-	for _, opt := range opts {
-		if err := opt(&o); err != nil {
-			return nil, err
-		}
+	o, err := apiclient.ApplyOptions(opts)
+	if err != nil {
+		return nil, err
 	}
-	if o.log == nil {
-		o.log = slog.New(slog.DiscardHandler)
-	}
-	c := &Client{cfg: cfg, log: o.log.With("provider", ProviderType), now: o.now}
+	c := &Client{cfg: cfg, log: o.Logger.With("provider", ProviderType), now: o.Now}
 	api, err := apiclient.New(apiclient.Options{
 		Provider:   ProviderType,
 		BaseURL:    cfg.baseURL(),
-		HTTPClient: o.hc,
-		Logger:     o.log,
-		Now:        o.now,
+		HTTPClient: o.HTTPClient,
+		Logger:     o.Logger,
+		Now:        o.Now,
 		Authorize: func(r *http.Request) error {
 			r.Header.Set("Authorization", "Bearer "+cfg.Token.Reveal())
 			return nil

@@ -25,40 +25,16 @@ const ProviderType = "gitlab"
 const RefProject = "project"
 
 // Option adjusts a Client built by New.
-type Option func(*options) error
-
-type options struct {
-	hc  *http.Client
-	log *slog.Logger
-	now func() time.Time
-}
+type Option = apiclient.Option
 
 // WithHTTPClient sets the HTTP client (it is copied; set its Timeout).
-func WithHTTPClient(hc *http.Client) Option {
-	return func(o *options) error {
-		if hc == nil {
-			return errors.New("gitlab: WithHTTPClient: nil client")
-		}
-		o.hc = hc
-		return nil
-	}
-}
+func WithHTTPClient(hc *http.Client) Option { return apiclient.WithHTTPClient("gitlab", hc) }
 
 // WithLogger sets the logger; nil discards.
-func WithLogger(l *slog.Logger) Option {
-	return func(o *options) error { o.log = l; return nil }
-}
+func WithLogger(l *slog.Logger) Option { return apiclient.WithLogger(l) }
 
 // WithNow replaces the clock (Retry-After dates), for tests.
-func WithNow(now func() time.Time) Option {
-	return func(o *options) error {
-		if now == nil {
-			return errors.New("gitlab: WithNow: nil clock")
-		}
-		o.now = now
-		return nil
-	}
-}
+func WithNow(now func() time.Time) Option { return apiclient.WithNow("gitlab", now) }
 
 // Client is a GitLab provider. It is safe for concurrent use.
 type Client struct {
@@ -77,18 +53,16 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 	if errs := cfg.Validate(); len(errs) > 0 {
 		return nil, fmt.Errorf("gitlab: config: %w", errors.Join(errs...))
 	}
-	o := options{now: time.Now}
-	for _, opt := range opts {
-		if err := opt(&o); err != nil {
-			return nil, err
-		}
+	o, err := apiclient.ApplyOptions(opts)
+	if err != nil {
+		return nil, err
 	}
 	api, err := apiclient.New(apiclient.Options{
 		Provider:   ProviderType,
 		BaseURL:    cfg.BaseURL,
-		HTTPClient: o.hc,
-		Logger:     o.log,
-		Now:        o.now,
+		HTTPClient: o.HTTPClient,
+		Logger:     o.Logger,
+		Now:        o.Now,
 		Authorize: func(r *http.Request) error {
 			// The trigger call authenticates with its form's token alone.
 			if cfg.Token != "" && !strings.HasSuffix(r.URL.Path, "/trigger/pipeline") {

@@ -39,40 +39,16 @@ const lookupDepth = 50
 var ErrRunNotFound = fmt.Errorf("jenkins: build not found: %w", pipelines.ErrRunLost)
 
 // Option adjusts a Client built by New.
-type Option func(*options) error
-
-type options struct {
-	hc  *http.Client
-	log *slog.Logger
-	now func() time.Time
-}
+type Option = apiclient.Option
 
 // WithHTTPClient sets the HTTP client (it is copied; set its Timeout).
-func WithHTTPClient(hc *http.Client) Option {
-	return func(o *options) error {
-		if hc == nil {
-			return errors.New("jenkins: WithHTTPClient: nil client")
-		}
-		o.hc = hc
-		return nil
-	}
-}
+func WithHTTPClient(hc *http.Client) Option { return apiclient.WithHTTPClient("jenkins", hc) }
 
 // WithLogger sets the logger; nil discards.
-func WithLogger(l *slog.Logger) Option {
-	return func(o *options) error { o.log = l; return nil }
-}
+func WithLogger(l *slog.Logger) Option { return apiclient.WithLogger(l) }
 
 // WithNow replaces the clock (Retry-After dates), for tests.
-func WithNow(now func() time.Time) Option {
-	return func(o *options) error {
-		if now == nil {
-			return errors.New("jenkins: WithNow: nil clock")
-		}
-		o.now = now
-		return nil
-	}
-}
+func WithNow(now func() time.Time) Option { return apiclient.WithNow("jenkins", now) }
 
 // Client is a Jenkins provider. It is safe for concurrent use.
 type Client struct {
@@ -92,21 +68,16 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 	if errs := cfg.Validate(); len(errs) > 0 {
 		return nil, fmt.Errorf("jenkins: config: %w", errors.Join(errs...))
 	}
-	o := options{now: time.Now}
-	for _, opt := range opts {
-		if err := opt(&o); err != nil {
-			return nil, err
-		}
-	}
-	if o.log == nil {
-		o.log = slog.New(slog.DiscardHandler)
+	o, err := apiclient.ApplyOptions(opts)
+	if err != nil {
+		return nil, err
 	}
 	// Jenkins answers stop and cancelItem with redirects to pages gatebot
 	// does not need, often to its configured root URL rather than
 	// base_url; the redirect itself says the POST was accepted.
 	hc := &http.Client{Timeout: apiclient.DefaultTimeout}
-	if o.hc != nil {
-		cp := *o.hc
+	if o.HTTPClient != nil {
+		cp := *o.HTTPClient
 		hc = &cp
 	}
 	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
@@ -115,8 +86,8 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 		Provider:   ProviderType,
 		BaseURL:    cfg.BaseURL,
 		HTTPClient: hc,
-		Logger:     o.log,
-		Now:        o.now,
+		Logger:     o.Logger,
+		Now:        o.Now,
 		Authorize: func(r *http.Request) error {
 			r.SetBasicAuth(cfg.User, cfg.APIToken.Reveal())
 			return nil
@@ -127,7 +98,7 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("jenkins: %w", err)
 	}
-	return &Client{cfg: cfg, api: api, log: o.log.With("provider", ProviderType)}, nil
+	return &Client{cfg: cfg, api: api, log: o.Logger.With("provider", ProviderType)}, nil
 }
 
 // jobPath renders "/job/a/job/b" + suffix with every name escaped.

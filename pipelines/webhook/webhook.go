@@ -97,40 +97,16 @@ func parseURL(s string) (*url.URL, error) {
 }
 
 // Option adjusts a Client built by New.
-type Option func(*options) error
-
-type options struct {
-	hc  *http.Client
-	log *slog.Logger
-	now func() time.Time
-}
+type Option = apiclient.Option
 
 // WithHTTPClient sets the HTTP client (it is copied; set its Timeout).
-func WithHTTPClient(hc *http.Client) Option {
-	return func(o *options) error {
-		if hc == nil {
-			return errors.New("webhook: WithHTTPClient: nil client")
-		}
-		o.hc = hc
-		return nil
-	}
-}
+func WithHTTPClient(hc *http.Client) Option { return apiclient.WithHTTPClient("webhook", hc) }
 
 // WithLogger sets the logger; nil discards.
-func WithLogger(l *slog.Logger) Option {
-	return func(o *options) error { o.log = l; return nil }
-}
+func WithLogger(l *slog.Logger) Option { return apiclient.WithLogger(l) }
 
 // WithNow replaces the clock (signature timestamps), for tests.
-func WithNow(now func() time.Time) Option {
-	return func(o *options) error {
-		if now == nil {
-			return errors.New("webhook: WithNow: nil clock")
-		}
-		o.now = now
-		return nil
-	}
-}
+func WithNow(now func() time.Time) Option { return apiclient.WithNow("webhook", now) }
 
 // Client sends signed webhooks. It is safe for concurrent use.
 type Client struct {
@@ -138,7 +114,7 @@ type Client struct {
 	key     []byte
 	target  *url.URL
 	allowed []*url.URL
-	opts    options
+	opts    apiclient.Settings
 	log     *slog.Logger
 }
 
@@ -152,18 +128,13 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 	if errs := cfg.Validate(); len(errs) > 0 {
 		return nil, fmt.Errorf("webhook: config: %w", errors.Join(errs...))
 	}
-	o := options{now: time.Now}
-	for _, opt := range opts {
-		if err := opt(&o); err != nil {
-			return nil, err
-		}
-	}
-	if o.log == nil {
-		o.log = slog.New(slog.DiscardHandler)
+	o, err := apiclient.ApplyOptions(opts)
+	if err != nil {
+		return nil, err
 	}
 	key, _ := ParseSecret(cfg.Secret.Reveal())
 	target, _ := parseURL(cfg.URL)
-	c := &Client{cfg: cfg, key: key, target: target, opts: o, log: o.log.With("provider", ProviderType)}
+	c := &Client{cfg: cfg, key: key, target: target, opts: o, log: o.Logger.With("provider", ProviderType)}
 	if len(cfg.StatusURLAllowed) == 0 {
 		c.allowed = []*url.URL{{Scheme: target.Scheme, Host: target.Host, Path: "/"}}
 	}
@@ -263,7 +234,7 @@ func (c *Client) Status(ctx context.Context, run pipelines.Run) (pipelines.Run, 
 	if err != nil {
 		return run, err
 	}
-	id := MessageID(run.Ref[RefGateID]) + "-status-" + strconv.FormatInt(c.opts.now().UnixNano(), 36)
+	id := MessageID(run.Ref[RefGateID]) + "-status-" + strconv.FormatInt(c.opts.Now().UnixNano(), 36)
 	ans, err := c.send(ctx, http.MethodGet, u, id, nil, "run status")
 	if err != nil {
 		return run, err
@@ -345,9 +316,9 @@ func (c *Client) send(ctx context.Context, method string, u *url.URL, id string,
 	api, err := apiclient.New(apiclient.Options{
 		Provider:   ProviderType,
 		BaseURL:    u.Scheme + "://" + u.Host,
-		HTTPClient: c.opts.hc,
-		Logger:     c.opts.log,
-		Now:        c.opts.now,
+		HTTPClient: c.opts.HTTPClient,
+		Logger:     c.opts.Logger,
+		Now:        c.opts.Now,
 		Secrets:    func() []apiclient.Secret { return []apiclient.Secret{c.cfg.Secret} },
 		ParseError: parseError,
 	})
@@ -375,7 +346,7 @@ func (c *Client) send(ctx context.Context, method string, u *url.URL, id string,
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	setSignature(req.Header, c.key, id, c.opts.now(), body)
+	setSignature(req.Header, c.key, id, c.opts.Now(), body)
 	resp, err := api.Do(req, op, nil)
 	if err != nil {
 		return Answer{}, err
