@@ -115,6 +115,9 @@ func (s *Server) vote(ctx context.Context, id string, who approvals.Person, appr
 		return actionResult{gate: g, notice: voteNotice(err, g)}
 	}
 	log.Info("vote recorded", "outcome", outcome, "approve", approve)
+	if outcome == approvals.OutcomeRejected {
+		s.relayRejection(ctx, g, reason)
+	}
 	notice := ""
 	if outcome == approvals.OutcomeRecorded {
 		notice = fmt.Sprintf("Your approval is recorded (%d of %d).", len(g.Approvals()), max(g.Policy.Required, 1))
@@ -203,6 +206,32 @@ func (s *Server) refused(ctx context.Context, g *approvals.Gate, err error, noti
 		return actionResult{unavailable: true}
 	}
 	return actionResult{gate: g, notice: notice}
+}
+
+// relayRejection tells providers that wait for the decision (a CodeArts
+// task at an approval step) that the gate ended without approval.
+func (s *Server) relayRejection(ctx context.Context, g *approvals.Gate, reason string) {
+	p := s.opt.Pipelines[g.Pipeline]
+	if p == nil {
+		return
+	}
+	rj, ok := p.Provider.(pipelines.Rejecter)
+	if !ok {
+		return
+	}
+	by := "gatebot"
+	if g.DecidedBy != nil {
+		by = g.DecidedBy.Display()
+	}
+	req := pipelines.Request{GateID: g.ID, Pipeline: g.Pipeline, Target: p.Def.Target, Message: g.Message,
+		Requester: g.Requester.Display(), Approvers: []string{by}}
+	s.goAsync(ctx, asyncBudget, func(ctx context.Context) {
+		cctx, cancel := context.WithTimeout(ctx, providerTimeout)
+		defer cancel()
+		if err := rj.Reject(cctx, req, reason); err != nil {
+			loggerFrom(ctx).Error("could not relay the rejection to the provider", "gate_id", g.ID, "err", err)
+		}
+	})
 }
 
 func providerCanceler(p *Pipeline) (pipelines.Canceler, bool) {

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -132,6 +133,21 @@ type fakeProvider struct {
 	mu       sync.Mutex
 	triggers map[string]int
 	status   pipelines.Status
+	rejected []string // "gate: by: reason" for each relayed rejection
+}
+
+// Reject records relayed rejections, as a provider with a waiting task would.
+func (p *fakeProvider) Reject(ctx context.Context, req pipelines.Request, reason string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.rejected = append(p.rejected, req.GateID+": "+strings.Join(req.Approvers, ",")+": "+reason)
+	return nil
+}
+
+func (p *fakeProvider) rejections() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.rejected...)
 }
 
 func (p *fakeProvider) Trigger(ctx context.Context, req pipelines.Request) (pipelines.Run, error) {
@@ -403,7 +419,13 @@ func TestEndToEndRejectWithReason(t *testing.T) {
 	if !strings.Contains(card, "Rejected by **Megan Bowen**") || !strings.Contains(card, "not during the freeze") {
 		t.Errorf("reject card lacks who and why: %s", card)
 	}
-	time.Sleep(300 * time.Millisecond)
+	deadline := time.Now().Add(5 * time.Second)
+	for len(e.prov.rejections()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got, want := e.prov.rejections(), []string{gateID + ": Megan Bowen: not during the freeze"}; !slices.Equal(got, want) {
+		t.Errorf("rejection relayed to the provider = %q, want %q", got, want)
+	}
 	if n := e.prov.calls(gateID); n != 0 {
 		t.Fatalf("provider called %d times for a rejected gate", n)
 	}

@@ -294,6 +294,7 @@ func (s *Server) expiryLoop(ctx context.Context) {
 		for _, g := range gates {
 			log.Info("gate expired", "gate_id", g.ID, "pipeline", g.Pipeline)
 			s.changed(ctx, g)
+			s.relayRejection(ctx, g, "no decision before the gate expired")
 			s.notifyRequester(ctx, g, fmt.Sprintf("Your request to run %s expired: it got no decision in time.", g.Pipeline))
 		}
 	}

@@ -93,6 +93,13 @@ type Canceler interface {
 	Cancel(ctx context.Context, run Run) error
 }
 
+// Rejecter is implemented by providers that must hear of a gate that was
+// rejected or expired, such as a pipeline task waiting for the decision.
+// It is called once, after the gate ended; reason is user-supplied text.
+type Rejecter interface {
+	Reject(ctx context.Context, req Request, reason string) error
+}
+
 // Checker is implemented by providers that can validate a pipeline
 // definition at config-check time (target keys, reserved input names).
 type Checker interface {

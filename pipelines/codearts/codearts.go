@@ -148,6 +148,7 @@ const (
 	keyChooseStages  = "choose_stages"
 	keyChooseJobs    = "choose_jobs"
 	keySources       = "sources"
+	keyApprovalTask  = "approval_task"
 )
 
 // SelectedTask is one entry of the start action's selected_tasks.
@@ -158,6 +159,7 @@ type SelectedTask struct {
 
 type target struct {
 	pipeline     string
+	approvalTask string // relay mode: the task waiting for Teams' decision
 	selected     []SelectedTask
 	chooseStages []string
 	chooseJobs   []string
@@ -174,8 +176,14 @@ func (c *Client) readTarget(t apiclient.Target) (target, []error) {
 		errs = append(errs, fmt.Errorf("target.pipeline_id: %v", err))
 	}
 	if c.mode == APIV3Action {
+		if tg.approvalTask, err = t.String(keyApprovalTask, false); err != nil {
+			errs = append(errs, err)
+		}
 		if _, err := t.Decode(keySelectedTasks, &tg.selected); err != nil {
 			return tg, append(errs, err)
+		}
+		if tg.approvalTask != "" && len(tg.selected) > 0 {
+			errs = append(errs, errors.New("target.approval_task and target.selected_tasks do not go together: a relayed decision starts nothing"))
 		}
 		for i, st := range tg.selected {
 			if st.StageName == "" || len(st.Tasks) == 0 {
@@ -198,7 +206,8 @@ func (c *Client) readTarget(t apiclient.Target) (target, []error) {
 
 // CheckPipeline validates a pipeline definition for the configured API.
 // v3-action: target.pipeline_id (the release task id) and optional
-// selected_tasks [{stage_name, tasks}]; no inputs, because the action API
+// selected_tasks [{stage_name, tasks}], or approval_task (relay mode: the
+// gate's decision is passed to that task, which waits for approval); no inputs, because the action API
 // takes no variables. v5: target.pipeline_id and optional choose_stages,
 // choose_jobs and sources (passed through as RunPipeline documents them);
 // inputs become string variables.
@@ -206,7 +215,7 @@ func (c *Client) CheckPipeline(def pipelines.Definition) []error {
 	t := apiclient.Target(def.Target)
 	var errs []error
 	if c.mode == APIV3Action {
-		errs = t.CheckKeys(keyPipeline, keySelectedTasks)
+		errs = t.CheckKeys(keyPipeline, keySelectedTasks, keyApprovalTask)
 	} else {
 		errs = t.CheckKeys(keyPipeline, keyChooseStages, keyChooseJobs, keySources)
 	}
@@ -240,9 +249,72 @@ func (c *Client) Trigger(ctx context.Context, req pipelines.Request) (pipelines.
 		return pipelines.Run{}, fmt.Errorf("codearts: %w", errors.Join(errs...))
 	}
 	if c.mode == APIV3Action {
+		if tg.approvalTask != "" {
+			return c.relayApproval(ctx, req, tg)
+		}
 		return c.triggerV3(ctx, req, tg)
 	}
 	return c.triggerV5(ctx, req, tg)
+}
+
+// relayApproval is Trigger in relay mode: the release task is already
+// running and waits at target.approval_task; granting the gate approves
+// that task (approval_type agree), and the run followed afterwards is the
+// release task's own.
+func (c *Client) relayApproval(ctx context.Context, req pipelines.Request, tg target) (pipelines.Run, error) {
+	if len(req.Inputs) > 0 {
+		return pipelines.Run{}, errors.New("codearts: the v3 action API takes no variables; remove the inputs")
+	}
+	ans, resp, err := c.action(ctx, tg.pipeline, "approval", actionBody{
+		TaskName: tg.approvalTask, ApprovalType: "agree", Message: decisionMessage("Approved", req, ""),
+	})
+	if err != nil {
+		return pipelines.Run{}, err
+	}
+	id := string(ans.ID)
+	if id == "" {
+		if resp == nil {
+			return pipelines.Run{}, errors.New("codearts: approval: no answer")
+		}
+		id = tg.pipeline // the answer may omit the execution id; the release task stands for it
+	}
+	st, detail := MapV3Status(string(ans.Status))
+	if string(ans.Status) == "" {
+		st, detail = pipelines.StatusRunning, "approved; release task continues"
+	}
+	c.log.InfoContext(ctx, "release task approval relayed", "gate_id", req.GateID, "pipeline_id", tg.pipeline, "task", tg.approvalTask)
+	return pipelines.Run{ID: id, Status: st, Detail: detail,
+		Ref: map[string]string{keyPipeline: tg.pipeline, "api": APIV3Action}}, nil
+}
+
+// Reject relays a rejected or expired gate to the task waiting for it
+// (approval_type refuse). Pipelines without target.approval_task have
+// nothing waiting, so it does nothing for them.
+func (c *Client) Reject(ctx context.Context, req pipelines.Request, reason string) error {
+	tg, errs := c.readTarget(req.Target)
+	if len(errs) > 0 {
+		return fmt.Errorf("codearts: %w", errors.Join(errs...))
+	}
+	if c.mode != APIV3Action || tg.approvalTask == "" {
+		return nil
+	}
+	_, _, err := c.action(ctx, tg.pipeline, "approval", actionBody{
+		TaskName: tg.approvalTask, ApprovalType: "refuse", Message: decisionMessage("Rejected", req, reason),
+	})
+	return err
+}
+
+// decisionMessage is the approval information recorded in CodeArts.
+func decisionMessage(verb string, req pipelines.Request, reason string) string {
+	who := strings.Join(req.Approvers, ", ")
+	if who == "" {
+		who = "gatebot"
+	}
+	msg := verb + " in Teams by " + who + " (gatebot gate " + req.GateID + ")"
+	if reason != "" {
+		msg += ": " + reason
+	}
+	return msg
 }
 
 // actionAnswer is the action API's answer.

@@ -354,3 +354,40 @@ func TestDescription(t *testing.T) {
 		t.Errorf("Description = %q… (%d)", got[:80], len(got))
 	}
 }
+
+func TestRelayApproval(t *testing.T) {
+	c, logs := newClient(t, "",
+		pipelinestest.Exchange{Golden: "v3-relay-agree", Body: `{"id":286541,"pipeline_id":"` + releaseID + `","status":4}`},
+		pipelinestest.Exchange{Golden: "v3-relay-refuse", Body: `{"id":"286542","pipeline_id":"` + releaseID + `","status":3}`},
+	)
+	relay := map[string]any{"pipeline_id": releaseID, "approval_task": "deploy-prod"}
+	run, err := c.Trigger(t.Context(), pipelines.Request{GateID: "g_abc", Target: relay, Approvers: []string{"alice", "bob"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := pipelines.Run{ID: "286541", Status: pipelines.StatusRunning, Detail: "releasing (4)",
+		Ref: map[string]string{"pipeline_id": releaseID, "api": codearts.APIV3Action}}
+	if diff := cmp.Diff(want, run); diff != "" {
+		t.Errorf("run (-want +got):\n%s", diff)
+	}
+	if err := c.Reject(t.Context(), pipelines.Request{GateID: "g_def", Target: relay, Approvers: []string{"carol"}}, "not today"); err != nil {
+		t.Fatal(err)
+	}
+	// A pipeline that starts release tasks has nothing waiting: no call.
+	if err := c.Reject(t.Context(), pipelines.Request{GateID: "g_x", Target: map[string]any{"pipeline_id": releaseID}}, "no"); err != nil {
+		t.Fatal(err)
+	}
+	pipelinestest.AssertNoSecret(t, logs.String(), token)
+}
+
+func TestRelayApprovalCheck(t *testing.T) {
+	c, _ := newClient(t, "")
+	errs := c.CheckPipeline(pipelines.Definition{Name: "p", Target: map[string]any{
+		"pipeline_id": releaseID, "approval_task": "deploy-prod", "selected_tasks": selected}})
+	if len(errs) != 1 || !strings.Contains(errs[0].Error(), "approval_task and target.selected_tasks do not go together") {
+		t.Fatalf("errs = %v", errs)
+	}
+	if errs := c.CheckPipeline(pipelines.Definition{Name: "p", Target: map[string]any{"pipeline_id": releaseID, "approval_task": "deploy-prod"}}); len(errs) != 0 {
+		t.Fatalf("a relay pipeline is valid, got %v", errs)
+	}
+}
