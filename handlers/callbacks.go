@@ -85,20 +85,23 @@ type CallbackOptions struct {
 	SweepEvery time.Duration
 	// PollEvery is how often due events are looked for, default 500 ms.
 	PollEvery time.Duration
-	Logger    *slog.Logger
-	Now       func() time.Time
+	// Timeout bounds one delivery attempt, default 15 s. An attempt's claim
+	// lasts twice as long: a replica that dies mid-attempt delays the event
+	// by that much.
+	Timeout time.Duration
+	Logger  *slog.Logger
+	Now     func() time.Time
 }
 
 // Callback tuning.
 const (
-	callbackTimeout   = 15 * time.Second
-	callbackLease     = 2 * callbackTimeout
-	callbackBatch     = 32
-	callbackParallel  = 8
-	maxRetryAfterWait = time.Hour
-	eventTTL          = 3 * 24 * time.Hour
-	lastTTL           = 35 * 24 * time.Hour
-	maxCallbackURL    = 2048
+	defaultCallbackTimeout = 15 * time.Second
+	callbackBatch          = 32
+	callbackParallel       = 8
+	maxRetryAfterWait      = time.Hour
+	eventTTL               = 3 * 24 * time.Hour
+	lastTTL                = 35 * 24 * time.Hour
+	maxCallbackURL         = 2048
 )
 
 var defaultSchedule = []time.Duration{
@@ -137,6 +140,9 @@ func NewCallbacks(o CallbackOptions) (*Callbacks, error) {
 	if o.PollEvery <= 0 {
 		o.PollEvery = 500 * time.Millisecond
 	}
+	if o.Timeout <= 0 {
+		o.Timeout = defaultCallbackTimeout
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -144,7 +150,7 @@ func NewCallbacks(o CallbackOptions) (*Callbacks, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	hc := &http.Client{Timeout: callbackTimeout}
+	hc := &http.Client{Timeout: o.Timeout}
 	if o.HTTPClient != nil {
 		c := *o.HTTPClient
 		hc = &c
@@ -192,7 +198,7 @@ func parseHostRules(entries []string) ([]hostRule, error) {
 				errs = append(errs, fmt.Errorf("callback host %q is not a host name (or an origin such as https://host:port)", e))
 				continue
 			}
-			rules = append(rules, hostRule{host: strings.ToLower(e)})
+			rules = append(rules, hostRule{host: strings.Trim(strings.ToLower(e), "[]")}) // url.Hostname has no brackets
 		}
 	}
 	return rules, errors.Join(errs...)
@@ -280,7 +286,7 @@ type callbackEvent struct {
 type CallbackPayload struct {
 	Type      string    `json:"type"` // "gate." + state
 	Timestamp time.Time `json:"timestamp"`
-	Data      apiGate   `json:"data"`
+	Data      APIGate   `json:"data"`
 }
 
 // enqueueScript records (gate, version, state) as the last enqueued change
@@ -386,7 +392,7 @@ func (c *Callbacks) loop(ctx context.Context, every time.Duration, step func(con
 
 // deliverDue sends one batch of due events; more reports a full batch.
 func (c *Callbacks) deliverDue(ctx context.Context) (bool, error) {
-	ids, err := c.claim(ctx, c.dueKey(), callbackBatch, callbackLease)
+	ids, err := c.claim(ctx, c.dueKey(), callbackBatch, 2*c.opts.Timeout)
 	if err != nil {
 		return false, err
 	}
@@ -480,7 +486,7 @@ func (c *Callbacks) giveUp(ctx context.Context, id string) {
 
 // send POSTs the event, signed, and returns the status and any Retry-After.
 func (c *Callbacks) send(ctx context.Context, ev callbackEvent) (int, time.Duration, error) {
-	ctx, cancel := context.WithTimeout(ctx, callbackTimeout)
+	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ev.URL, strings.NewReader(ev.Body))
 	if err != nil {
