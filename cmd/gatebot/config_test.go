@@ -187,3 +187,20 @@ func TestEveryProviderTypeConfigures(t *testing.T) {
 		t.Errorf("built %d of %d providers", len(built), len(c.Providers))
 	}
 }
+
+func TestManifestCommand(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "app.zip")
+	var buf bytes.Buffer
+	err := run(t.Context(), []string{"manifest", "--out", out, "--app-id", "00000000-0000-0000-0000-0000000000a1",
+		"--website-url", "https://gatebot.example.com"}, env(nil), &buf, &buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(out); err != nil || fi.Size() == 0 {
+		t.Fatalf("no package written: %v", err)
+	}
+	err = run(t.Context(), []string{"manifest", "--out", filepath.Join(t.TempDir(), "x.zip")}, env(nil), &buf, &buf)
+	if err == nil || !strings.Contains(err.Error(), "AppID") {
+		t.Fatalf("a missing app id must be named, got %v", err)
+	}
+}

@@ -44,7 +44,7 @@ const usage = `usage:
   gatebot serve [--config FILE]            start the bot (no config: local dev mode with the example config)
   gatebot config check FILE                validate a config file
   gatebot audit [--config FILE] [--pipeline P] [--user U] [--since T] [--until T] [--json]
-  gatebot manifest [--config FILE] --out app.zip [--app-id ID]
+  gatebot manifest [--config FILE] --out app.zip [--app-id ID] [--website-url URL]
   gatebot version`
 
 // run is main without the process: tests call it directly.

@@ -81,10 +81,11 @@ func buildManifest(args []string, getenv func(string) string, stdout io.Writer) 
 	out := fs.String("out", "gatebot-teams-app.zip", "where to write the package")
 	appID := fs.String("app-id", "", "Microsoft App ID (default: bot.app_id from the config)")
 	ver := fs.String("version", "1.0.0", "app package version (semver)")
+	website := fs.String("website-url", "", "https URL of the bot's home page (default: public_url from the config)")
 	if err := fs.Parse(args); err != nil {
 		return usageError("manifest: " + err.Error())
 	}
-	o := manifest.Options{AppID: *appID, Version: *ver}
+	o := manifest.Options{AppID: *appID, Version: *ver, WebsiteURL: *website}
 	if *cfgPath != "" {
 		c, _, err := loadConfig(*cfgPath, getenv)
 		if err != nil {
@@ -93,7 +94,9 @@ func buildManifest(args []string, getenv func(string) string, stdout io.Writer) 
 		if o.AppID == "" {
 			o.AppID = c.Bot.AppID
 		}
-		o.WebsiteURL = c.PublicURL
+		if o.WebsiteURL == "" {
+			o.WebsiteURL = c.PublicURL
+		}
 	}
 	f, err := os.Create(*out)
 	if err != nil {
