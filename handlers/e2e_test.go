@@ -189,7 +189,7 @@ type testEnv struct {
 
 // redisClients returns the stores the e2e runs against: miniredis always,
 // and the real Redis server when one answers.
-func redisClients(t *testing.T) map[string]redis.UniversalClient {
+func redisClients(t testing.TB) map[string]redis.UniversalClient {
 	out := map[string]redis.UniversalClient{}
 	mr := miniredis.RunT(t)
 	out["miniredis"] = redis.NewClient(&redis.Options{Addr: mr.Addr()})

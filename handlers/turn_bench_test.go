@@ -70,7 +70,7 @@ func BenchmarkAuthenticatedTurn(b *testing.B) {
 		b.Fatal(err)
 	}
 
-	clients := redisClients(&testing.T{})
+	clients := redisClients(b)
 	rdb := clients["redis"]
 	if rdb == nil {
 		rdb = clients["miniredis"]
