@@ -167,6 +167,13 @@ func (c *Callbacks) lastKey(gate string) string { return c.opts.Prefix + "cb:las
 func (c *Callbacks) watchKey() string           { return c.opts.Prefix + "cb:watch" }
 func (c *Callbacks) deadKey() string            { return c.opts.Prefix + "cb:dead" }
 
+// ValidateCallbackHosts checks allow-list entries as NewCallbacks does,
+// for config checks.
+func ValidateCallbackHosts(hosts []string) error {
+	_, err := parseHostRules(hosts)
+	return err
+}
+
 // hostRule is one allow-list entry.
 type hostRule struct {
 	scheme string // "" = https, any port

@@ -1,0 +1,335 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/gatebot/gatebot/approvals"
+	"github.com/gatebot/gatebot/handlers"
+	"github.com/gatebot/gatebot/handlers/apitoken"
+	"github.com/gatebot/gatebot/pipelines/webhook"
+)
+
+// The external API's personal access tokens (`gatebot token …`) and the
+// wiring of the api: config section.
+
+const tokenUsage = `usage:
+  gatebot token create [--config FILE] --name NAME --pipelines P1,P2|* [--scopes gates:read,gates:write] [--expires 90d|never] [--creator WHO]
+  gatebot token list   [--config FILE] [--json]
+  gatebot token revoke [--config FILE] [--by WHO] NAME|ID`
+
+var errTokenNoRedis = errors.New("token commands need redis.url: the embedded dev store lives only inside a running gatebot")
+
+// tokenCmd runs `gatebot token create|list|revoke`.
+func tokenCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return usageError("no token command given\n" + tokenUsage)
+	}
+	switch args[0] {
+	case "create":
+		return tokenCreate(ctx, args[1:], getenv, stdout, stderr)
+	case "list", "ls":
+		return tokenList(ctx, args[1:], getenv, stdout)
+	case "revoke":
+		return tokenRevoke(ctx, args[1:], getenv, stdout)
+	case "help", "-h", "--help":
+		fmt.Fprintln(stdout, tokenUsage)
+		return nil
+	}
+	return usageError(fmt.Sprintf("unknown token command %q\n%s", args[0], tokenUsage))
+}
+
+// tokenFlags parses flags that may come before or after one positional
+// argument, as in `gatebot token revoke ci-prod --config x.yaml`.
+func tokenFlags(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, usageError("token " + fs.Name() + ": " + err.Error() + "\n" + tokenUsage)
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
+func openTokens(cfgPath string, getenv func(string) string) (*Config, *apitoken.Store, func(), error) {
+	c, _, err := loadConfig(cfgPath, getenv)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if c.Redis.URL == "" {
+		return nil, nil, nil, errTokenNoRedis
+	}
+	rdb, closeRedis, err := openRedis(c.Redis, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	tokens, err := apitoken.NewStore(rdb, apitoken.Options{Prefix: c.Redis.Prefix})
+	if err != nil {
+		closeRedis()
+		return nil, nil, nil, err
+	}
+	return c, tokens, closeRedis, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func whoami(getenv func(string) string) string {
+	for _, k := range []string{"GATEBOT_USER", "USER", "USERNAME", "LOGNAME"} {
+		if v := getenv(k); v != "" {
+			return v
+		}
+	}
+	return "unknown"
+}
+
+// tokenCreate prints the new token once, alone on stdout so that scripts
+// can capture it; what it grants goes to stderr.
+func tokenCreate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("create", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	cfgPath := fs.String("config", getenv("GATEBOT_CONFIG"), "config file")
+	name := fs.String("name", "", "token name, e.g. ci-prod")
+	scopes := fs.String("scopes", string(apitoken.ScopeRead), "comma-separated: gates:read, gates:write")
+	pls := fs.String("pipelines", "", `comma-separated pipeline names or ids, or "*" for all`)
+	expires := fs.String("expires", "90d", `lifetime (e.g. 30d, 12h) or "never"`)
+	creator := fs.String("creator", whoami(getenv), "who creates it, for the record")
+	pos, err := tokenFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usageError(fmt.Sprintf("token create: unexpected %q\n%s", pos[0], tokenUsage))
+	}
+	if *name == "" || *pls == "" {
+		return usageError("token create: --name and --pipelines are required\n" + tokenUsage)
+	}
+	var ttl time.Duration
+	if *expires != "never" {
+		ttl, err = parseDuration(*expires)
+		if err != nil || ttl <= 0 {
+			return usageError(fmt.Sprintf("token create --expires: %q is not a lifetime such as 90d or 12h, or never", *expires))
+		}
+	}
+	c, tokens, closeRedis, err := openTokens(*cfgPath, getenv)
+	if err != nil {
+		return err
+	}
+	defer closeRedis()
+	pipelines, err := resolvePipelines(c, splitList(*pls))
+	if err != nil {
+		return err
+	}
+	var sc []apitoken.Scope
+	for _, s := range splitList(*scopes) {
+		sc = append(sc, apitoken.Scope(s))
+	}
+	secret, tok, err := tokens.Create(ctx, apitoken.CreateRequest{Name: *name, Scopes: sc, Pipelines: pipelines, Creator: *creator, TTL: ttl})
+	if err != nil {
+		return fmt.Errorf("create token: %w", err)
+	}
+	fmt.Fprintln(stdout, secret.Reveal())
+	exp := "never expires"
+	if !tok.Expires.IsZero() {
+		exp = "expires " + tok.Expires.UTC().Format("2006-01-02 15:04 MST")
+	}
+	fmt.Fprintf(stderr, "Created token %s (%s): scopes %s; pipelines %s; %s.\nThis is the only time it is shown: store it in your secret manager now.\n",
+		tok.Name, tok.ID, joinScopes(tok.Scopes), strings.Join(tok.Pipelines, ", "), exp)
+	return nil
+}
+
+// resolvePipelines maps configured names and ids to names, refusing
+// unknown ones so a typo does not create a useless token.
+func resolvePipelines(c *Config, in []string) ([]string, error) {
+	var out, unknown []string
+	for _, p := range in {
+		if p == apitoken.AllPipelines {
+			out = append(out, p)
+			continue
+		}
+		if _, ok := c.Pipelines[p]; ok {
+			out = append(out, p)
+			continue
+		}
+		found := false
+		for name, pl := range c.Pipelines {
+			if pl != nil && pl.ID != "" && pl.ID == p {
+				out, found = append(out, name), true
+				break
+			}
+		}
+		if !found {
+			unknown = append(unknown, p)
+		}
+	}
+	if len(unknown) > 0 {
+		return nil, fmt.Errorf("token create --pipelines: %s not configured (known: %s)", strings.Join(unknown, ", "), strings.Join(sortedKeys(c.Pipelines), ", "))
+	}
+	return out, nil
+}
+
+func joinScopes(s []apitoken.Scope) string {
+	parts := make([]string, len(s))
+	for i, v := range s {
+		parts[i] = string(v)
+	}
+	return strings.Join(parts, ",")
+}
+
+// tokenListEntry is one line of `token list --json`.
+type tokenListEntry struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	Status    string    `json:"status"`
+	Scopes    []string  `json:"scopes"`
+	Pipelines []string  `json:"pipelines"`
+	Creator   string    `json:"creator,omitempty"`
+	Created   time.Time `json:"created"`
+	Expires   time.Time `json:"expires,omitzero"`
+	LastUsed  time.Time `json:"last_used,omitzero"`
+	Revoked   time.Time `json:"revoked,omitzero"`
+	RevokedBy string    `json:"revoked_by,omitempty"`
+}
+
+func tokenList(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("list", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	cfgPath := fs.String("config", getenv("GATEBOT_CONFIG"), "config file")
+	jsonOut := fs.Bool("json", false, "JSON lines")
+	pos, err := tokenFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usageError(fmt.Sprintf("token list: unexpected %q\n%s", pos[0], tokenUsage))
+	}
+	_, tokens, closeRedis, err := openTokens(*cfgPath, getenv)
+	if err != nil {
+		return err
+	}
+	defer closeRedis()
+	list, err := tokens.List(ctx)
+	if err != nil {
+		return fmt.Errorf("list tokens: %w", err)
+	}
+	now := time.Now()
+	if *jsonOut {
+		enc := json.NewEncoder(stdout)
+		for _, t := range list {
+			e := tokenListEntry{ID: t.ID, Name: t.Name, Status: t.Status(now), Scopes: strings.Split(joinScopes(t.Scopes), ","),
+				Pipelines: t.Pipelines, Creator: t.Creator, Created: t.Created, Expires: t.Expires, LastUsed: t.LastUsed,
+				Revoked: t.Revoked, RevokedBy: t.RevokedBy}
+			if err := enc.Encode(e); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tNAME\tSTATUS\tSCOPES\tPIPELINES\tCREATOR\tCREATED\tEXPIRES\tLAST USED")
+	when := func(t time.Time, zero string) string {
+		if t.IsZero() {
+			return zero
+		}
+		return t.UTC().Format("2006-01-02 15:04")
+	}
+	for _, t := range list {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, t.Status(now), joinScopes(t.Scopes),
+			strings.Join(t.Pipelines, ","), t.Creator, when(t.Created, "-"), when(t.Expires, "never"), when(t.LastUsed, "never"))
+	}
+	return tw.Flush()
+}
+
+func tokenRevoke(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("revoke", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	cfgPath := fs.String("config", getenv("GATEBOT_CONFIG"), "config file")
+	by := fs.String("by", whoami(getenv), "who revokes it, for the record")
+	pos, err := tokenFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageError("token revoke: name the token (NAME or tok_… id)\n" + tokenUsage)
+	}
+	_, tokens, closeRedis, err := openTokens(*cfgPath, getenv)
+	if err != nil {
+		return err
+	}
+	defer closeRedis()
+	t, err := tokens.Revoke(ctx, pos[0], *by)
+	if err != nil {
+		return fmt.Errorf("revoke token: %w", err)
+	}
+	fmt.Fprintf(stdout, "Revoked token %s (%s); every gatebot replica refuses it from its next request.\n", t.Name, t.ID)
+	return nil
+}
+
+// check validates the api: section.
+func (a *APIConfig) check(ps *problems) {
+	if a.RateLimit < 0 {
+		ps.add("api.rate_limit", "must not be negative")
+	}
+	if a.RateBurst < 0 {
+		ps.add("api.rate_burst", "must not be negative")
+	}
+	if a.CallbackSecret != "" {
+		if _, err := webhook.ParseSecret(a.CallbackSecret.Reveal()); err != nil {
+			ps.add("api.callback_secret", "must be whsec_ followed by the base64 of 24 to 64 random bytes (e.g. whsec_$(openssl rand -base64 32))")
+		}
+	}
+	if len(a.CallbackHosts) > 0 && a.CallbackSecret == "" {
+		ps.add("api.callback_hosts", "callbacks also need api.callback_secret to sign them")
+	}
+	if err := handlers.ValidateCallbackHosts(a.CallbackHosts); err != nil {
+		for _, e := range strings.Split(err.Error(), "\n") {
+			ps.add("api.callback_hosts", "%s", e)
+		}
+	}
+}
+
+// apiOptions builds the external API's options: tokens and their rate
+// limit always, callbacks when a secret is configured.
+func apiOptions(c *Config, rdb redis.UniversalClient, store *approvals.Store, log *slog.Logger) (handlers.APIOptions, error) {
+	tokens, err := apitoken.NewStore(rdb, apitoken.Options{Prefix: c.Redis.Prefix, Logger: log})
+	if err != nil {
+		return handlers.APIOptions{}, err
+	}
+	limiter, err := apitoken.NewLimiter(rdb, apitoken.LimiterOptions{Prefix: c.Redis.Prefix, Rate: c.API.RateLimit, Burst: c.API.RateBurst})
+	if err != nil {
+		return handlers.APIOptions{}, fmt.Errorf("api rate limit: %w", err)
+	}
+	o := handlers.APIOptions{Tokens: tokens, Limiter: limiter, BaseURL: strings.TrimRight(c.PublicURL, "/")}
+	if c.API.CallbackSecret != "" {
+		o.Callbacks, err = handlers.NewCallbacks(handlers.CallbackOptions{
+			Redis: rdb, Prefix: c.Redis.Prefix, Secret: c.API.CallbackSecret.Reveal(), Hosts: slices.Clone(c.API.CallbackHosts),
+			Gates: store, BaseURL: o.BaseURL, Logger: log,
+		})
+		if err != nil {
+			return handlers.APIOptions{}, fmt.Errorf("api callbacks: %w", err)
+		}
+	}
+	return o, nil
+}
