@@ -50,7 +50,7 @@ func (s *Server) cardAction(ctx context.Context, act *bot.Activity, ca bot.CardA
 	res := s.cardActionResult(ctx, act, ca)
 	switch {
 	case res.unavailable:
-		return nil, "gatebot cannot record decisions right now; please try again in a moment."
+		return nil, storeDownMessage
 	case res.gate == nil:
 		return nil, res.message
 	}

@@ -501,3 +501,31 @@ func TestMessagesEndpointBadInput(t *testing.T) {
 		t.Fatalf("bad input made the bot post %d messages", len(e.conn.posts))
 	}
 }
+
+// TestStoreDownTellsTheUser: with Redis gone, a command is acknowledged
+// (no redelivery that would open a gate minutes later), the sender is told
+// nothing was recorded, and a click gets an error body, never a fake card.
+func TestStoreDownTellsTheUser(t *testing.T) {
+	mr := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr(), DialerRetries: 1, MaxRetries: -1})
+	e := newEnv(t, rdb, approvals.Policy{Required: 1, Timeout: time.Hour})
+	e.send(alex, "/run demo version=1.2.3")
+	gateID, actID := e.lastCardPost(1)
+	mr.Close()
+
+	e.send(alex, "/run demo version=1.2.4")
+	e.conn.waitFor("a store-down message", func(posts, _ []recorded) bool { return len(posts) >= 2 })
+	e.conn.mu.Lock()
+	raw := e.conn.posts[1].Raw
+	e.conn.mu.Unlock()
+	if !strings.Contains(raw, "nothing was recorded") || gateIDRe.MatchString(raw) {
+		t.Fatalf("want a short store-down message, got %s", raw)
+	}
+	resp := e.click(megan, gateID, "approve", "", actID)
+	if resp["statusCode"] != float64(503) || resp["type"] != "application/vnd.microsoft.error" {
+		t.Fatalf("a click that could not be recorded must say so, got %v", resp)
+	}
+	if n := e.prov.calls(gateID); n != 0 {
+		t.Fatalf("provider called %d times while the store was down", n)
+	}
+}

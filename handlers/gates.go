@@ -87,7 +87,8 @@ func (s *Server) openFromChat(ctx context.Context, act *bot.Activity, cmd comman
 				s.reply(ctx, act, cards.Notice("Cannot run "+name, append(lines, "Example: /run "+name+" "+exampleInputs(p.Def))...), "")
 			}, nil
 		}
-		return nil, err
+		log.Error("inputs could not be checked", "err", err)
+		return say("Sorry, I could not check those inputs."), nil
 	}
 	ref, _ := json.Marshal(act.Reference())
 	g := &approvals.Gate{

@@ -99,7 +99,7 @@ func (s *Server) handleMessage(ctx context.Context, w http.ResponseWriter, act *
 	if act.ID != "" {
 		first, err := s.opt.Store.Once(ctx, "act:"+act.Conversation.ID+"|"+act.ID, dedupeTTL)
 		if err != nil {
-			return err // 503: Teams will redeliver
+			return s.storeDown(ctx, w, act, err)
 		}
 		if !first {
 			log.Info("duplicate delivery acknowledged")
@@ -122,11 +122,25 @@ func (s *Server) handleMessage(ctx context.Context, w http.ResponseWriter, act *
 		return nil
 	}
 	reply, err := s.runCommand(ctx, act)
-	if err != nil && errors.Is(err, approvals.ErrUnavailable) {
-		return err
+	if err != nil {
+		return s.storeDown(ctx, w, act, err)
 	}
 	w.WriteHeader(http.StatusOK)
 	s.goAsync(ctx, asyncBudget, func(ctx context.Context) { reply(ctx) })
+	return nil
+}
+
+// storeDownMessage is what a person sees when gatebot cannot record
+// anything; it promises nothing that was not done.
+const storeDownMessage = "gatebot cannot reach its store right now, so nothing was recorded. Please try again in a minute."
+
+// storeDown answers a message turn that could not be recorded. The turn is
+// acknowledged (a redelivery minutes later would open a gate nobody expects
+// any more) and the sender is told, right away, that nothing happened.
+func (s *Server) storeDown(ctx context.Context, w http.ResponseWriter, act *bot.Activity, err error) error {
+	loggerFrom(ctx).Error("message turn not recorded", "err", err, "store_unavailable", errors.Is(err, approvals.ErrUnavailable))
+	w.WriteHeader(http.StatusOK)
+	s.goAsync(ctx, asyncBudget, func(ctx context.Context) { s.reply(ctx, act, nil, storeDownMessage) })
 	return nil
 }
 

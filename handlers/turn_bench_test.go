@@ -28,11 +28,23 @@ import (
 // (the real server when one answers) and the answering card rendered and
 // written. cpu-ns/op is the process's CPU time per turn, which is what the
 // ≤ 0.2 ms target is about; with miniredis it includes the fake server.
-func BenchmarkAuthenticatedTurn(b *testing.B) {
-	const appID, serviceURL = "00000000-0000-0000-0000-0000000000a1", "https://smba.trafficmanager.net/emea/"
+const (
+	benchAppID      = "00000000-0000-0000-0000-0000000000a1"
+	benchServiceURL = "https://smba.trafficmanager.net/emea/"
+)
+
+// testIdP is a local OpenID metadata + JWKS server with one RS256 key
+// endorsed for msteams, and an Authenticator warmed against it.
+type testIdP struct {
+	key  *rsa.PrivateKey
+	auth *bot.Authenticator
+}
+
+func newTestIdP(tb testing.TB) *testIdP {
+	tb.Helper()
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	idp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -50,25 +62,42 @@ func BenchmarkAuthenticatedTurn(b *testing.B) {
 			http.NotFound(w, r)
 		}
 	}))
-	defer idp.Close()
+	tb.Cleanup(idp.Close)
 	cloud, _ := bot.CloudPreset("public")
-	auth, err := bot.NewAuthenticator(bot.AuthConfig{AppID: appID, Cloud: cloud, OpenIDMetadataURL: idp.URL + "/metadata",
+	auth, err := bot.NewAuthenticator(bot.AuthConfig{AppID: benchAppID, Cloud: cloud, OpenIDMetadataURL: idp.URL + "/metadata",
 		Issuer: "https://api.botframework.com", HTTPClient: idp.Client()})
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	if err := auth.Warm(b.Context()); err != nil {
-		b.Fatal(err)
+	if err := auth.Warm(tb.Context()); err != nil {
+		tb.Fatal(err)
 	}
-	tok := jwt.NewWithClaims(jwt.SigningMethodRS256, jwt.MapClaims{
-		"iss": "https://api.botframework.com", "aud": appID, "serviceurl": serviceURL,
+	return &testIdP{key: key, auth: auth}
+}
+
+// token signs a Teams-style token; extra claims override the defaults.
+func (p *testIdP) token(tb testing.TB, extra jwt.MapClaims) string {
+	tb.Helper()
+	claims := jwt.MapClaims{
+		"iss": "https://api.botframework.com", "aud": benchAppID, "serviceurl": benchServiceURL,
 		"exp": time.Now().Add(time.Hour).Unix(), "nbf": time.Now().Add(-time.Minute).Unix(),
-	})
-	tok.Header["kid"] = "k1"
-	signed, err := tok.SignedString(key)
-	if err != nil {
-		b.Fatal(err)
 	}
+	for k, v := range extra {
+		claims[k] = v
+	}
+	tok := jwt.NewWithClaims(jwt.SigningMethodRS256, claims)
+	tok.Header["kid"] = "k1"
+	signed, err := tok.SignedString(p.key)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return signed
+}
+
+func BenchmarkAuthenticatedTurn(b *testing.B) {
+	const appID, serviceURL = benchAppID, benchServiceURL
+	idp := newTestIdP(b)
+	auth, signed := idp.auth, idp.token(b, nil)
 
 	clients := redisClients(b)
 	rdb := clients["redis"]
