@@ -433,9 +433,12 @@ func TestCreateInvalid(t *testing.T) {
 
 func TestUnavailable(t *testing.T) {
 	e := newEnv(t, false)
-	s := e.store(t)
-	sec, _ := mustCreate(t, s, ciProd)
-	l, err := NewLimiter(e.rdb, LimiterOptions{Prefix: e.prefix})
+	sec, _ := mustCreate(t, e.store(t), ciProd)
+	// No client retries: the answer should come at once.
+	fast := redis.NewClient(&redis.Options{Addr: e.mr.Addr(), MaxRetries: -1})
+	t.Cleanup(func() { fast.Close() })
+	s, _ := NewStore(fast, Options{Prefix: e.prefix})
+	l, err := NewLimiter(fast, LimiterOptions{Prefix: e.prefix})
 	if err != nil {
 		t.Fatal(err)
 	}
