@@ -131,6 +131,9 @@ type APIConfig struct {
 	CallbackHosts []string `yaml:"callback_hosts"`
 	RateLimit     float64  `yaml:"rate_limit"` // requests per second per token
 	RateBurst     int      `yaml:"rate_burst"`
+	// CallbackSecret (whsec_…) signs callbacks; without it callback_url is
+	// refused.
+	CallbackSecret Secret `yaml:"callback_secret"`
 }
 
 // Secret is a configured credential. It never prints.
@@ -414,6 +417,7 @@ func (c *Config) validate(reg registry) (map[string]pipelines.Provider, error) {
 			}
 		}
 	}
+	c.API.check(&ps)
 	if len(ps) > 0 {
 		return nil, &ConfigError{Problems: ps}
 	}

@@ -4,6 +4,7 @@
 //	gatebot config check FILE                validate a config without starting
 //	gatebot audit [--config …] [filters]     print the audit log
 //	gatebot manifest [--config …] -o app.zip build the Teams app package
+//	gatebot token create|list|revoke         API personal access tokens
 //	gatebot version
 package main
 
@@ -45,6 +46,7 @@ const usage = `usage:
   gatebot config check FILE                validate a config file
   gatebot audit [--config FILE] [--pipeline P] [--user U] [--since T] [--until T] [--json]
   gatebot manifest [--config FILE] --out app.zip [--app-id ID] [--website-url URL]
+  gatebot token create|list|revoke …      manage API tokens (gatebot token help)
   gatebot version`
 
 // run is main without the process: tests call it directly.
@@ -62,6 +64,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return configCheck(args[2:], getenv, stdout)
 	case "audit":
 		return audit(ctx, args[1:], getenv, stdout)
+	case "token":
+		return tokenCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "manifest":
 		return buildManifest(args[1:], getenv, stdout)
 	case "version", "--version", "-v":

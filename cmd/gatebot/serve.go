@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -108,6 +109,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		}
 		opts.Pipelines[name] = hp
 	}
+	if opts.API, err = apiOptions(c, rdb, store, log); err != nil {
+		return err
+	}
 	srv, err := handlers.New(opts)
 	if err != nil {
 		return err
@@ -128,11 +132,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	}
 	workCtx, stopWork := context.WithCancel(ctx)
 	defer stopWork()
-	workersDone := make(chan struct{})
-	go func() {
-		srv.Run(workCtx)
-		close(workersDone)
-	}()
+	var workers sync.WaitGroup
+	workers.Go(func() { srv.Run(workCtx) })
+	if cb := opts.API.Callbacks; cb != nil {
+		workers.Go(func() { cb.Run(workCtx) })
+	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- hs.Serve(ln) }()
 	log.Info("gatebot listening", "addr", ln.Addr().String(), "endpoint", "http://"+ln.Addr().String()+"/api/messages",
@@ -151,7 +155,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	defer cancel()
 	err = hs.Shutdown(shutCtx)
 	stopWork()
-	<-workersDone
+	workers.Wait()
 	if serr := srv.Shutdown(shutCtx); serr != nil && err == nil {
 		err = serr
 	}
