@@ -299,3 +299,20 @@ func BenchmarkGatePendingMarshal(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkGatePendingMarshalOnly isolates encoding from building: the card
+// is built once and marshalled inside an outer value, as the bot does when
+// it sends the card as an activity attachment.
+func BenchmarkGatePendingMarshalOnly(b *testing.B) {
+	c := cards.Gate(gate(approvedBy(bob)), view())
+	att := struct {
+		ContentType string `json:"contentType"`
+		Content     any    `json:"content"`
+	}{cards.ContentType, c}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := json.Marshal(att); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
