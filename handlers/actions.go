@@ -38,7 +38,7 @@ func (s *Server) handleInvoke(ctx context.Context, act *bot.Activity) bot.Invoke
 	}
 	if res.changed {
 		g := res.gate
-		s.goAsync(ctx, asyncBudget, func(ctx context.Context) { s.refreshCard(ctx, g) })
+		s.goAsync(ctx, asyncBudget, func(ctx context.Context) { s.changed(ctx, g) })
 	}
 	return bot.CardResponse(s.gateCard(res.gate, res.notice))
 }

@@ -113,7 +113,7 @@ func (s *Server) handleMessage(ctx context.Context, w http.ResponseWriter, act *
 		w.WriteHeader(http.StatusOK)
 		s.goAsync(ctx, asyncBudget, func(ctx context.Context) {
 			if g != nil {
-				s.refreshCard(ctx, g)
+				s.changed(ctx, g)
 			}
 			if msg != "" {
 				s.reply(ctx, act, nil, msg)
