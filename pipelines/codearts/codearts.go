@@ -37,7 +37,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/gatebot/gatebot/pipelines"
 	"github.com/gatebot/gatebot/pipelines/apiclient"
@@ -65,17 +64,11 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 	if errs := cfg.Validate(); len(errs) > 0 {
 		return nil, fmt.Errorf("codearts: %w", errors.Join(errs...))
 	}
-	var o options
-	for _, opt := range opts {
-		opt(&o)
+	o, err := apiclient.ApplyOptions(opts)
+	if err != nil {
+		return nil, err
 	}
-	if o.logger == nil {
-		o.logger = slog.New(slog.DiscardHandler)
-	}
-	if o.now == nil {
-		o.now = time.Now
-	}
-	c := &Client{mode: cfg.api(), project: cfg.ProjectID, static: cfg.Token, log: o.logger.With("provider", ProviderType)}
+	c := &Client{mode: cfg.api(), project: cfg.ProjectID, static: cfg.Token, log: o.Logger.With("provider", ProviderType)}
 	secrets := func() []apiclient.Secret {
 		s := []apiclient.Secret{c.static}
 		if c.iam != nil {
@@ -85,7 +78,7 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 		return s
 	}
 	if cfg.IAM != nil {
-		t, err := newIAMTokens(*cfg.IAM, o.hc, o.logger, o.now, secrets)
+		t, err := newIAMTokens(*cfg.IAM, o.HTTPClient, o.Logger, o.Now, secrets)
 		if err != nil {
 			return nil, err
 		}
@@ -94,9 +87,9 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 	api, err := apiclient.New(apiclient.Options{
 		Provider:    ProviderType,
 		BaseURL:     cfg.BaseURL,
-		HTTPClient:  o.hc,
-		Logger:      o.logger,
-		Now:         o.now,
+		HTTPClient:  o.HTTPClient,
+		Logger:      o.Logger,
+		Now:         o.Now,
 		ContentType: "application/json;charset=utf8", // as the seed's header table says
 		Secrets:     secrets,
 		ParseError:  parseError,

@@ -126,20 +126,24 @@ func (c Config) Validate() []error {
 }
 
 // Option configures a Client.
-type Option func(*options)
-
-type options struct {
-	hc     *http.Client
-	logger *slog.Logger
-	now    func() time.Time
-}
+type Option = apiclient.Option
 
 // WithHTTPClient sets the HTTP client for CodeArts and IAM calls (it is
-// copied); the default has a 30-second timeout.
-func WithHTTPClient(hc *http.Client) Option { return func(o *options) { o.hc = hc } }
+// copied); nil, like no option, means the default with a 30-second timeout.
+func WithHTTPClient(hc *http.Client) Option {
+	return func(s *apiclient.Settings) error { s.HTTPClient = hc; return nil }
+}
 
 // WithLogger sets the logger; nil discards.
-func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+func WithLogger(l *slog.Logger) Option { return apiclient.WithLogger(l) }
 
 // WithNow sets the clock used for IAM token expiry; nil means time.Now.
-func WithNow(now func() time.Time) Option { return func(o *options) { o.now = now } }
+func WithNow(now func() time.Time) Option {
+	return func(s *apiclient.Settings) error {
+		s.Now = now
+		if now == nil {
+			s.Now = time.Now
+		}
+		return nil
+	}
+}

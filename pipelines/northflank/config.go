@@ -42,21 +42,25 @@ func (c Config) Validate() []error {
 }
 
 // Option configures a Client.
-type Option func(*options)
+type Option = apiclient.Option
 
-type options struct {
-	hc     *http.Client
-	logger *slog.Logger
-	now    func() time.Time
+// WithHTTPClient sets the HTTP client (it is copied); nil, like no option,
+// means the default with a 30-second timeout.
+func WithHTTPClient(hc *http.Client) Option {
+	return func(s *apiclient.Settings) error { s.HTTPClient = hc; return nil }
 }
 
-// WithHTTPClient sets the HTTP client (it is copied); the default has a
-// 30-second timeout.
-func WithHTTPClient(hc *http.Client) Option { return func(o *options) { o.hc = hc } }
-
 // WithLogger sets the logger; nil discards.
-func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+func WithLogger(l *slog.Logger) Option { return apiclient.WithLogger(l) }
 
 // WithNow sets the clock used for the rate-limit budget; nil means
 // time.Now.
-func WithNow(now func() time.Time) Option { return func(o *options) { o.now = now } }
+func WithNow(now func() time.Time) Option {
+	return func(s *apiclient.Settings) error {
+		s.Now = now
+		if now == nil {
+			s.Now = time.Now
+		}
+		return nil
+	}
+}

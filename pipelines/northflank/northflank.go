@@ -56,28 +56,22 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 	if errs := cfg.Validate(); len(errs) > 0 {
 		return nil, fmt.Errorf("northflank: %w", errors.Join(errs...))
 	}
-	var o options
-	for _, opt := range opts {
-		opt(&o)
-	}
-	if o.logger == nil {
-		o.logger = slog.New(slog.DiscardHandler)
-	}
-	if o.now == nil {
-		o.now = time.Now
+	o, err := apiclient.ApplyOptions(opts)
+	if err != nil {
+		return nil, err
 	}
 	base := cfg.BaseURL
 	if base == "" {
 		base = DefaultBaseURL
 	}
-	c := &Client{log: o.logger.With("provider", ProviderType), now: o.now, budget: budget{remaining: -1}}
+	c := &Client{log: o.Logger.With("provider", ProviderType), now: o.Now, budget: budget{remaining: -1}}
 	token := cfg.Token
 	api, err := apiclient.New(apiclient.Options{
 		Provider:   ProviderType,
 		BaseURL:    base,
-		HTTPClient: o.hc,
-		Logger:     o.logger,
-		Now:        o.now,
+		HTTPClient: o.HTTPClient,
+		Logger:     o.Logger,
+		Now:        o.Now,
 		Authorize: func(r *http.Request) error {
 			r.Header.Set("Authorization", "Bearer "+token.Reveal())
 			return nil

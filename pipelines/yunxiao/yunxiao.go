@@ -101,19 +101,16 @@ func (c Config) Validate() []error {
 }
 
 // Option configures a Client.
-type Option func(*options)
+type Option = apiclient.Option
 
-type options struct {
-	hc     *http.Client
-	logger *slog.Logger
+// WithHTTPClient sets the HTTP client (it is copied); nil, like no option,
+// means the default with a 30-second timeout.
+func WithHTTPClient(hc *http.Client) Option {
+	return func(s *apiclient.Settings) error { s.HTTPClient = hc; return nil }
 }
 
-// WithHTTPClient sets the HTTP client (it is copied); the default has a
-// 30-second timeout.
-func WithHTTPClient(hc *http.Client) Option { return func(o *options) { o.hc = hc } }
-
 // WithLogger sets the logger; nil discards.
-func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+func WithLogger(l *slog.Logger) Option { return apiclient.WithLogger(l) }
 
 // Client is a Yunxiao Flow client. It is safe for concurrent use.
 type Client struct {
@@ -134,12 +131,9 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 	if errs := cfg.Validate(); len(errs) > 0 {
 		return nil, fmt.Errorf("yunxiao: %w", errors.Join(errs...))
 	}
-	var o options
-	for _, opt := range opts {
-		opt(&o)
-	}
-	if o.logger == nil {
-		o.logger = slog.New(slog.DiscardHandler)
+	o, err := apiclient.ApplyOptions(opts)
+	if err != nil {
+		return nil, err
 	}
 	base := cfg.BaseURL
 	if base == "" {
@@ -149,8 +143,9 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 	api, err := apiclient.New(apiclient.Options{
 		Provider:   ProviderType,
 		BaseURL:    base,
-		HTTPClient: o.hc,
-		Logger:     o.logger,
+		HTTPClient: o.HTTPClient,
+		Logger:     o.Logger,
+		Now:        o.Now,
 		Authorize: func(r *http.Request) error {
 			r.Header.Set("x-yunxiao-token", token.Reveal())
 			return nil
@@ -161,7 +156,7 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("yunxiao: %w", err)
 	}
-	return &Client{edition: cfg.edition(), org: cfg.OrganizationID, api: api, log: o.logger.With("provider", ProviderType)}, nil
+	return &Client{edition: cfg.edition(), org: cfg.OrganizationID, api: api, log: o.Logger.With("provider", ProviderType)}, nil
 }
 
 // parseError reads Yunxiao's error body: errorCode with errorMessage (or
