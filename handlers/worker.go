@@ -101,7 +101,7 @@ func (s *Server) processTrigger(ctx context.Context, tr approvals.Trigger) {
 		ack()
 		return
 	}
-	s.refreshCard(ctx, g)
+	s.changed(ctx, g)
 	p, ok := s.opt.Pipelines[g.Pipeline]
 	var run pipelines.Run
 	if !ok {
