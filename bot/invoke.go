@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
 )
 
 // Invoke response body types (Universal Actions response contract).
@@ -82,7 +83,7 @@ func (r InvokeResponse) Write(w http.ResponseWriter) error {
 		w.WriteHeader(status)
 		return nil
 	}
-	b, err := json.Marshal(r.Body)
+	b, err := marshalBody(r.Body)
 	if err != nil {
 		w.WriteHeader(http.StatusInternalServerError)
 		return fmt.Errorf("bot: marshal invoke response: %w", err)
@@ -91,4 +92,35 @@ func (r InvokeResponse) Write(w http.ResponseWriter) error {
 	w.WriteHeader(status)
 	_, err = w.Write(b)
 	return err
+}
+
+// marshalBody encodes an invoke body. A card answer whose value encodes
+// itself (an Adaptive Card builder's MarshalJSON) is assembled around that
+// output directly: encoding/json would re-validate and re-compact the whole
+// card, which is most of the cost of answering a click.
+func marshalBody(body any) ([]byte, error) {
+	ac, ok := body.(AdaptiveCardInvokeResponse)
+	if !ok {
+		return json.Marshal(body)
+	}
+	m, ok := ac.Value.(json.Marshaler)
+	if !ok {
+		return json.Marshal(body)
+	}
+	v, err := m.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	typ, err := json.Marshal(ac.Type)
+	if err != nil {
+		return nil, err
+	}
+	b := make([]byte, 0, len(v)+len(typ)+40)
+	b = append(b, `{"statusCode":`...)
+	b = strconv.AppendInt(b, int64(ac.StatusCode), 10)
+	b = append(b, `,"type":`...)
+	b = append(b, typ...)
+	b = append(b, `,"value":`...)
+	b = append(b, v...)
+	return append(b, '}'), nil
 }

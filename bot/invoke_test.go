@@ -50,3 +50,30 @@ func TestInvokeResponseUnmarshalableBody(t *testing.T) {
 		t.Errorf("Write = %v, code %d; want error and 500", err, rec.Code)
 	}
 }
+
+// selfEncoding stands for a card builder that encodes itself.
+type selfEncoding struct{ Title string }
+
+func (s selfEncoding) MarshalJSON() ([]byte, error) {
+	type plain selfEncoding
+	return json.Marshal(plain(s))
+}
+
+// TestCardResponseFastPathMatchesEncodingJSON: the hand-assembled body of
+// a card answer is byte-identical to what encoding/json would write.
+func TestCardResponseFastPathMatchesEncodingJSON(t *testing.T) {
+	for _, card := range []any{selfEncoding{Title: `Approve <v1.2> & "go"`}, &selfEncoding{Title: "x"}} {
+		resp := CardResponse(card)
+		want, err := json.Marshal(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := httptest.NewRecorder()
+		if err := resp.Write(rec); err != nil {
+			t.Fatal(err)
+		}
+		if got := rec.Body.String(); got != string(want) {
+			t.Errorf("fast path wrote\n%s\nencoding/json writes\n%s", got, want)
+		}
+	}
+}

@@ -61,8 +61,9 @@ func (s *Server) handleMessages(w http.ResponseWriter, r *http.Request) error {
 
 	switch act.Type {
 	case bot.TypeInvoke:
-		resp := s.handleInvoke(ctx, act)
-		writeInvoke(w, resp)
+		if err := s.handleInvoke(ctx, act).Write(w); err != nil {
+			log.Error("could not write the invoke response", "err", err)
+		}
 		return nil
 	case bot.TypeMessage:
 		return s.handleMessage(ctx, w, act)
@@ -75,20 +76,6 @@ func (s *Server) handleMessages(w http.ResponseWriter, r *http.Request) error {
 		w.WriteHeader(http.StatusOK)
 		return nil
 	}
-}
-
-func writeInvoke(w http.ResponseWriter, resp bot.InvokeResponse) {
-	status := resp.Status
-	if status == 0 {
-		status = http.StatusOK
-	}
-	if resp.Body == nil {
-		w.WriteHeader(status)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(resp.Body)
 }
 
 // handleMessage acknowledges a message turn quickly. Work that must not be
