@@ -345,7 +345,14 @@ func (c *Connector) do(ctx context.Context, cl call) error {
 		}
 		apiErr := readAPIError(resp, corr)
 		switch resp.StatusCode {
-		case http.StatusPreconditionFailed, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		case http.StatusPreconditionFailed:
+			return struct{}{}, apiErr
+		case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+			if !idempotent {
+				// The gateway may have delivered the POST before failing;
+				// resending could post a second approval card.
+				return struct{}{}, backoff.Permanent(apiErr)
+			}
 			return struct{}{}, apiErr
 		case http.StatusTooManyRequests:
 			d, ok := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())

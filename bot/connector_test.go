@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -305,15 +306,17 @@ func TestConnectorErrorsAndRetries(t *testing.T) {
 		{"413 not retried", []wantRequest{with(413, "MessageSizeTooBig", corr)}, 0, "", 413, "MessageSizeTooBig"},
 		{"500 not retried", []wantRequest{with(500, "ServiceError", corr)}, 0, "", 500, "ServiceError"},
 		{"412 retried", []wantRequest{with(412, "PreconditionFailed", nil), ok}, 0, "done", 0, ""},
-		{"502 retried", []wantRequest{with(502, "", nil), ok}, 0, "done", 0, ""},
-		{"503 retried", []wantRequest{with(503, "", nil), with(503, "", nil), ok}, 0, "done", 0, ""},
-		{"504 retried", []wantRequest{with(504, "", nil), ok}, 0, "done", 0, ""},
+		// A POST that failed at a gateway may have been delivered:
+		// resending could post a second card.
+		{"502 not retried for a POST", []wantRequest{with(502, "BadGateway", corr)}, 0, "", 502, "BadGateway"},
+		{"503 not retried for a POST", []wantRequest{with(503, "ServiceUnavailable", corr)}, 0, "", 503, "ServiceUnavailable"},
+		{"504 not retried for a POST", []wantRequest{with(504, "GatewayTimeout", corr)}, 0, "", 504, "GatewayTimeout"},
 		{"429 with Retry-After retried", []wantRequest{with(429, "Throttled", map[string]string{"Retry-After": "0"}), ok}, 0, "done", 0, ""},
 		{"429 without Retry-After backs off", []wantRequest{with(429, "Throttled", nil), ok}, 0, "done", 0, ""},
 		{"429 with long Retry-After returned", []wantRequest{with(429, "Throttled", map[string]string{"Retry-After": "3600", "X-Correlating-OperationId": "op-123"})}, 0, "", 429, "Throttled"},
-		{"retries bounded", []wantRequest{with(503, "", nil), with(503, "", nil), with(503, "ServiceUnavailable", corr)}, 2, "", 503, "ServiceUnavailable"},
+		{"retries bounded", []wantRequest{with(412, "", nil), with(412, "", nil), with(412, "PreconditionFailed", corr)}, 2, "", 412, "PreconditionFailed"},
 		{"no retries when disabled", []wantRequest{with(503, "ServiceUnavailable", corr)}, -1, "", 503, "ServiceUnavailable"},
-		{"default is 3 retries", []wantRequest{with(502, "", nil), with(502, "", nil), with(502, "", nil), with(502, "BadGateway", corr)}, 0, "", 502, "BadGateway"},
+		{"default is 3 retries", []wantRequest{with(412, "", nil), with(412, "", nil), with(412, "", nil), with(412, "PreconditionFailed", corr)}, 0, "", 412, "PreconditionFailed"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -336,6 +339,23 @@ func TestConnectorErrorsAndRetries(t *testing.T) {
 			}
 			if strings.Contains(err.Error(), testBearer) {
 				t.Errorf("error contains the token: %v", err)
+			}
+		})
+	}
+}
+
+// TestConnectorRetriesIdempotent5xx: a PUT (card update) is safe to
+// repeat, so 502/503/504 are retried as Microsoft's table says.
+func TestConnectorRetriesIdempotent5xx(t *testing.T) {
+	put := wantRequest{method: "PUT", requestURI: threadURI + "/activities/1", body: `{"type":"message","id":"1","conversation":{"id":"` + threadID + `"}}`}
+	for _, status := range []int{502, 503, 504} {
+		t.Run(fmt.Sprint(status), func(t *testing.T) {
+			fail, ok := put, put
+			fail.status = status
+			ok.status, ok.respBody = 200, `{"id":"1"}`
+			f := newFakeConnector(t, fail, ok)
+			if err := f.connector(t, nil).UpdateActivity(t.Context(), f.serviceURL(), threadID, "1", &Activity{Type: TypeMessage}); err != nil {
+				t.Fatalf("UpdateActivity after a %d = %v, want it retried", status, err)
 			}
 		})
 	}

@@ -391,6 +391,11 @@ func (c *cachedToken) Token(ctx context.Context) (string, error) {
 		c.mu.Unlock()
 		return t, nil
 	})
+	if tok != "" && now.Before(exp) {
+		// Still valid: refresh in the background rather than make every
+		// connector call wait on a slow or hanging token endpoint.
+		return tok, nil
+	}
 	select {
 	case r := <-ch:
 		if r.Err != nil {

@@ -2,6 +2,7 @@ package bot
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -95,7 +96,7 @@ func TestClientCredentialsCacheAndRefresh(t *testing.T) {
 	clock.Advance(54*time.Minute + 59*time.Second)
 	get("tok-1")
 	clock.Advance(2 * time.Second) // inside the 5-minute refresh window
-	get("tok-2")
+	eventuallyToken(t, ts, "tok-2")
 	get("tok-2")
 	if n := ep.hits.Load(); n != 2 {
 		t.Errorf("token endpoint hit %d times, want 2", n)
@@ -229,9 +230,7 @@ func TestClientCredentialsShortLifetime(t *testing.T) {
 		}
 	}
 	clock.Advance(61 * time.Second)
-	if tok, _ := ts.Token(t.Context()); tok != "tok-2" {
-		t.Fatalf("Token = %q, want a refresh after half the lifetime", tok)
-	}
+	eventuallyToken(t, ts, "tok-2")
 }
 
 func TestClientCredentialsTransportErrorHasNoSecret(t *testing.T) {
@@ -307,9 +306,7 @@ func TestManagedIdentity(t *testing.T) {
 		}
 	}
 	clock.Advance(24*time.Hour - 4*time.Minute)
-	if tok, _ := ts.Token(t.Context()); tok != "mi-2" {
-		t.Fatalf("Token = %q, want refresh 5 min before expires_on", tok)
-	}
+	eventuallyToken(t, ts, "mi-2")
 	fail.Store(true)
 	clock.Advance(24 * time.Hour)
 	_, err = ts.Token(t.Context())
@@ -343,5 +340,58 @@ func TestClientCredentialsDoesNotFollowRedirects(t *testing.T) {
 	var te *TokenError
 	if !errors.As(err, &te) || te.StatusCode != http.StatusTemporaryRedirect || otherHits.Load() != 0 {
 		t.Fatalf("err = %v, other host hit %d times", err, otherHits.Load())
+	}
+}
+
+// eventuallyToken waits for a background refresh: a token in its refresh
+// window is still valid, so callers keep getting it until the new one is in.
+func eventuallyToken(t *testing.T, ts TokenSource, want string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		tok, err := ts.Token(t.Context())
+		if err == nil && tok == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Token = %q, %v; want %q after the background refresh", tok, err, want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestTokenServedWhileRefreshHangs: a token endpoint that hangs during the
+// refresh window must not stall connector calls while the cached token is
+// still valid.
+func TestTokenServedWhileRefreshHangs(t *testing.T) {
+	now := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	release := make(chan struct{})
+	defer close(release)
+	calls := 0
+	ct := newCachedToken(func(ctx context.Context, at time.Time) (string, time.Time, error) {
+		calls++
+		if calls == 1 {
+			return "tok-1", at.Add(time.Hour), nil
+		}
+		select { // the second fetch hangs
+		case <-release:
+		case <-ctx.Done():
+		}
+		return "", time.Time{}, ctx.Err()
+	}, clock)
+	if tok, err := ct.Token(t.Context()); err != nil || tok != "tok-1" {
+		t.Fatalf("Token = %q, %v", tok, err)
+	}
+	mu.Lock()
+	now = now.Add(57 * time.Minute) // in the refresh window, 3 minutes left
+	mu.Unlock()
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	// Waiting on the hanging refresh would end in the context's deadline.
+	tok, err := ct.Token(ctx)
+	if err != nil || tok != "tok-1" {
+		t.Fatalf("Token = %q, %v; want the still-valid cached token", tok, err)
 	}
 }
