@@ -93,6 +93,16 @@ type Canceler interface {
 	Cancel(ctx context.Context, run Run) error
 }
 
+// Idempotent is implemented by providers whose Trigger may be repeated for
+// the same gate without starting a second run: the provider honours an
+// idempotency key, or Trigger first looks for a run stamped with the gate
+// id. gatebot repeats a trigger whose outcome is unknown (a timeout, a 5xx,
+// a worker that died mid-call) only for these; for the others the gate
+// goes to trigger_failed and a person decides.
+type Idempotent interface {
+	IdempotentTrigger()
+}
+
 // Rejecter is implemented by providers that must hear of a gate that was
 // rejected or expired, such as a pipeline task waiting for the decision.
 // It is called once, after the gate ended; reason is user-supplied text.

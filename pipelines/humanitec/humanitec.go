@@ -355,3 +355,8 @@ func (c *Client) Cancel(ctx context.Context, run pipelines.Run) error {
 	}
 	return err
 }
+
+// IdempotentTrigger marks Trigger as safe to repeat for a gate: the Idempotency-Key header carries the gate id.
+func (c *Client) IdempotentTrigger() {}
+
+var _ pipelines.Idempotent = (*Client)(nil)

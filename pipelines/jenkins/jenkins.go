@@ -375,3 +375,8 @@ func (c *Client) Cancel(ctx context.Context, run pipelines.Run) error {
 	}
 	return err
 }
+
+// IdempotentTrigger marks Trigger as safe to repeat for a gate: Trigger first looks for a build whose GATE_ID parameter is the gate.
+func (c *Client) IdempotentTrigger() {}
+
+var _ pipelines.Idempotent = (*Client)(nil)

@@ -494,3 +494,8 @@ func (c *Client) Cancel(ctx context.Context, run pipelines.Run) error {
 	_, err = c.do(ctx, http.MethodPost, path, "abort release flow run", nil, nil)
 	return err
 }
+
+// IdempotentTrigger marks Trigger as safe to repeat for a gate: Trigger first looks for a run named after the gate.
+func (c *Client) IdempotentTrigger() {}
+
+var _ pipelines.Idempotent = (*Client)(nil)

@@ -220,3 +220,8 @@ func parseDur(s string) (time.Duration, error) {
 	}
 	return d, err
 }
+
+// IdempotentTrigger marks Trigger as safe to repeat for a gate: the run id derives from the gate id.
+func (p *Provider) IdempotentTrigger() {}
+
+var _ pipelines.Idempotent = (*Provider)(nil)
