@@ -40,7 +40,8 @@ import (
 //
 //	P cb:due            zset    event id → next attempt (ms)
 //	P cb:ev:<event id>  string  event: url, body, attempts (TTL eventTTL)
-//	P cb:last:<gate>    string  "<version> <state>" last enqueued (TTL lastTTL)
+//	P cb:last:<gate>    string  "<version> <state>" newest enqueued (TTL lastTTL)
+//	P cb:seen:<gate>    hash    version → 1 for every version handled (TTL lastTTL)
 //	P cb:watch          zset    gate id → next sweep (ms)
 //	P cb:dead           zset    event id → when it was given up (ms)
 type Callbacks struct {
@@ -164,6 +165,7 @@ func NewCallbacks(o CallbackOptions) (*Callbacks, error) {
 func (c *Callbacks) dueKey() string             { return c.opts.Prefix + "cb:due" }
 func (c *Callbacks) eventKey(id string) string  { return c.opts.Prefix + "cb:ev:" + id }
 func (c *Callbacks) lastKey(gate string) string { return c.opts.Prefix + "cb:last:" + gate }
+func (c *Callbacks) seenKey(gate string) string { return c.opts.Prefix + "cb:seen:" + gate }
 func (c *Callbacks) watchKey() string           { return c.opts.Prefix + "cb:watch" }
 func (c *Callbacks) deadKey() string            { return c.opts.Prefix + "cb:dead" }
 
@@ -296,22 +298,34 @@ type CallbackPayload struct {
 	Data      APIGate   `json:"data"`
 }
 
-// enqueueScript records (gate, version, state) as the last enqueued change
-// and queues the event, unless an equal or newer version or the same state
-// was queued already. KEYS: last, event, due. ARGV: version, state, event
+// enqueueScript queues the event of (gate, version) once. Versions can
+// arrive out of order (card refreshes and the trigger worker enqueue
+// concurrently), so an older version than the last one queued is still
+// sent; a newer one is sent only if its state differs from the last one's
+// (a version that changes no state, such as a run-status detail, is not a
+// state change). KEYS: last, seen, event, due. ARGV: version, state, event
 // JSON, due (ms), event id, last TTL (ms), event TTL (ms).
 var enqueueScript = redis.NewScript(`
+if redis.call('HSETNX', KEYS[2], ARGV[1], '1') == 0 then return 0 end
+redis.call('PEXPIRE', KEYS[2], ARGV[6])
+local newer = true
 local last = redis.call('GET', KEYS[1])
 if last then
   local sp = string.find(last, ' ', 1, true)
   if sp then
     local v = tonumber(string.sub(last, 1, sp - 1))
-    if v >= tonumber(ARGV[1]) or string.sub(last, sp + 1) == ARGV[2] then return 0 end
+    local ver = tonumber(ARGV[1])
+    if v == ver then return 0 end
+    if v > ver then
+      newer = false
+    elseif string.sub(last, sp + 1) == ARGV[2] then
+      return 0
+    end
   end
 end
-redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. ARGV[2], 'PX', ARGV[6])
-redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[7])
-redis.call('ZADD', KEYS[3], ARGV[4], ARGV[5])
+if newer then redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. ARGV[2], 'PX', ARGV[6]) end
+redis.call('SET', KEYS[3], ARGV[3], 'PX', ARGV[7])
+redis.call('ZADD', KEYS[4], ARGV[4], ARGV[5])
 return 1
 `)
 
@@ -320,8 +334,8 @@ func eventID(g *approvals.Gate) string {
 	return "evt_" + g.ID + "_v" + strconv.FormatInt(g.Version, 10)
 }
 
-// Enqueue queues a callback for g's current state if g has a callback URL
-// and that state was not queued already. Pending (the state a gate is
+// Enqueue queues a callback for g's current state if g has a callback URL,
+// g's version was not handled already and it changed the state. Pending (the state a gate is
 // created in) is never sent: the caller got it in the create response.
 func (c *Callbacks) Enqueue(ctx context.Context, g *approvals.Gate) error {
 	if g == nil || g.CallbackURL == "" || g.State == approvals.StatePending {
@@ -334,7 +348,7 @@ func (c *Callbacks) Enqueue(ctx context.Context, g *approvals.Gate) error {
 	}
 	ev := callbackEvent{ID: eventID(g), Gate: g.ID, Version: g.Version, URL: g.CallbackURL, Body: string(body), First: now.UTC()}
 	raw, _ := json.Marshal(ev)
-	n, err := enqueueScript.Run(ctx, c.rdb, []string{c.lastKey(g.ID), c.eventKey(ev.ID), c.dueKey()},
+	n, err := enqueueScript.Run(ctx, c.rdb, []string{c.lastKey(g.ID), c.seenKey(g.ID), c.eventKey(ev.ID), c.dueKey()},
 		g.Version, string(g.State), raw, now.UnixMilli(), ev.ID, lastTTL.Milliseconds(), eventTTL.Milliseconds()).Int()
 	if err != nil {
 		return fmt.Errorf("enqueue callback: %w: %w", approvals.ErrUnavailable, err)

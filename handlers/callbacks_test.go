@@ -389,3 +389,45 @@ func TestCallbackSweepCatchesMissedChanges(t *testing.T) {
 func slogFor(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
+
+// Card refreshes and the trigger worker enqueue concurrently, so a newer
+// version can be queued before an older one. Each version is still sent
+// once: the receiver orders them by data.version.
+func TestCallbackEnqueueOutOfOrder(t *testing.T) {
+	for name, rdb := range redisClients(t) {
+		t.Run(name, func(t *testing.T) {
+			e := newCBEnv(t, rdb)
+			cb := e.callbacks(t, nil)
+			ctx := context.Background()
+			g := e.gate(t, e.rc.srv.URL+"/hook")
+			approved := e.move(t, g.ID, approvals.StateApproved)
+			triggering := e.move(t, g.ID, approvals.StateTriggering)
+			// A change that keeps the state (a run-status detail) is not a
+			// state change and is not sent.
+			sameState, err := e.store.Update(ctx, g.ID, func(g *approvals.Gate) error { g.Reason = "detail"; return nil })
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, snap := range []*approvals.Gate{triggering, approved, approved, triggering, sameState, approved} {
+				if err := cb.Enqueue(ctx, snap); err != nil {
+					t.Fatal(err)
+				}
+			}
+			run(t, cb)
+			e.rc.waitFor("two callbacks", func(ds []delivery) bool { return len(ds) >= 2 })
+			time.Sleep(100 * time.Millisecond)
+			ds := e.rc.deliveries()
+			got := map[string]string{}
+			for _, d := range ds {
+				got[d.Header.Get("webhook-id")] = d.Payload.Type
+			}
+			want := map[string]string{
+				fmt.Sprintf("evt_%s_v%d", g.ID, approved.Version):   "gate.approved",
+				fmt.Sprintf("evt_%s_v%d", g.ID, triggering.Version): "gate.triggering",
+			}
+			if len(ds) != 2 || fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("%d deliveries %v, want one each of %v", len(ds), got, want)
+			}
+		})
+	}
+}
