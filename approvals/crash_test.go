@@ -48,6 +48,9 @@ func (f fakeProvider) Run(ctx context.Context, idempotencyKey string) (RunInfo, 
 // hook is called after each step so a test can kill the process there.
 func processTrigger(ctx context.Context, s *Store, prov fakeProvider, tr Trigger, hook func(point string)) error {
 	g, call, err := s.BeginTrigger(ctx, tr.GateID)
+	if errors.Is(err, ErrTriggerBusy) {
+		return nil // another consumer holds the lease: no call, no ack
+	}
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return err
 	}
@@ -79,7 +82,14 @@ func TestHelperProcess(t *testing.T) {
 	prefix := os.Getenv("GATEBOT_CRASH_PREFIX")
 	point := os.Getenv("GATEBOT_CRASH_POINT")
 	after, _ := strconv.Atoi(os.Getenv("GATEBOT_CRASH_AFTER"))
-	s, err := NewStore(rdb, Options{Prefix: prefix, TriggerVisibility: time.Hour})
+	vis, err := time.ParseDuration(os.Getenv("GATEBOT_CRASH_VISIBILITY"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	// The same visibility as the survivor: the lease the doomed consumer
+	// takes in BeginTrigger is what the survivor waits out.
+	s, err := NewStore(rdb, Options{Prefix: prefix, TriggerVisibility: vis})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
@@ -148,7 +158,8 @@ func runCrash(t *testing.T, e *env, point string, n int) {
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$")
 	cmd.Env = append(os.Environ(), "GATEBOT_CRASH_HELPER=1", "GATEBOT_CRASH_REDIS="+url,
-		"GATEBOT_CRASH_PREFIX="+e.prefix, "GATEBOT_CRASH_POINT="+point, "GATEBOT_CRASH_AFTER=3")
+		"GATEBOT_CRASH_PREFIX="+e.prefix, "GATEBOT_CRASH_POINT="+point, "GATEBOT_CRASH_AFTER=3",
+		"GATEBOT_CRASH_VISIBILITY="+e.store.opts.TriggerVisibility.String())
 	out, err := cmd.CombinedOutput()
 	var exit *exec.ExitError
 	if !errors.As(err, &exit) || exit.ExitCode() != crashExitCode {

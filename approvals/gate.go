@@ -28,9 +28,11 @@ const (
 
 // transitions lists every allowed state change, in one place.
 var transitions = map[State][]State{
-	StatePending:       {StateApproved, StateRejected, StateExpired, StateCancelled},
-	StateApproved:      {StateTriggering, StateCancelled},
-	StateTriggering:    {StateRunning, StateTriggerFailed, StateSucceeded, StateFailed, StateCancelled},
+	StatePending:  {StateApproved, StateRejected, StateExpired, StateCancelled},
+	StateApproved: {StateTriggering, StateCancelled},
+	// Not cancelled: the provider call may already have started a run,
+	// which a cancelled gate would no longer track.
+	StateTriggering:    {StateRunning, StateTriggerFailed, StateSucceeded, StateFailed},
 	StateRunning:       {StateSucceeded, StateFailed, StateCancelled},
 	StateTriggerFailed: {StateApproved, StateCancelled},
 }
@@ -135,27 +137,31 @@ type Post struct {
 
 // Gate is one request to run a pipeline, waiting for or past its approval.
 type Gate struct {
-	ID          string            `json:"id"`
-	Pipeline    string            `json:"pl"`
-	Inputs      map[string]any    `json:"in,omitempty"`
-	Message     string            `json:"msg,omitempty"`
-	Requester   Person            `json:"rq"`
-	Origin      string            `json:"org,omitempty"` // "teams" or "api:<token name>"
-	Policy      Policy            `json:"pol"`
-	State       State             `json:"st"`
-	Votes       []Vote            `json:"v,omitempty"`
-	CreatedAt   time.Time         `json:"ca"`
-	Deadline    time.Time         `json:"dl"`
-	UpdatedAt   time.Time         `json:"ua"`
-	DecidedBy   *Person           `json:"db,omitempty"` // who rejected, cancelled or retried last
-	Reason      string            `json:"why,omitempty"`
-	Run         *RunInfo          `json:"run,omitempty"`
-	Error       string            `json:"err,omitempty"` // last trigger error, user-safe
-	Attempts    int               `json:"att,omitempty"` // trigger attempts
-	Post        Post              `json:"post,omitempty"`
-	CallbackURL string            `json:"cb,omitempty"`
-	Labels      map[string]string `json:"lbl,omitempty"`
-	Version     int64             `json:"ver"`
+	ID        string         `json:"id"`
+	Pipeline  string         `json:"pl"`
+	Inputs    map[string]any `json:"in,omitempty"`
+	Message   string         `json:"msg,omitempty"`
+	Requester Person         `json:"rq"`
+	Origin    string         `json:"org,omitempty"` // "teams" or "api:<token name>"
+	Policy    Policy         `json:"pol"`
+	State     State          `json:"st"`
+	Votes     []Vote         `json:"v,omitempty"`
+	CreatedAt time.Time      `json:"ca"`
+	Deadline  time.Time      `json:"dl"`
+	UpdatedAt time.Time      `json:"ua"`
+	DecidedBy *Person        `json:"db,omitempty"` // who rejected, cancelled or retried last
+	Reason    string         `json:"why,omitempty"`
+	Run       *RunInfo       `json:"run,omitempty"`
+	Error     string         `json:"err,omitempty"` // last trigger error, user-safe
+	Attempts  int            `json:"att,omitempty"` // trigger attempts
+	// TriggerLease is when the consumer that began the trigger is presumed
+	// dead: until then no other consumer calls the provider for this gate.
+	// Set while triggering only.
+	TriggerLease time.Time         `json:"tl,omitzero"`
+	Post         Post              `json:"post,omitempty"`
+	CallbackURL  string            `json:"cb,omitempty"`
+	Labels       map[string]string `json:"lbl,omitempty"`
+	Version      int64             `json:"ver"`
 }
 
 // Approvals returns the approving votes in order.
@@ -190,6 +196,15 @@ var (
 	ErrUnavailable    = errors.New("approval store unavailable")
 	ErrConflict       = errors.New("gate changed concurrently")
 	ErrIdempotencyKey = errors.New("idempotency key reused with a different request")
+	// ErrTriggerBusy is BeginTrigger's answer for a gate another consumer
+	// is triggering under a live lease: do not call the provider and do not
+	// acknowledge the trigger (it comes back after the visibility timeout).
+	ErrTriggerBusy = errors.New("trigger is being processed by another worker")
+	// ErrRunAfterCancel is FinishTrigger's answer when a run was started for
+	// a gate that is no longer triggering (cancelled or taken over
+	// meanwhile): the run is recorded on the gate, and the caller should
+	// cancel it at the provider.
+	ErrRunAfterCancel = errors.New("pipeline run started for a gate that is no longer triggering")
 )
 
 // TransitionError is a refused state change.

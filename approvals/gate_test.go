@@ -154,8 +154,7 @@ func TestTransitions(t *testing.T) {
 		{StateApproved, StateTriggering}: true, {StateApproved, StateCancelled}: true,
 		{StateTriggering, StateRunning}: true, {StateTriggering, StateTriggerFailed}: true,
 		{StateTriggering, StateSucceeded}: true, {StateTriggering, StateFailed}: true,
-		{StateTriggering, StateCancelled}: true,
-		{StateRunning, StateSucceeded}:    true, {StateRunning, StateFailed}: true, {StateRunning, StateCancelled}: true,
+		{StateRunning, StateSucceeded}: true, {StateRunning, StateFailed}: true, {StateRunning, StateCancelled}: true,
 		{StateTriggerFailed, StateApproved}: true, {StateTriggerFailed, StateCancelled}: true,
 	}
 	final := map[State]bool{StateSucceeded: true, StateFailed: true, StateRejected: true, StateExpired: true, StateCancelled: true}

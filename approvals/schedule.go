@@ -3,6 +3,7 @@ package approvals
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -38,14 +39,20 @@ func (s *Store) claim(ctx context.Context, key string, limit int, lease time.Dur
 var errSkip = errors.New("nothing to do")
 
 // ExpireDue expires pending gates whose deadline has passed, at most limit
-// of them per call, and returns the gates this call expired so the caller
-// can update their cards and tell the requesters. Its cost is proportional
-// to the gates due, and many replicas may call it at once: each due gate is
-// claimed for a lease first, and the state change itself is atomic, so a
-// gate is expired, and returned, by exactly one call. Gates decided in the
-// meantime just leave the schedule. When some gates fail (Redis trouble),
-// the others are still returned, with the joined errors; the failed ones
-// are retried once their lease runs out.
+// of them per call, and returns them so the caller can update their cards
+// and tell the requesters; the caller then calls AckExpired for each. Its
+// cost is proportional to the gates due, and many replicas may call it at
+// once: each due gate is claimed for a lease first, and the state change
+// itself is atomic. Delivery is at least once: an expired gate stays on
+// the schedule until AckExpired, so one whose replica died before
+// acknowledging it is returned again (already expired, unchanged) once its
+// claim lease runs out. Gates decided in the meantime just leave the
+// schedule.
+//
+// When some gates fail (Redis trouble, a corrupt record) the others are
+// still expired and returned, together with the joined errors: callers
+// must process the returned gates even when the error is not nil. Failed
+// gates are retried once their lease runs out.
 func (s *Store) ExpireDue(ctx context.Context, limit int) ([]*Gate, error) {
 	ids, err := s.claim(ctx, s.dueKey(), limit, scheduleLease)
 	if err != nil {
@@ -55,11 +62,16 @@ func (s *Store) ExpireDue(ctx context.Context, limit int) ([]*Gate, error) {
 	var errs []error
 	for _, id := range ids {
 		var reschedule time.Time
+		unacked := false
 		g, err := s.update(ctx, "expire gate", id, func(g *Gate, now time.Time) ([]auditNote, error) {
-			if g.State != StatePending {
+			unacked = false
+			switch {
+			case g.State == StateExpired:
+				unacked = true // expired by a replica that did not acknowledge it
 				return nil, errSkip
-			}
-			if g.Deadline.IsZero() || now.Before(g.Deadline) {
+			case g.State != StatePending:
+				return nil, errSkip
+			case g.Deadline.IsZero() || now.Before(g.Deadline):
 				reschedule = g.Deadline
 				return nil, errSkip
 			}
@@ -69,22 +81,39 @@ func (s *Store) ExpireDue(ctx context.Context, limit int) ([]*Gate, error) {
 			return nil, nil
 		})
 		switch {
-		case err == nil:
+		case err == nil, unacked && errors.Is(err, errSkip):
 			out = append(out, g)
+			err = nil
 		case errors.Is(err, errSkip) && !reschedule.IsZero():
 			// Clock skew between replicas: put it back at its deadline.
 			err = s.rdb.ZAdd(ctx, s.dueKey(), redis.Z{Score: ms(reschedule), Member: id}).Err()
-		case errors.Is(err, errSkip), errors.Is(err, ErrNotFound):
-			err = s.rdb.ZRem(ctx, s.dueKey(), id).Err()
-		}
-		if err != nil && !errors.Is(err, errSkip) {
-			if !errors.Is(err, ErrUnavailable) {
+			if err != nil {
 				err = unavailable("expire gate", err)
 			}
+		case errors.Is(err, errSkip), errors.Is(err, ErrNotFound):
+			err = s.rdb.ZRem(ctx, s.dueKey(), id).Err()
+			if err != nil {
+				err = unavailable("expire gate", err)
+			}
+		default:
+			err = fmt.Errorf("expire gate %s: %w", id, err)
+		}
+		if err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return out, errors.Join(errs...)
+}
+
+// AckExpired takes an expired gate off the expiry schedule once the caller
+// has updated its card and told the requester; until then ExpireDue hands
+// it out again after each claim lease, so a replica dying in between does
+// not lose the notification. Acknowledging an unknown gate is not an error.
+func (s *Store) AckExpired(ctx context.Context, id string) error {
+	if err := s.rdb.ZRem(ctx, s.dueKey(), id).Err(); err != nil {
+		return unavailable("ack expired gate", err)
+	}
+	return nil
 }
 
 // SchedulePoll asks for the gate's run status to be polled at at, by

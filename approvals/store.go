@@ -361,6 +361,9 @@ func (s *Store) update(ctx context.Context, op, id string, fn change) (*Gate, er
 		g.Version++
 		g.UpdatedAt = now
 		nw := g.State
+		if nw != StateTriggering {
+			g.TriggerLease = time.Time{} // a lease only guards a trigger in flight
+		}
 		if old != nw {
 			covered := false
 			for _, n := range notes {
@@ -388,7 +391,10 @@ func (s *Store) update(ctx context.Context, op, id string, fn change) (*Gate, er
 				z := redis.Z{Score: ms(g.CreatedAt), Member: id}
 				p.ZAdd(ctx, s.ixState(nw), z)
 				p.ZAdd(ctx, s.ixPipelineState(g.Pipeline, nw), z)
-				if old == StatePending || nw.Final() {
+				// An expired gate stays on the expiry schedule (at the claim
+				// lease ExpireDue gave it) until AckExpired: its card and
+				// requester are told at least once.
+				if (old == StatePending || nw.Final()) && nw != StateExpired {
 					p.ZRem(ctx, s.dueKey(), id)
 				}
 				if nw.Final() {

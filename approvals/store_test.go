@@ -396,10 +396,15 @@ func TestBeginTriggerStates(t *testing.T) {
 		if _, ok, _ := e.store.BeginTrigger(ctx, g.ID); !ok {
 			t.Fatal("BeginTrigger on approved refused")
 		}
-		// A reclaimed trigger finds the gate triggering: call again (idempotent).
+		// A reclaimed trigger finds the gate triggering with its lease run
+		// out (the consumer died): call again (idempotent).
+		e.clock.Advance(DefaultTriggerVisibility)
 		got, ok, err := e.store.BeginTrigger(ctx, g.ID)
 		if !ok || err != nil || got.Attempts != 2 {
 			t.Errorf("BeginTrigger on triggering: %v %v attempts=%d", ok, err, got.Attempts)
+		}
+		if _, err := e.store.FinishTrigger(ctx, g.ID, RunInfo{}, errors.New("boom"), ""); err != nil {
+			t.Fatal(err)
 		}
 		if _, err := e.store.Cancel(ctx, g.ID, bob, ""); err != nil {
 			t.Fatal(err)
@@ -407,8 +412,8 @@ func TestBeginTriggerStates(t *testing.T) {
 		if _, ok, err := e.store.BeginTrigger(ctx, g.ID); ok || err != nil {
 			t.Errorf("BeginTrigger on cancelled: %v %v", ok, err)
 		}
-		if _, err := e.store.FinishTrigger(ctx, g.ID, RunInfo{ID: "r1"}, nil, ""); !isTransition(err, StateCancelled, StateRunning) {
-			t.Errorf("FinishTrigger on cancelled: %v", err)
+		if _, err := e.store.FinishTrigger(ctx, g.ID, RunInfo{}, errors.New("boom"), ""); !isTransition(err, StateCancelled, StateTriggerFailed) {
+			t.Errorf("failed FinishTrigger on cancelled: %v", err)
 		}
 		if _, _, err := e.store.BeginTrigger(ctx, "g_missing"); !errors.Is(err, ErrNotFound) {
 			t.Errorf("BeginTrigger on missing gate: %v", err)
@@ -457,6 +462,11 @@ func TestExpireDue(t *testing.T) {
 						got[g.ID]++
 					}
 					mu.Unlock()
+					for _, g := range gs {
+						if err := e.store.AckExpired(ctx, g.ID); err != nil {
+							t.Error(err)
+						}
+					}
 				}
 			})
 		}

@@ -150,13 +150,20 @@ func (s *Store) AckTrigger(ctx context.Context, t Trigger) error {
 	return nil
 }
 
-// BeginTrigger marks the gate as being triggered (approved or triggering →
-// triggering, Attempts+1) and reports whether the caller should call the
-// provider now. A gate found in triggering was claimed by a consumer that
-// died or stalled, possibly after the provider call: calling again is
-// right because the provider call carries the gate id as its idempotency
-// key. Any other state (running, final, trigger_failed, cancelled) returns
-// false: the trigger is stale and only needs acknowledging.
+// BeginTrigger marks the gate as being triggered and reports whether the
+// caller should call the provider now:
+//   - approved → triggering, Attempts+1, with a lease of TriggerVisibility
+//     (TriggerLease): call.
+//   - triggering under a live lease (another consumer is calling the
+//     provider; its trigger was reclaimed because it is slow): the gate
+//     and ErrTriggerBusy, no call. Do not acknowledge the trigger: it is
+//     handed out again after the visibility timeout.
+//   - triggering with the lease run out (its consumer died, possibly after
+//     the provider call): a new lease, Attempts+1, call. Calling again is
+//     right because the provider call carries the gate id as its
+//     idempotency key.
+//   - any other state (running, final, trigger_failed): no call, no error;
+//     the trigger is stale and only needs acknowledging.
 func (s *Store) BeginTrigger(ctx context.Context, id string) (*Gate, bool, error) {
 	g, err := s.update(ctx, "begin trigger", id, func(g *Gate, now time.Time) ([]auditNote, error) {
 		switch g.State {
@@ -165,43 +172,65 @@ func (s *Store) BeginTrigger(ctx context.Context, id string) (*Gate, bool, error
 				return nil, err
 			}
 		case StateTriggering:
+			if now.Before(g.TriggerLease) {
+				return nil, ErrTriggerBusy
+			}
 			g.UpdatedAt = now
 		default:
 			return nil, errSkip
 		}
+		g.TriggerLease = now.Add(s.opts.TriggerVisibility)
 		g.Attempts++
 		return nil, nil
 	})
-	if errors.Is(err, errSkip) {
+	switch {
+	case errors.Is(err, errSkip):
 		return g, false, nil
-	}
-	if err != nil {
+	case err != nil:
 		return g, false, err
 	}
 	return g, true, nil
 }
 
-// FinishTrigger records the provider call's result on a triggering gate:
-// with runErr nil the gate becomes running with run (and is scheduled for
-// status polling at once); otherwise it becomes trigger_failed with
-// userSafeMsg as its Error (runErr itself is logged, never stored, because
-// it may carry provider details). Finishing the same run twice (two
-// consumers raced on a reclaimed trigger) returns the gate without error;
-// other states give a *TransitionError with the stored gate.
+// FinishTrigger records the provider call's result on a triggering gate
+// and ends its lease: with runErr nil the gate becomes running with run
+// (and is scheduled for status polling at once); otherwise it becomes
+// trigger_failed with userSafeMsg as its Error (runErr itself is logged,
+// never stored, because it may carry provider details).
+//
+// When the gate is no longer triggering (another consumer took over after
+// this one's lease ran out, and the gate was then cancelled, say):
+//   - the run it already holds (two consumers raced on one run, recognised
+//     by its id): the gate, no error;
+//   - another run: the gate's state is kept, the run is recorded as g.Run
+//     unless the gate already tracks one, an audit entry
+//     "run_after_cancel" is written, and the gate comes back with
+//     ErrRunAfterCancel so the caller cancels the run at the provider;
+//   - a failed call: the gate and a *TransitionError (nothing started).
 func (s *Store) FinishTrigger(ctx context.Context, id string, run RunInfo, runErr error, userSafeMsg string) (*Gate, error) {
 	if runErr != nil {
 		s.log.WarnContext(ctx, "trigger failed", "gate", id, "err", runErr)
 	}
+	late := false
 	g, err := s.update(ctx, "finish trigger", id, func(g *Gate, now time.Time) ([]auditNote, error) {
+		late = false
 		if g.State != StateTriggering {
-			if runErr == nil && g.Run != nil && run.ID != "" && g.Run.ID == run.ID {
-				return nil, errSkip
-			}
-			to := StateRunning
 			if runErr != nil {
-				to = StateTriggerFailed
+				return nil, &TransitionError{From: g.State, To: StateTriggerFailed}
 			}
-			return nil, &TransitionError{From: g.State, To: to}
+			sameRun := g.Run != nil && g.Run.ID == run.ID
+			switch {
+			case sameRun && (g.State == StateRunning || g.State == StateSucceeded || g.State == StateFailed):
+				return nil, errSkip // the gate went on with this very run
+			case sameRun:
+				return nil, errLateRun // already recorded as late
+			}
+			late = true
+			if g.Run == nil {
+				r := run
+				g.Run = &r
+			}
+			return []auditNote{{event: "run_after_cancel", reason: runNote(run), from: g.State}}, nil
 		}
 		if runErr != nil {
 			if userSafeMsg == "" {
@@ -221,11 +250,17 @@ func (s *Store) FinishTrigger(ctx context.Context, id string, run RunInfo, runEr
 		}
 		return []auditNote{{event: string(StateRunning), from: StateTriggering, to: StateRunning, reason: runNote(r)}}, nil
 	})
-	if errors.Is(err, errSkip) {
+	switch {
+	case errors.Is(err, errSkip):
 		return g, nil
+	case errors.Is(err, errLateRun), err == nil && late:
+		return g, fmt.Errorf("gate %s is %s: %w", id, g.State, ErrRunAfterCancel)
 	}
 	return g, err
 }
+
+// errLateRun aborts FinishTrigger for a late run the gate already holds.
+var errLateRun = errors.New("late run already recorded")
 
 func runNote(r RunInfo) string {
 	if r.ID == "" {

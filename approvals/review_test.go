@@ -1,0 +1,169 @@
+package approvals
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// approvedGate creates a gate and approves it (one approver needed).
+func approvedGate(t *testing.T, e *env) *Gate {
+	t.Helper()
+	g := mustCreate(t, e.store, newGate("deploy-api", 1, time.Hour))
+	if _, out, err := e.store.Decide(context.Background(), g.ID, bob, true, "", ""); err != nil || out != OutcomeApproved {
+		t.Fatalf("approve: %v %v", out, err)
+	}
+	return g
+}
+
+// TestBeginTriggerLease: a trigger reclaimed while its first consumer still
+// holds the lease must not call the provider again; once the lease ran out
+// (the holder died) the next consumer takes over.
+func TestBeginTriggerLease(t *testing.T) {
+	const vis = time.Minute
+	backends(t, Options{TriggerVisibility: vis}, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		g := approvedGate(t, e)
+		got, call, err := e.store.BeginTrigger(ctx, g.ID)
+		if err != nil || !call || got.State != StateTriggering || got.Attempts != 1 ||
+			!got.TriggerLease.Equal(e.clock.Now().Add(vis)) {
+			t.Fatalf("first BeginTrigger: call=%v err=%v gate=%+v", call, err, got)
+		}
+		// A reclaim within the lease: busy, no call, gate unchanged.
+		e.clock.Advance(vis - time.Second)
+		busy, call, err := e.store.BeginTrigger(ctx, g.ID)
+		if !errors.Is(err, ErrTriggerBusy) || call || busy == nil || busy.Attempts != 1 || busy.Version != got.Version {
+			t.Fatalf("BeginTrigger within lease: call=%v err=%v gate=%+v", call, err, busy)
+		}
+		// The lease ran out: the holder died; take over with a new lease.
+		e.clock.Advance(time.Second)
+		again, call, err := e.store.BeginTrigger(ctx, g.ID)
+		if err != nil || !call || again.Attempts != 2 || !again.TriggerLease.Equal(e.clock.Now().Add(vis)) {
+			t.Fatalf("BeginTrigger after lease: call=%v err=%v gate=%+v", call, err, again)
+		}
+		fin, err := e.store.FinishTrigger(ctx, g.ID, RunInfo{ID: "r1"}, nil, "")
+		if err != nil || fin.State != StateRunning || !fin.TriggerLease.IsZero() {
+			t.Fatalf("FinishTrigger: %v %+v", err, fin)
+		}
+		raw := e.rdb.Get(ctx, e.store.gateKey(g.ID)).Val()
+		if dec, _ := e.store.codec.decode([]byte(raw)); dec == nil || !dec.TriggerLease.IsZero() {
+			t.Errorf("stored gate keeps a lease after finishing: %+v", dec)
+		}
+	})
+}
+
+// TestRunAfterCancel: a run that comes back for a gate that is no longer
+// triggering is recorded and reported, so the caller can cancel it.
+func TestRunAfterCancel(t *testing.T) {
+	const vis = time.Minute
+	backends(t, Options{TriggerVisibility: vis}, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		g := approvedGate(t, e)
+		if _, call, err := e.store.BeginTrigger(ctx, g.ID); !call || err != nil {
+			t.Fatalf("BeginTrigger A: %v %v", call, err)
+		}
+		// A triggering gate can no longer be cancelled: its run could start untracked.
+		if _, err := e.store.Cancel(ctx, g.ID, carol, ""); !isTransition(err, StateTriggering, StateCancelled) {
+			t.Fatalf("cancel triggering: %v", err)
+		}
+		// A stalls past its lease; B takes over, fails, and the gate is cancelled.
+		e.clock.Advance(vis)
+		if _, call, err := e.store.BeginTrigger(ctx, g.ID); !call || err != nil {
+			t.Fatalf("BeginTrigger B: %v %v", call, err)
+		}
+		if _, err := e.store.FinishTrigger(ctx, g.ID, RunInfo{}, errors.New("500"), "provider down"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.store.Cancel(ctx, g.ID, carol, "never mind"); err != nil {
+			t.Fatal(err)
+		}
+		// A comes back with a run.
+		got, err := e.store.FinishTrigger(ctx, g.ID, RunInfo{ID: "r-late", URL: "https://ci/r-late"}, nil, "")
+		if !errors.Is(err, ErrRunAfterCancel) {
+			t.Fatalf("late FinishTrigger: err = %v, want ErrRunAfterCancel", err)
+		}
+		if got == nil || got.State != StateCancelled || got.Run == nil || got.Run.ID != "r-late" {
+			t.Fatalf("late FinishTrigger gate = %+v", got)
+		}
+		stored, err := e.store.Get(ctx, g.ID)
+		if err != nil || stored.State != StateCancelled || stored.Run == nil || stored.Run.ID != "r-late" {
+			t.Fatalf("stored gate = %+v %v", stored, err)
+		}
+		if e.rdb.ZScore(ctx, e.store.pollKey(), g.ID).Err() == nil {
+			t.Errorf("a cancelled gate was put on the poll schedule")
+		}
+		ent, err := e.store.Audit(ctx, AuditQuery{})
+		if err != nil || len(ent) == 0 {
+			t.Fatal(err)
+		}
+		last := ent[len(ent)-1]
+		if last.Event != "run_after_cancel" || last.Reason != "run r-late" {
+			t.Errorf("last audit entry = %+v, want run_after_cancel", last)
+		}
+		// The same late run again is reported again but changes nothing.
+		again, err := e.store.FinishTrigger(ctx, g.ID, RunInfo{ID: "r-late"}, nil, "")
+		if !errors.Is(err, ErrRunAfterCancel) || again.Version != got.Version {
+			t.Errorf("repeat late FinishTrigger: %v version %d→%d", err, got.Version, again.Version)
+		}
+	})
+}
+
+// TestExpireDueAtLeastOnce: a replica that expires a gate and dies before
+// telling anyone leaves it to another replica, until AckExpired.
+func TestExpireDueAtLeastOnce(t *testing.T) {
+	backends(t, Options{}, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		g := mustCreate(t, e.store, newGate("deploy-api", 1, 10*time.Minute))
+		e.clock.Advance(10 * time.Minute)
+		got, err := e.store.ExpireDue(ctx, 10)
+		if err != nil || len(got) != 1 || got[0].ID != g.ID || got[0].State != StateExpired {
+			t.Fatalf("ExpireDue: %v %v", got, err)
+		}
+		// The replica dies here. Within the claim lease nobody else sees it.
+		if again, err := e.store.ExpireDue(ctx, 10); err != nil || len(again) != 0 {
+			t.Fatalf("ExpireDue within the lease: %v %v", again, err)
+		}
+		e.clock.Advance(scheduleLease)
+		again, err := e.store.ExpireDue(ctx, 10)
+		if err != nil || len(again) != 1 || again[0].ID != g.ID || again[0].State != StateExpired || again[0].Version != got[0].Version {
+			t.Fatalf("ExpireDue after a crash: %v %v", again, err)
+		}
+		if err := e.store.AckExpired(ctx, g.ID); err != nil {
+			t.Fatal(err)
+		}
+		if n := e.rdb.ZCard(ctx, e.store.dueKey()).Val(); n != 0 {
+			t.Errorf("due entries after AckExpired = %d", n)
+		}
+		e.clock.Advance(scheduleLease)
+		if more, err := e.store.ExpireDue(ctx, 10); err != nil || len(more) != 0 {
+			t.Errorf("ExpireDue after ack: %v %v", more, err)
+		}
+		if err := e.store.AckExpired(ctx, "g_missing"); err != nil {
+			t.Errorf("AckExpired of an unknown gate: %v", err)
+		}
+	})
+}
+
+// TestExpireDuePartialFailure: one bad gate does not hide the others.
+func TestExpireDuePartialFailure(t *testing.T) {
+	backends(t, Options{}, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		good := mustCreate(t, e.store, newGate("deploy-api", 1, time.Minute))
+		bad := mustCreate(t, e.store, newGate("deploy-api", 1, time.Minute))
+		if err := e.rdb.Set(ctx, e.store.gateKey(bad.ID), "\x07garbage", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		e.clock.Advance(time.Minute)
+		got, err := e.store.ExpireDue(ctx, 10)
+		if err == nil || errors.Is(err, ErrUnavailable) {
+			t.Errorf("ExpireDue err = %v, want a non-unavailable error for the corrupt gate", err)
+		}
+		if len(got) != 1 || got[0].ID != good.ID {
+			t.Errorf("ExpireDue returned %v, want [%s]", got, good.ID)
+		}
+		_ = redis.Nil
+	})
+}
