@@ -496,11 +496,14 @@ func (c *Callbacks) deliver(ctx context.Context, id string) {
 	}
 }
 
+// giveUp moves id to the dead letters, which keep an event's id only as
+// long as the event itself lives (eventTTL).
 func (c *Callbacks) giveUp(ctx context.Context, id string) {
-	now := c.opts.Now().UnixMilli()
+	now := c.opts.Now()
 	c.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.ZRem(ctx, c.dueKey(), id)
-		p.ZAdd(ctx, c.deadKey(), redis.Z{Score: float64(now), Member: id})
+		p.ZAdd(ctx, c.deadKey(), redis.Z{Score: float64(now.UnixMilli()), Member: id})
+		p.ZRemRangeByScore(ctx, c.deadKey(), "-inf", "("+strconv.FormatInt(now.Add(-eventTTL).UnixMilli(), 10))
 		return nil
 	})
 }

@@ -431,3 +431,40 @@ func TestCallbackEnqueueOutOfOrder(t *testing.T) {
 		})
 	}
 }
+
+// Dead letters are kept as long as events are, not forever.
+func TestCallbackDeadLettersTrimmed(t *testing.T) {
+	for name, rdb := range redisClients(t) {
+		t.Run(name, func(t *testing.T) {
+			e := newCBEnv(t, rdb)
+			ctx := context.Background()
+			dead := e.prefix + "cb:dead"
+			now := time.Now()
+			e.rdb.ZAdd(ctx, dead,
+				redis.Z{Score: float64(now.Add(-4 * 24 * time.Hour).UnixMilli()), Member: "evt_old"},
+				redis.Z{Score: float64(now.Add(-time.Hour).UnixMilli()), Member: "evt_recent"})
+			e.rc.status = http.StatusGone
+			cb := e.callbacks(t, nil)
+			g := e.move(t, e.gate(t, e.rc.srv.URL+"/hook").ID, approvals.StateRejected)
+			if err := cb.Enqueue(ctx, g); err != nil {
+				t.Fatal(err)
+			}
+			run(t, cb)
+			id := fmt.Sprintf("evt_%s_v%d", g.ID, g.Version)
+			deadline := time.Now().Add(5 * time.Second)
+			for time.Now().Before(deadline) {
+				if _, err := e.rdb.ZScore(ctx, dead, id).Result(); err == nil {
+					break
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			got, err := e.rdb.ZRange(ctx, dead, 0, -1).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(got) != fmt.Sprint([]string{"evt_recent", id}) {
+				t.Errorf("dead letters %v, want [evt_recent %s]", got, id)
+			}
+		})
+	}
+}
