@@ -16,6 +16,10 @@ import (
 // record's own field names and Teams' fixed strings, behind a one-byte tag.
 // A record starting with '{' is plain JSON. The dictionary is part of the
 // storage format: never edit it, add a new tag instead.
+// errCorrupt marks a stored record that does not decode: retrying cannot
+// help, and Redis is not to blame.
+var errCorrupt = errors.New("corrupt gate record")
+
 const (
 	tagDeflateV1 = 0x01
 	compressMin  = 256
@@ -73,6 +77,14 @@ func (c *recordCodec) encode(g *Gate) ([]byte, error) {
 }
 
 func (c *recordCodec) decode(rec []byte) (*Gate, error) {
+	g, err := c.decodeRaw(rec)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errCorrupt, err)
+	}
+	return g, nil
+}
+
+func (c *recordCodec) decodeRaw(rec []byte) (*Gate, error) {
 	if len(rec) == 0 {
 		return nil, errors.New("decode gate: empty record")
 	}

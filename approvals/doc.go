@@ -20,14 +20,20 @@
 //	                             once final
 //	P idem:<key>         string  "<request fingerprint> <gate id>" for Create's
 //	                             idempotency key; TTL = policy timeout + Retention
+//	                             while the gate is live (none without a timeout),
+//	                             Retention once it is final
 //	P due                zset    expiry schedule: pending gate id → deadline (ms);
-//	                             claimed members are pushed forward by a lease
+//	                             claimed members are pushed forward by a lease;
+//	                             an expired gate stays until AckExpired
 //	P poll               zset    run-status poll schedule: gate id → next poll (ms)
 //	P ix:all             zset    every gate id → created (ms), for List
 //	P ix:p:<pipeline>    zset    gate ids of one pipeline → created (ms)
 //	P ix:s:<state>       zset    gate ids in one state → created (ms)
 //	P ix:ps:<state>:<pipeline>
 //	                     zset    gate ids of one pipeline in one state
+//	P ended              zset    ended gates → end of retention (ms); members
+//	                             are JSON arrays [id, pipeline, state], all
+//	                             pruning needs to find the four ix: entries
 //	P triggers           stream  trigger queue ("gate" field), consumer group
 //	                             "triggers"; entries are deleted once acked
 //	P audit              stream  audit log, trimmed to ~Options.AuditMaxLen
@@ -35,8 +41,10 @@
 //	P seen:<key>         string  activity de-duplication markers (Once), with TTL
 //	P conv:<key>         string  saved conversation references, no TTL
 //
-// Index members of ended gates stay until List meets them after the gate
-// record has expired, and are pruned then.
+// A gate entering a final state is added to "ended" in the same
+// transaction; ExpireDue takes up to 100 gates whose retention is over off
+// the ix: indexes and "ended" per call. Index members of gates that ended
+// before "ended" existed are pruned when List meets them without a record.
 //
 // A vote, the gate write, the index moves, the trigger enqueue and the audit
 // entry happen in one MULTI/EXEC guarded by WATCH on the gate key, so all

@@ -161,7 +161,10 @@ type Gate struct {
 	Post         Post              `json:"post,omitempty"`
 	CallbackURL  string            `json:"cb,omitempty"`
 	Labels       map[string]string `json:"lbl,omitempty"`
-	Version      int64             `json:"ver"`
+	// IdempotencyKey is the key Create was called with, so that its record
+	// can be given the retention TTL when the gate ends.
+	IdempotencyKey string `json:"ik,omitempty"`
+	Version        int64  `json:"ver"`
 }
 
 // Approvals returns the approving votes in order.

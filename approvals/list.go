@@ -2,6 +2,7 @@ package approvals
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -126,4 +127,69 @@ func (s *Store) List(ctx context.Context, q ListQuery) ([]*Gate, string, error) 
 		next = strconv.FormatFloat(last.Score, 'f', -1, 64) + ":" + last.Member.(string)
 	}
 	return out, next, nil
+}
+
+// endedMember names an ended gate in the "ended" schedule with everything
+// pruning needs to find its index entries: the JSON array
+// [id, pipeline, state], unambiguous whatever the strings hold.
+func endedMember(g *Gate) string {
+	b, _ := json.Marshal([3]string{g.ID, g.Pipeline, string(g.State)})
+	return string(b)
+}
+
+// pruneEnded takes up to limit gates whose retention is over off the list
+// indexes and the "ended" schedule, at a cost proportional to what it
+// removes. A gate whose record still exists (recreated under the same
+// explicit id, or a clock ahead of Redis's) keeps its index entries; List
+// prunes those when it meets them without a record.
+func (s *Store) pruneEnded(ctx context.Context, limit int) error {
+	members, err := s.rdb.ZRangeByScore(ctx, s.endedKey(), &redis.ZRangeBy{
+		Min: "-inf", Max: strconv.FormatInt(s.now().UnixMilli(), 10), Count: int64(limit),
+	}).Result()
+	if err != nil {
+		return unavailable("prune indexes", err)
+	}
+	if len(members) == 0 {
+		return nil
+	}
+	type ended struct{ id, pipeline, state string }
+	var gone []ended
+	exists := make([]*redis.IntCmd, len(members))
+	parsed := make([][3]string, len(members))
+	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, m := range members {
+			if err := json.Unmarshal([]byte(m), &parsed[i]); err != nil || parsed[i][0] == "" {
+				s.log.WarnContext(ctx, "dropping malformed ended entry", "member", m)
+				continue
+			}
+			exists[i] = p.Exists(ctx, s.gateKey(parsed[i][0]))
+		}
+		return nil
+	})
+	if err != nil {
+		return unavailable("prune indexes", err)
+	}
+	for i := range members {
+		if exists[i] != nil && exists[i].Val() == 0 {
+			gone = append(gone, ended{parsed[i][0], parsed[i][1], parsed[i][2]})
+		}
+	}
+	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		for _, e := range gone {
+			p.ZRem(ctx, s.ixAll(), e.id)
+			p.ZRem(ctx, s.ixPipeline(e.pipeline), e.id)
+			p.ZRem(ctx, s.ixState(State(e.state)), e.id)
+			p.ZRem(ctx, s.ixPipelineState(e.pipeline, State(e.state)), e.id)
+		}
+		done := make([]any, len(members))
+		for i, m := range members {
+			done[i] = m
+		}
+		p.ZRem(ctx, s.endedKey(), done...)
+		return nil
+	})
+	if err != nil {
+		return unavailable("prune indexes", err)
+	}
+	return nil
 }

@@ -167,3 +167,166 @@ func TestExpireDuePartialFailure(t *testing.T) {
 		_ = redis.Nil
 	})
 }
+
+// TestUpdateEnforcesTransitions: Update cannot bypass the transition table
+// nor the quorum.
+func TestUpdateEnforcesTransitions(t *testing.T) {
+	backends(t, Options{}, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		g := mustCreate(t, e.store, newGate("deploy-api", 2, time.Hour))
+		for _, to := range []State{StateApproved, StateRunning, StateSucceeded} {
+			got, err := e.store.Update(ctx, g.ID, func(g *Gate) error { g.State = to; return nil })
+			if !isTransition(err, StatePending, to) {
+				t.Errorf("Update pending→%s: err = %v, want *TransitionError", to, err)
+			}
+			if got == nil || got.State != StatePending || got.Version != 1 {
+				t.Errorf("Update pending→%s returned %+v", to, got)
+			}
+		}
+		stored, _ := e.store.Get(ctx, g.ID)
+		if stored.State != StatePending || stored.Version != 1 {
+			t.Errorf("stored gate changed: %s v%d", stored.State, stored.Version)
+		}
+		if c := triggerCounts(t, e); len(c) != 0 {
+			t.Errorf("triggers enqueued: %v", c)
+		}
+		if n := e.rdb.ZCard(ctx, e.store.ixState(StateApproved)).Val(); n != 0 {
+			t.Errorf("approved index holds %d gates", n)
+		}
+	})
+}
+
+// TestSchedulePollFinal: rescheduling a poll does not bring back a gate
+// that left the poll schedule.
+func TestSchedulePollFinal(t *testing.T) {
+	backends(t, Options{}, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		g := approvedGate(t, e)
+		if _, _, err := e.store.BeginTrigger(ctx, g.ID); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.store.FinishTrigger(ctx, g.ID, RunInfo{ID: "r1"}, nil, ""); err != nil {
+			t.Fatal(err)
+		}
+		at := e.clock.Now().Add(time.Minute)
+		if err := e.store.SchedulePoll(ctx, g.ID, at); err != nil {
+			t.Fatal(err)
+		}
+		if sc, err := e.rdb.ZScore(ctx, e.store.pollKey(), g.ID).Result(); err != nil || sc != ms(at) {
+			t.Errorf("running gate poll score = %v %v, want %v", sc, err, ms(at))
+		}
+		if _, err := e.store.Update(ctx, g.ID, func(g *Gate) error { return g.Transition(StateSucceeded, e.clock.Now()) }); err != nil {
+			t.Fatal(err)
+		}
+		// A poll that was in flight when the gate ended reschedules it.
+		if err := e.store.SchedulePoll(ctx, g.ID, at); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.rdb.ZScore(ctx, e.store.pollKey(), g.ID).Err(); !errors.Is(err, redis.Nil) {
+			t.Errorf("final gate back on the poll schedule (err %v)", err)
+		}
+	})
+}
+
+// TestCorruptRecordNotUnavailable: a record that does not decode is a
+// permanent error, not "try again".
+func TestCorruptRecordNotUnavailable(t *testing.T) {
+	backends(t, Options{}, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		g, _, err := e.store.Create(ctx, newGate("deploy-api", 1, time.Hour), "key-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.rdb.Set(ctx, e.store.gateKey(g.ID), "{not json", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := e.store.Create(ctx, newGate("deploy-api", 1, time.Hour), "key-1"); err == nil || errors.Is(err, ErrUnavailable) {
+			t.Errorf("Create over a corrupt record: err = %v, want a permanent error", err)
+		}
+		if _, _, err := e.store.Decide(ctx, g.ID, bob, true, "", ""); err == nil || errors.Is(err, ErrUnavailable) {
+			t.Errorf("Decide on a corrupt record: err = %v, want a permanent error", err)
+		}
+	})
+}
+
+// TestIdempotencyKeyTTL: the key outlives a live gate, whatever its
+// timeout, and then lasts the retention.
+func TestIdempotencyKeyTTL(t *testing.T) {
+	const retention = time.Hour
+	backends(t, Options{Retention: retention}, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		g, _, err := e.store.Create(ctx, newGate("deploy-api", 1, 0), "no-timeout")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ttl := e.rdb.TTL(ctx, e.store.idemKey("no-timeout")).Val(); ttl != -1 {
+			t.Errorf("idempotency key TTL of a live gate without timeout = %v, want none", ttl)
+		}
+		g2, _, err := e.store.Create(ctx, newGate("deploy-api", 1, time.Hour), "timeout")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ttl := e.rdb.TTL(ctx, e.store.idemKey("timeout")).Val(); ttl <= retention || ttl > time.Hour+retention {
+			t.Errorf("idempotency key TTL of a live gate with timeout = %v, want in (%v, %v]", ttl, retention, time.Hour+retention)
+		}
+		for _, id := range []string{g.ID, g2.ID} {
+			if _, err := e.store.Cancel(ctx, id, alice, ""); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, k := range []string{"no-timeout", "timeout"} {
+			if ttl := e.rdb.TTL(ctx, e.store.idemKey(k)).Val(); ttl <= retention-time.Minute || ttl > retention {
+				t.Errorf("idempotency key %s TTL after the gate ended = %v, want ≈ %v", k, ttl, retention)
+			}
+		}
+	})
+}
+
+// TestIndexesPrunedAfterRetention: ended gates leave the list indexes once
+// their retention is over, without anyone listing them.
+func TestIndexesPrunedAfterRetention(t *testing.T) {
+	const retention = time.Hour
+	backends(t, Options{Retention: retention}, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		live := mustCreate(t, e.store, newGate("api", 1, 0))
+		cancelled := mustCreate(t, e.store, newGate("api", 1, 0))
+		rejected := mustCreate(t, e.store, newGate("web", 1, 0))
+		if _, err := e.store.Cancel(ctx, cancelled.ID, alice, ""); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := e.store.Decide(ctx, rejected.ID, bob, false, "no", ""); err != nil {
+			t.Fatal(err)
+		}
+		if n := e.rdb.ZCard(ctx, e.store.endedKey()).Val(); n != 2 {
+			t.Fatalf("ended entries = %d, want 2", n)
+		}
+		// Not yet: nothing pruned.
+		e.clock.Advance(retention - time.Second)
+		if _, err := e.store.ExpireDue(ctx, 10); err != nil {
+			t.Fatal(err)
+		}
+		if n := e.rdb.ZCard(ctx, e.store.ixAll()).Val(); n != 3 {
+			t.Errorf("ix:all before retention = %d, want 3", n)
+		}
+		e.clock.Advance(time.Second)
+		// The records are gone by now in a real deployment.
+		e.rdb.Del(ctx, e.store.gateKey(cancelled.ID), e.store.gateKey(rejected.ID))
+		if _, err := e.store.ExpireDue(ctx, 10); err != nil {
+			t.Fatal(err)
+		}
+		keys := map[string]int64{
+			e.store.ixAll(): 1, e.store.ixPipeline("api"): 1, e.store.ixPipeline("web"): 0,
+			e.store.ixState(StateCancelled): 0, e.store.ixState(StateRejected): 0, e.store.ixState(StatePending): 1,
+			e.store.ixPipelineState("api", StateCancelled): 0, e.store.ixPipelineState("web", StateRejected): 0,
+			e.store.endedKey(): 0,
+		}
+		for k, want := range keys {
+			if n := e.rdb.ZCard(ctx, k).Val(); n != want {
+				t.Errorf("%s holds %d, want %d", k, n, want)
+			}
+		}
+		if e.rdb.ZScore(ctx, e.store.ixAll(), live.ID).Err() != nil {
+			t.Errorf("live gate pruned from ix:all")
+		}
+	})
+}

@@ -49,6 +49,9 @@ var errSkip = errors.New("nothing to do")
 // claim lease runs out. Gates decided in the meantime just leave the
 // schedule.
 //
+// Each call also takes up to pruneBatch gates whose retention is over off
+// the list indexes.
+//
 // When some gates fail (Redis trouble, a corrupt record) the others are
 // still expired and returned, together with the joined errors: callers
 // must process the returned gates even when the error is not nil. Failed
@@ -102,6 +105,9 @@ func (s *Store) ExpireDue(ctx context.Context, limit int) ([]*Gate, error) {
 			errs = append(errs, err)
 		}
 	}
+	if err := s.pruneEnded(ctx, pruneBatch); err != nil {
+		errs = append(errs, err)
+	}
 	return out, errors.Join(errs...)
 }
 
@@ -116,10 +122,13 @@ func (s *Store) AckExpired(ctx context.Context, id string) error {
 	return nil
 }
 
-// SchedulePoll asks for the gate's run status to be polled at at, by
-// whichever replica claims it first (ClaimPolls).
+// SchedulePoll moves the gate's next run-status poll to at, to be taken
+// by whichever replica claims it first (ClaimPolls). It only reschedules
+// (ZADD XX): a gate enters the poll schedule when FinishTrigger makes it
+// running and leaves it when it ends or is unscheduled, so a poll that was
+// in flight meanwhile does not bring it back.
 func (s *Store) SchedulePoll(ctx context.Context, id string, at time.Time) error {
-	if err := s.rdb.ZAdd(ctx, s.pollKey(), redis.Z{Score: ms(at), Member: id}).Err(); err != nil {
+	if err := s.rdb.ZAddXX(ctx, s.pollKey(), redis.Z{Score: ms(at), Member: id}).Err(); err != nil {
 		return unavailable("schedule poll", err)
 	}
 	return nil

@@ -54,6 +54,9 @@ const (
 	// other replicas skip it while this one works on it; a replica dying
 	// mid-way only delays the gate by this much.
 	scheduleLease = 30 * time.Second
+	// pruneBatch bounds the ended gates one ExpireDue call takes off the
+	// list indexes.
+	pruneBatch = 100
 	// maxTxTries bounds optimistic retries on a contended gate.
 	maxTxTries = 64
 )
@@ -117,6 +120,7 @@ func (s *Store) gateKey(id string) string   { return s.opts.Prefix + "g:" + id }
 func (s *Store) idemKey(k string) string    { return s.opts.Prefix + "idem:" + k }
 func (s *Store) dueKey() string             { return s.opts.Prefix + "due" }
 func (s *Store) pollKey() string            { return s.opts.Prefix + "poll" }
+func (s *Store) endedKey() string           { return s.opts.Prefix + "ended" }
 func (s *Store) triggerKey() string         { return s.opts.Prefix + "triggers" }
 func (s *Store) auditKey() string           { return s.opts.Prefix + "audit" }
 func (s *Store) seenKey(k string) string    { return s.opts.Prefix + "seen:" + k }
@@ -242,6 +246,7 @@ func (s *Store) Create(ctx context.Context, g *Gate, idempotencyKey string) (*Ga
 			ng.Deadline = now.Add(ng.Policy.Timeout)
 		}
 		ng.Version = 1
+		ng.IdempotencyKey = idempotencyKey
 		raw, err := s.codec.encode(&ng)
 		if err != nil {
 			return backoff.Permanent(err)
@@ -249,7 +254,13 @@ func (s *Store) Create(ctx context.Context, g *Gate, idempotencyKey string) (*Ga
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			p.Set(ctx, s.gateKey(ng.ID), raw, 0)
 			if idempotencyKey != "" {
-				p.Set(ctx, s.idemKey(idempotencyKey), fp+" "+ng.ID, ng.Policy.Timeout+s.opts.Retention)
+				// Without a timeout the gate may stay pending for ever, and
+				// so must its key; update shortens it to Retention at the end.
+				var ttl time.Duration
+				if ng.Policy.Timeout > 0 {
+					ttl = ng.Policy.Timeout + s.opts.Retention
+				}
+				p.Set(ctx, s.idemKey(idempotencyKey), fp+" "+ng.ID, ttl)
 			}
 			if !ng.Deadline.IsZero() {
 				p.ZAdd(ctx, s.dueKey(), redis.Z{Score: ms(ng.Deadline), Member: ng.ID})
@@ -280,7 +291,8 @@ func (s *Store) indexAdd(ctx context.Context, p redis.Pipeliner, g *Gate, st Sta
 
 // retryTx runs fn under WATCH keys and retries it when a watched key
 // changed before EXEC. fn returns backoff.Permanent for errors that must
-// not be retried; Redis errors come back wrapped with ErrUnavailable.
+// not be retried; Redis errors come back wrapped with ErrUnavailable, a
+// stored record that does not decode as a permanent error.
 func (s *Store) retryTx(ctx context.Context, op string, fn func(tx *redis.Tx) error, keys ...string) error {
 	b := &backoff.ExponentialBackOff{
 		InitialInterval:     time.Millisecond,
@@ -295,7 +307,7 @@ func (s *Store) retryTx(ctx context.Context, op string, fn func(tx *redis.Tx) er
 			return struct{}{}, nil
 		case errors.Is(err, redis.TxFailedErr):
 			return struct{}{}, err // retried
-		case errors.Is(err, ErrUnavailable):
+		case errors.Is(err, ErrUnavailable), errors.Is(err, errCorrupt):
 			return struct{}{}, backoff.Permanent(err)
 		}
 		var perm *backoff.PermanentError
@@ -383,6 +395,9 @@ func (s *Store) update(ctx context.Context, op, id string, fn change) (*Gate, er
 			var ttl time.Duration
 			if nw.Final() {
 				ttl = s.opts.Retention
+				// Every write of a final gate renews its TTL, and so its
+				// index entries' end of life.
+				p.ZAdd(ctx, s.endedKey(), redis.Z{Score: ms(now.Add(ttl)), Member: endedMember(g)})
 			}
 			p.Set(ctx, s.gateKey(id), enc, ttl)
 			if old != nw {
@@ -399,6 +414,9 @@ func (s *Store) update(ctx context.Context, op, id string, fn change) (*Gate, er
 				}
 				if nw.Final() {
 					p.ZRem(ctx, s.pollKey(), id)
+					if g.IdempotencyKey != "" {
+						p.Expire(ctx, s.idemKey(g.IdempotencyKey), s.opts.Retention)
+					}
 				}
 				switch nw {
 				case StateApproved:
@@ -427,7 +445,9 @@ func (s *Store) update(ctx context.Context, op, id string, fn change) (*Gate, er
 // Update applies fn to the gate atomically, retrying on concurrent changes
 // (fn may run more than once and must only mutate g). fn usually calls
 // g.Transition. If fn returns an error nothing is written and the stored
-// gate is returned with that error. Version is incremented; a state change
+// gate is returned with that error. A state change the transition table
+// does not allow, or pending → approved (only Decide may approve, by
+// quorum), is refused the same way with a *TransitionError. Version is incremented; a state change
 // is audited (actor: g.DecidedBy and reason: g.Reason when fn changed them),
 // a final state gets the retention TTL and leaves the schedules, and
 // becoming Approved again (a retry from trigger_failed) enqueues a trigger,
@@ -444,6 +464,12 @@ func (s *Store) Update(ctx context.Context, id string, fn func(g *Gate) error) (
 		}
 		if g.State == old {
 			return nil, nil
+		}
+		// fn may set g.State directly: hold it to the transition table,
+		// and leave approving a pending gate to Decide, which counts the
+		// quorum.
+		if !CanTransition(old, g.State) || (old == StatePending && g.State == StateApproved) {
+			return nil, &TransitionError{From: old, To: g.State}
 		}
 		n := auditNote{event: string(g.State), from: old, to: g.State}
 		if g.DecidedBy != nil && (oldBy == nil || *g.DecidedBy != oldByV) {
