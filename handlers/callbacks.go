@@ -97,8 +97,8 @@ type CallbackOptions struct {
 // Callback tuning.
 const (
 	defaultCallbackTimeout = 15 * time.Second
-	callbackBatch          = 32
-	callbackParallel       = 8
+	callbackBatch          = 32 // gates per sweep step
+	callbackParallel       = 8  // events claimed and sent at once
 	maxRetryAfterWait      = time.Hour
 	eventTTL               = 3 * 24 * time.Hour
 	lastTTL                = 35 * 24 * time.Hour
@@ -412,8 +412,10 @@ func (c *Callbacks) loop(ctx context.Context, every time.Duration, step func(con
 }
 
 // deliverDue sends one batch of due events; more reports a full batch.
+// A batch is no larger than what is sent at once, so every claimed event's
+// attempt starts at once and ends within Timeout, inside the lease.
 func (c *Callbacks) deliverDue(ctx context.Context) (bool, error) {
-	ids, err := c.claim(ctx, c.dueKey(), callbackBatch, 2*c.opts.Timeout)
+	ids, err := c.claim(ctx, c.dueKey(), callbackParallel, 2*c.opts.Timeout)
 	if err != nil {
 		return false, err
 	}
@@ -423,7 +425,7 @@ func (c *Callbacks) deliverDue(ctx context.Context) (bool, error) {
 		g.Go(func() error { c.deliver(ctx, id); return nil })
 	}
 	g.Wait()
-	return len(ids) == callbackBatch, nil
+	return len(ids) == callbackParallel, nil
 }
 
 // deliver makes one attempt at one claimed event and reschedules,

@@ -178,7 +178,16 @@ func (e *cbEnv) gate(t *testing.T, url string) *approvals.Gate {
 
 func (e *cbEnv) move(t *testing.T, id string, to approvals.State) *approvals.Gate {
 	t.Helper()
-	g, err := e.store.Update(context.Background(), id, func(g *approvals.Gate) error {
+	ctx := context.Background()
+	if to == approvals.StateApproved {
+		// Only a vote approves a pending gate.
+		g, outcome, err := e.store.Decide(ctx, id, approvals.Person{ID: "29:approver", Name: "Approver"}, true, "", "test")
+		if err != nil || outcome != approvals.OutcomeApproved {
+			t.Fatalf("approve: %v, %v", outcome, err)
+		}
+		return g
+	}
+	g, err := e.store.Update(ctx, id, func(g *approvals.Gate) error {
 		return g.Transition(to, time.Now())
 	})
 	if err != nil {
@@ -466,5 +475,42 @@ func TestCallbackDeadLettersTrimmed(t *testing.T) {
 				t.Errorf("dead letters %v, want [evt_recent %s]", got, id)
 			}
 		})
+	}
+}
+
+// A replica's claim covers all it claimed for as long as sending them
+// can take, so a second replica never takes an event still in flight.
+func TestCallbackClaimCoversBatch(t *testing.T) {
+	e := newCBEnv(t, redisClients(t)["miniredis"])
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(700 * time.Millisecond) // well within Timeout: every attempt succeeds
+		e.rc.serve(w, r)
+	}))
+	t.Cleanup(slow.Close)
+	// A lease is 2 s; three rounds of sends at once would take 2.1 s.
+	opts := func(o *handlers.CallbackOptions) { o.Hosts = []string{slow.URL}; o.Timeout = time.Second }
+	a, b := e.callbacks(t, opts), e.callbacks(t, opts)
+	ctx := context.Background()
+	const events = 17
+	for range events {
+		if err := a.Enqueue(ctx, e.move(t, e.gate(t, slow.URL+"/hook").ID, approvals.StateRejected)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run(t, a)
+	run(t, b)
+	e.rc.waitFor("every event", func(ds []delivery) bool { return len(ds) >= events })
+	time.Sleep(time.Second) // a duplicate taken at a lapsed lease arrives by then
+	seen := map[string]int{}
+	for _, d := range e.rc.deliveries() {
+		seen[d.Header.Get("webhook-id")]++
+	}
+	for id, n := range seen {
+		if n != 1 {
+			t.Errorf("%s delivered %d times", id, n)
+		}
+	}
+	if len(seen) != events {
+		t.Errorf("%d distinct events delivered, want %d", len(seen), events)
 	}
 }
