@@ -374,7 +374,10 @@ func (s *Server) openGate(ctx context.Context, r *http.Request, tok *apitoken.To
 	case err != nil:
 		return nil, false, err
 	case !created:
-		if g.CallbackURL != req.callbackURL {
+		// The store's fingerprint knows the requester by identity (the
+		// token), not by the display name an API caller gives, nor the
+		// callback URL: both are part of this request.
+		if g.CallbackURL != req.callbackURL || g.Requester.Name != requester.Name {
 			return nil, false, idemMismatch()
 		}
 		log.Info("idempotent replay", "gate_id", g.ID)

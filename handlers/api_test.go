@@ -512,6 +512,8 @@ func TestAPICreateGetAndIdempotency(t *testing.T) {
 	for _, other := range []map[string]any{
 		{"pipeline": "deploy-api", "inputs": map[string]any{"version": "1.4.3"}, "message": "hotfix for INC-42", "requester": "Release train"},
 		{"pipeline": "deploy-api", "inputs": map[string]any{"version": "v1.4.2"}, "message": "hotfix for INC-42", "requester": "Release train", "callback_url": e.receiver.srv.URL + "/hook"},
+		{"pipeline": "deploy-api", "inputs": map[string]any{"version": "v1.4.2"}, "message": "hotfix for INC-42", "requester": "Someone else"},
+		{"pipeline": "deploy-api", "inputs": map[string]any{"version": "v1.4.2"}, "message": "hotfix for INC-42"}, // requester: the token
 	} {
 		resp, raw = e.api("POST", "/api/v1/gates", ci, other, map[string]string{"Idempotency-Key": "release-1.4.2"})
 		if resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(string(raw), "Idempotency-Key") {
