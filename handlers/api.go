@@ -567,7 +567,7 @@ func (s *Server) handleCreateGate(w http.ResponseWriter, r *http.Request, tok *a
 	if err != nil {
 		return err
 	}
-	view := s.gateView(g)
+	view := s.gateView(g, tok)
 	w.Header().Set("Location", view.Links.Self)
 	status := http.StatusCreated
 	if !created {
@@ -603,7 +603,7 @@ func (s *Server) handleGetGate(w http.ResponseWriter, r *http.Request, tok *apit
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, s.gateView(g))
+	writeJSON(w, http.StatusOK, s.gateView(g, tok))
 	return nil
 }
 
@@ -649,7 +649,7 @@ func (s *Server) handleCancelGate(w http.ResponseWriter, r *http.Request, tok *a
 	}
 	loggerFrom(ctx).Info("gate cancelled over the api", "gate_id", ng.ID)
 	s.goAsync(ctx, asyncBudget, func(ctx context.Context) { s.changed(ctx, ng) })
-	writeJSON(w, http.StatusOK, s.gateView(ng))
+	writeJSON(w, http.StatusOK, s.gateView(ng, tok))
 	return nil
 }
 
@@ -743,7 +743,7 @@ func (s *Server) handleListGates(w http.ResponseWriter, r *http.Request, tok *ap
 	}
 	out := gateList{Gates: make([]APIGate, 0, len(gates)), NextCursor: next, Links: map[string]string{}}
 	for _, g := range gates {
-		out.Gates = append(out.Gates, s.gateView(g))
+		out.Gates = append(out.Gates, s.gateView(g, tok))
 	}
 	self := *r.URL
 	out.Links["self"] = s.baseURL() + self.RequestURI()
@@ -826,7 +826,8 @@ func parseCursor(c string) (float64, error) {
 }
 
 // APIGate is a gate as the API shows it (the Gate schema of openapi.yaml)
-// and as callbacks carry it.
+// and as callbacks carry it. CallbackURL is shown to the creating token and
+// in callbacks only.
 type APIGate struct {
 	ID                string         `json:"id"`
 	Pipeline          string         `json:"pipeline"`
@@ -884,9 +885,15 @@ func (s *Server) gateLinks(id string) APILinks {
 	return APILinks{Self: s.baseURL() + apiPrefix + "/gates/" + url.PathEscape(id)}
 }
 
-// gateView renders g for API callers and callbacks.
-func (s *Server) gateView(g *approvals.Gate) APIGate {
-	return renderGate(g, s.baseURL())
+// gateView renders g for tok. The callback URL is shown only to the token
+// that created the gate: it may carry the receiver's secret in its query,
+// and other tokens reading the pipeline have no use for it.
+func (s *Server) gateView(g *approvals.Gate, tok *apitoken.Token) APIGate {
+	v := renderGate(g, s.baseURL())
+	if tok == nil || g.Origin != "api:"+tok.Name {
+		v.CallbackURL = ""
+	}
+	return v
 }
 
 func renderGate(g *approvals.Gate, base string) APIGate {

@@ -939,3 +939,36 @@ func TestAPIRejectedCallbackBySweep(t *testing.T) {
 		t.Errorf("%d deliveries, want 1", n)
 	}
 }
+
+// A callback URL may carry a secret in its query, so only the token that
+// created the gate is shown it; other readers of the pipeline are not.
+func TestAPICallbackURLOnlyForCreator(t *testing.T) {
+	e := newAPIEnv(t, redisClients(t)["miniredis"], apiEnvOptions{})
+	hook := e.receiver.srv.URL + "/hook?token=s3cr3t"
+	resp, raw := e.api("POST", "/api/v1/gates", e.tok["ci-prod"], map[string]any{
+		"pipeline": "deploy-api", "inputs": map[string]any{"version": "1.4.2"}, "callback_url": hook,
+	}, nil)
+	if resp.StatusCode != http.StatusCreated || decode(t, raw)["callback_url"] != hook {
+		t.Fatalf("create: %d %s", resp.StatusCode, raw)
+	}
+	id := decode(t, raw)["id"].(string)
+	views := map[string]string{
+		"creator GET":      "ci-prod GET /api/v1/gates/" + id,
+		"creator list":     "ci-prod GET /api/v1/gates?pipeline=deploy-api",
+		"reader GET":       "reader GET /api/v1/gates/" + id,
+		"reader list":      "reader GET /api/v1/gates",
+		"other writer GET": "both GET /api/v1/gates/" + id,
+		"other cancel":     "both DELETE /api/v1/gates/" + id,
+	}
+	for _, name := range []string{"creator GET", "creator list", "reader GET", "reader list", "other writer GET", "other cancel"} {
+		f := strings.Fields(views[name])
+		resp, raw := e.api(f[1], f[2], e.tok[f[0]], nil, nil)
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(raw), id) {
+			t.Fatalf("%s: %d %s", name, resp.StatusCode, raw)
+		}
+		shown := strings.Contains(string(raw), "s3cr3t")
+		if want := strings.HasPrefix(name, "creator"); shown != want {
+			t.Errorf("%s: callback_url shown = %v, want %v: %s", name, shown, want, raw)
+		}
+	}
+}
