@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/cenkalti/backoff/v5"
+
 	"github.com/gatebot/gatebot/approvals"
 	"github.com/gatebot/gatebot/bot"
 	"github.com/gatebot/gatebot/cards"
@@ -32,7 +34,8 @@ func (s *Server) handleInvoke(ctx context.Context, act *bot.Activity) bot.Invoke
 	res := s.cardActionResult(ctx, act, ca)
 	switch {
 	case res.unavailable:
-		return bot.ErrorResponse(503, "ServiceUnavailable", "gatebot cannot record decisions right now; please try again in a moment")
+		// 500: the protocol's error answers carry 400 or 500.
+		return bot.ErrorResponse(500, "ServiceUnavailable", "gatebot cannot record decisions right now; please try again in a moment")
 	case res.gate == nil:
 		return bot.MessageResponse(res.message)
 	}
@@ -87,7 +90,10 @@ func (s *Server) cardActionResult(ctx context.Context, act *bot.Activity, ca bot
 		return actionResult{unavailable: true}
 	}
 	p := s.opt.Pipelines[g.Pipeline]
-	who := s.person(ctx, act, g.Policy.NeedsUPN())
+	who, err := s.person(ctx, act, g.Policy.NeedsUPN())
+	if err != nil {
+		return actionResult{gate: g, notice: identityUnconfirmed}
+	}
 	reason := truncate(strings.TrimSpace(data.Reason), maxReason)
 	switch verb {
 	case cards.VerbApprove, cards.VerbReject:
@@ -156,7 +162,10 @@ func (s *Server) cancel(ctx context.Context, g *approvals.Gate, p *Pipeline, who
 	if !mayManage(g, who) {
 		return actionResult{gate: g, notice: "Only the requester or an approver may cancel this."}
 	}
-	if g.State == approvals.StateRunning || g.State == approvals.StateTriggering {
+	switch g.State {
+	case approvals.StateTriggering:
+		return actionResult{gate: g, notice: "The run is starting; cancel it once the card shows it running."}
+	case approvals.StateRunning:
 		c, ok := providerCanceler(p)
 		if !ok || g.Run == nil {
 			return actionResult{gate: g, notice: "This run cannot be cancelled from Teams."}
@@ -165,21 +174,29 @@ func (s *Server) cancel(ctx context.Context, g *approvals.Gate, p *Pipeline, who
 			log.Error("provider refused to cancel", "err", err)
 			return actionResult{gate: g, notice: "The provider did not cancel the run: " + safeProviderMessage(err)}
 		}
+		// The provider may still finish the run (some cancel at the next
+		// step that supports it): the gate stays running until polling
+		// sees the run end, and then names who cancelled it.
 		ng, err := s.opt.Store.Update(ctx, g.ID, func(g *approvals.Gate) error {
 			g.DecidedBy = &who
 			g.Reason = reason
-			return g.Transition(approvals.StateCancelled, s.opt.Now())
+			if g.Run != nil {
+				g.Run.Detail = "cancellation requested by " + who.Display()
+			}
+			return nil
 		})
 		if err != nil {
-			return s.refused(ctx, ng, err, "Cancelled at the provider; the card will follow.")
+			return s.refused(ctx, ng, err, "Cancellation requested at the provider; the card will follow.")
 		}
-		return actionResult{gate: ng, changed: true}
+		log.Info("run cancellation requested")
+		return actionResult{gate: ng, changed: true, notice: "Cancellation requested."}
 	}
 	ng, err := s.opt.Store.Cancel(ctx, g.ID, who, reason)
 	if err != nil {
 		return s.refused(ctx, ng, err, "This gate can no longer be cancelled.")
 	}
 	log.Info("gate cancelled")
+	s.relayRejection(ctx, ng, "cancelled by "+who.Display())
 	return actionResult{gate: ng, changed: true}
 }
 
@@ -226,9 +243,16 @@ func (s *Server) relayRejection(ctx context.Context, g *approvals.Gate, reason s
 	req := pipelines.Request{GateID: g.ID, Pipeline: g.Pipeline, Target: p.Def.Target, Message: g.Message,
 		Requester: g.Requester.Display(), Approvers: []string{by}}
 	s.goAsync(ctx, asyncBudget, func(ctx context.Context) {
-		cctx, cancel := context.WithTimeout(ctx, providerTimeout)
-		defer cancel()
-		if err := rj.Reject(cctx, req, reason); err != nil {
+		_, err := backoff.Retry(ctx, func() (struct{}, error) {
+			cctx, cancel := context.WithTimeout(ctx, providerTimeout)
+			defer cancel()
+			err := rj.Reject(cctx, req, reason)
+			if err != nil && !pipelines.IsTemporary(err) {
+				return struct{}{}, backoff.Permanent(err)
+			}
+			return struct{}{}, err
+		}, backoff.WithMaxTries(5), backoff.WithMaxElapsedTime(asyncBudget/2))
+		if err != nil {
 			loggerFrom(ctx).Error("could not relay the rejection to the provider", "gate_id", g.ID, "err", err)
 		}
 	})

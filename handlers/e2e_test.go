@@ -522,7 +522,7 @@ func TestStoreDownTellsTheUser(t *testing.T) {
 		t.Fatalf("want a short store-down message, got %s", raw)
 	}
 	resp := e.click(megan, gateID, "approve", "", actID)
-	if resp["statusCode"] != float64(503) || resp["type"] != "application/vnd.microsoft.error" {
+	if resp["statusCode"] != float64(500) || resp["type"] != "application/vnd.microsoft.error" {
 		t.Fatalf("a click that could not be recorded must say so, got %v", resp)
 	}
 	if n := e.prov.calls(gateID); n != 0 {

@@ -61,7 +61,10 @@ func (s *Server) openFromChat(ctx context.Context, act *bot.Activity, cmd comman
 	if len(cmd.Args) > 1 {
 		return say(fmt.Sprintf("Unexpected %q: inputs are written key=value, e.g. /run %s %s", cmd.Args[1], name, exampleInputs(p.Def))), nil
 	}
-	requester := s.person(ctx, act, needsUPN(p.Runners) || p.Policy.NeedsUPN())
+	requester, err := s.person(ctx, act, needsUPN(p.Runners) || p.Policy.NeedsUPN())
+	if err != nil {
+		return say(identityUnconfirmed), nil
+	}
 	if !mayRun(p, requester) {
 		log.Info("run refused: not a runner", "pipeline", name, "user_id", requester.ID)
 		return say(fmt.Sprintf("You are not allowed to run %s.", name)), nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -182,26 +183,33 @@ func (s *Server) handleInstall(ctx context.Context, act *bot.Activity) {
 	}
 }
 
-// person is who sent the activity, as the authenticated channel says:
-// never from card data.
-func (s *Server) person(ctx context.Context, act *bot.Activity, needUPN bool) approvals.Person {
-	p := approvals.Person{ID: act.From.ID, AADObjectID: act.From.AadObjectID, Name: act.From.Name}
-	if needUPN {
-		p.UPN = s.lookupUPN(ctx, act)
-	}
-	return p
-}
+// identityUnconfirmed is the answer when a UPN is needed and Teams could
+// not be asked for it: the person may well be allowed, so do not say no.
+const identityUnconfirmed = "I couldn't confirm your identity with Teams just now; please try again in a moment."
 
-func (s *Server) lookupUPN(ctx context.Context, act *bot.Activity) string {
+// errNoUPN reports a failed member lookup.
+var errNoUPN = errors.New("member lookup failed")
+
+// person is who sent the activity, as the authenticated channel says:
+// never from card data. With needUPN the user principal name is looked up
+// through the connector; a failed lookup is an error, not an empty UPN that
+// an allow-list would quietly refuse.
+func (s *Server) person(ctx context.Context, act *bot.Activity, needUPN bool) (approvals.Person, error) {
+	p := approvals.Person{ID: act.From.ID, AADObjectID: act.From.AadObjectID, Name: act.From.Name}
+	if !needUPN {
+		return p, nil
+	}
 	key := act.Conversation.ID + "|" + act.From.ID
 	if upn, ok := s.members.get(key); ok {
-		return upn
+		p.UPN = upn
+		return p, nil
 	}
 	m, err := s.opt.Connector.GetMember(ctx, act.ServiceURL, act.Conversation.ID, act.From.ID)
 	if err != nil {
-		loggerFrom(ctx).Warn("member lookup failed; approver lists by UPN will not match", "err", err)
-		return ""
+		loggerFrom(ctx).Warn("member lookup failed", "err", err)
+		return p, fmt.Errorf("%w: %w", errNoUPN, err)
 	}
 	s.members.put(key, m.UserPrincipalName)
-	return m.UserPrincipalName
+	p.UPN = m.UserPrincipalName
+	return p, nil
 }

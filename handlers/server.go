@@ -58,6 +58,7 @@ type Store interface {
 	Update(ctx context.Context, id string, fn func(g *approvals.Gate) error) (*approvals.Gate, error)
 	Cancel(ctx context.Context, id string, by approvals.Person, reason string) (*approvals.Gate, error)
 	ExpireDue(ctx context.Context, limit int) ([]*approvals.Gate, error)
+	AckExpired(ctx context.Context, id string) error
 	ClaimTriggers(ctx context.Context, consumer string, count int, block time.Duration) ([]approvals.Trigger, error)
 	AckTrigger(ctx context.Context, t approvals.Trigger) error
 	BeginTrigger(ctx context.Context, id string) (*approvals.Gate, bool, error)

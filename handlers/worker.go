@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/http"
 	"sync"
 	"time"
 
@@ -25,6 +26,9 @@ const (
 	tickEvery        = time.Second
 	triggerTries     = 4
 	providerTimeout  = 30 * time.Second
+	// triggerBudget bounds one trigger, provider retries included; it
+	// stays under the store's trigger lease and visibility (3 minutes).
+	triggerBudget = 150 * time.Second
 )
 
 // Run runs the background workers until ctx ends: the trigger consumer,
@@ -63,7 +67,10 @@ func (s *Server) triggerLoop(ctx context.Context) {
 	ctx = s.workerContext(ctx, "trigger")
 	log := loggerFrom(ctx)
 	for ctx.Err() == nil {
-		trs, err := s.opt.Store.ClaimTriggers(ctx, s.opt.Instance, 8, triggerBlock)
+		// One at a time: a claimed trigger waiting behind slow provider
+		// calls would go idle past the visibility timeout and be reclaimed
+		// by another replica.
+		trs, err := s.opt.Store.ClaimTriggers(ctx, s.opt.Instance, 1, triggerBlock)
 		if err != nil {
 			if ctx.Err() == nil {
 				log.Warn("cannot claim triggers", "err", err)
@@ -72,15 +79,25 @@ func (s *Server) triggerLoop(ctx context.Context) {
 			continue
 		}
 		for _, tr := range trs {
-			s.processTrigger(ctx, tr)
+			// A trigger once begun runs to its end even while gatebot
+			// shuts down: cancelling the provider call midway would leave
+			// its outcome unknown.
+			tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), triggerBudget)
+			s.processTrigger(tctx, tr)
+			cancel()
 		}
 	}
 }
 
+// errOutcomeUnknown is recorded when a trigger was interrupted after the
+// provider may have started a run that gatebot cannot look up.
+var errOutcomeUnknown = errors.New("trigger interrupted; the provider cannot tell whether a run started")
+
 // processTrigger starts the pipeline run of one granted gate, at most once:
-// BeginTrigger refuses a gate that already has its run, and the provider
-// call carries the gate id as idempotency key for the crash window between
-// the call and FinishTrigger.
+// BeginTrigger leases the gate to this worker (a live lease elsewhere makes
+// it ErrTriggerBusy), refuses a gate that already has its run, and a
+// redelivered trigger calls the provider again only if the provider can
+// recognise the earlier call (pipelines.Idempotent).
 func (s *Server) processTrigger(ctx context.Context, tr approvals.Trigger) {
 	log := loggerFrom(ctx).With("gate_id", tr.GateID, "deliveries", tr.Deliveries)
 	ctx = withLogger(ctx, log)
@@ -94,6 +111,9 @@ func (s *Server) processTrigger(ctx context.Context, tr approvals.Trigger) {
 	case errors.Is(err, approvals.ErrNotFound):
 		ack()
 		return
+	case errors.Is(err, approvals.ErrTriggerBusy):
+		log.Info("another worker holds this trigger; leaving it")
+		return
 	case err != nil:
 		log.Warn("cannot begin trigger; leaving it for redelivery", "err", err)
 		return
@@ -101,32 +121,58 @@ func (s *Server) processTrigger(ctx context.Context, tr approvals.Trigger) {
 		ack()
 		return
 	}
-	s.changed(ctx, g)
 	p, ok := s.opt.Pipelines[g.Pipeline]
+	_, idempotent := p.providerOrNil().(pipelines.Idempotent)
 	var run pipelines.Run
-	if !ok {
+	switch {
+	case !ok:
 		err = fmt.Errorf("pipeline %q is no longer configured", g.Pipeline)
-	} else {
-		run, err = s.trigger(ctx, p, g)
+	case tr.Deliveries > 1 && !idempotent:
+		// A worker stopped while this trigger was in flight. This
+		// provider cannot say whether that call started a run, so a
+		// person checks before pressing Retry: never a second run.
+		err = errOutcomeUnknown
+	default:
+		s.changedAsync(ctx, g)
+		run, err = s.trigger(ctx, p, g, idempotent)
 	}
 	msg := ""
-	if err != nil {
-		msg = safeProviderMessage(err)
-		if !ok {
-			msg = err.Error()
-		}
-		log.Error("trigger failed", "err", err)
-	} else {
+	switch {
+	case err == nil:
 		log.Info("pipeline run started", "run_id", run.ID, "status", run.Status)
+	case errors.Is(err, errOutcomeUnknown):
+		msg = "gatebot stopped while starting this run, so it may have started. Check " + p.ProviderType + " before pressing Retry."
+		log.Error("trigger outcome unknown after a redelivery; not calling the provider again", "provider", p.ProviderType)
+	case !ok:
+		msg = err.Error()
+		log.Error("trigger failed", "err", err)
+	default:
+		msg = safeProviderMessage(err)
+		log.Error("trigger failed", "err", err)
 	}
 	ng, ferr := s.opt.Store.FinishTrigger(ctx, g.ID, fromRun(run), err, msg)
-	if ferr != nil {
+	switch {
+	case errors.Is(ferr, approvals.ErrRunAfterCancel):
+		// The gate was cancelled while the provider started the run:
+		// stop it rather than let an unwatched deploy go on.
+		log.Warn("run started after the gate was cancelled; cancelling it at the provider", "run_id", run.ID)
+		if c, can := providerCanceler(p); can {
+			if cerr := c.Cancel(ctx, run); cerr != nil {
+				log.Error("could not cancel the run at the provider", "err", cerr)
+			}
+		}
+		ack()
+		s.changed(ctx, ng)
+		return
+	case ferr != nil:
 		log.Error("could not record the trigger's result; it will be redelivered", "err", ferr)
 		return
 	}
 	if err == nil {
 		if run.Status.Terminal() {
-			ng = s.recordRun(ctx, ng, run)
+			if rg, rerr := s.recordRun(ctx, ng, run); rerr == nil {
+				ng = rg
+			}
 		} else if serr := s.opt.Store.SchedulePoll(ctx, ng.ID, s.opt.Now().Add(pollEvery(p))); serr != nil {
 			log.Error("could not schedule run polling", "err", serr)
 		}
@@ -135,8 +181,28 @@ func (s *Server) processTrigger(ctx context.Context, tr approvals.Trigger) {
 	s.changed(ctx, ng)
 }
 
-// trigger calls the provider, repeating only transient failures.
-func (s *Server) trigger(ctx context.Context, p *Pipeline, g *approvals.Gate) (pipelines.Run, error) {
+// providerOrNil tolerates a pipeline that is no longer configured.
+func (p *Pipeline) providerOrNil() pipelines.Provider {
+	if p == nil {
+		return nil
+	}
+	return p.Provider
+}
+
+// retryAfter carries a provider error and the wait it asked for, so the
+// backoff honours the wait and the final error still names the provider's.
+type retryAfter struct {
+	err   error
+	after *backoff.RetryAfterError
+}
+
+func (e *retryAfter) Error() string   { return e.err.Error() }
+func (e *retryAfter) Unwrap() []error { return []error{e.err, e.after} }
+
+// trigger calls the provider, repeating only calls that cannot have started
+// a run (429, 408), or any transient failure when the provider is
+// idempotent.
+func (s *Server) trigger(ctx context.Context, p *Pipeline, g *approvals.Gate, idempotent bool) (pipelines.Run, error) {
 	req := pipelines.Request{
 		GateID: g.ID, Pipeline: g.Pipeline, Target: p.Def.Target, Inputs: g.Inputs,
 		Message: g.Message, Requester: g.Requester.Display(), Approvers: g.Approvers(),
@@ -149,13 +215,17 @@ func (s *Server) trigger(ctx context.Context, p *Pipeline, g *approvals.Gate) (p
 			return run, nil
 		}
 		var ae *pipelines.APIError
-		if errors.As(err, &ae) && (ae.Temporary() || ae.RetryAfter > 0) {
-			if ae.RetryAfter > 0 {
-				return run, backoff.RetryAfter(int(max(ae.RetryAfter/time.Second, 1)))
-			}
-			return run, err
+		if !errors.As(err, &ae) {
+			return run, backoff.Permanent(err)
 		}
-		return run, backoff.Permanent(err)
+		refused := ae.StatusCode == http.StatusTooManyRequests || ae.StatusCode == http.StatusRequestTimeout
+		if !refused && !(idempotent && ae.Temporary()) {
+			return run, backoff.Permanent(err)
+		}
+		if ae.RetryAfter > 0 {
+			return run, &retryAfter{err: err, after: &backoff.RetryAfterError{Duration: ae.RetryAfter}}
+		}
+		return run, err
 	}
 	return backoff.Retry(ctx, op,
 		backoff.WithBackOff(backoff.NewExponentialBackOff()),
@@ -224,10 +294,13 @@ func (s *Server) poll(ctx context.Context, id string) {
 		return
 	}
 	if runChanged(g.Run, run) {
-		ng := s.recordRun(ctx, g, run)
-		if ng != g {
-			s.changed(ctx, ng)
+		ng, err := s.recordRun(ctx, g, run)
+		if err != nil {
+			// Not recorded: look again soon rather than lose a final status.
+			s.opt.Store.SchedulePoll(ctx, id, s.opt.Now().Add(pollEvery(p)))
+			return
 		}
+		s.changed(ctx, ng)
 	}
 	if run.Status.Terminal() {
 		s.opt.Store.UnschedulePoll(ctx, id)
@@ -246,8 +319,8 @@ func runChanged(old *approvals.RunInfo, run pipelines.Run) bool {
 }
 
 // recordRun stores the run's latest state on the gate, ending the gate
-// when the run ended. It returns the gate as stored, or g unchanged.
-func (s *Server) recordRun(ctx context.Context, g *approvals.Gate, run pipelines.Run) *approvals.Gate {
+// when the run ended, and returns the gate as stored.
+func (s *Server) recordRun(ctx context.Context, g *approvals.Gate, run pipelines.Run) (*approvals.Gate, error) {
 	ng, err := s.opt.Store.Update(ctx, g.ID, func(g *approvals.Gate) error {
 		if g.Run == nil {
 			g.Run = &approvals.RunInfo{}
@@ -265,9 +338,9 @@ func (s *Server) recordRun(ctx context.Context, g *approvals.Gate, run pipelines
 	})
 	if err != nil {
 		loggerFrom(ctx).Warn("could not record run status", "err", err)
-		return g
+		return g, err
 	}
-	return ng
+	return ng, nil
 }
 
 func finalState(st pipelines.Status) (approvals.State, bool) {
@@ -286,18 +359,28 @@ func (s *Server) expiryLoop(ctx context.Context) {
 	ctx = s.workerContext(ctx, "expiry")
 	log := loggerFrom(ctx)
 	for sleep(ctx, tickEvery) {
+		// ExpireDue returns what it expired even when part of the batch
+		// failed, and keeps each gate scheduled until AckExpired, so a
+		// replica that dies here leaves the notices to another.
 		gates, err := s.opt.Store.ExpireDue(ctx, 100)
 		if err != nil {
-			log.Warn("cannot expire gates", "err", err)
-			continue
+			log.Warn("cannot expire some gates", "err", err)
 		}
 		for _, g := range gates {
 			log.Info("gate expired", "gate_id", g.ID, "pipeline", g.Pipeline)
 			s.changed(ctx, g)
 			s.relayRejection(ctx, g, "no decision before the gate expired")
 			s.notifyRequester(ctx, g, fmt.Sprintf("Your request to run %s expired: it got no decision in time.", g.Pipeline))
+			if err := s.opt.Store.AckExpired(ctx, g.ID); err != nil {
+				log.Warn("could not acknowledge an expired gate; its notices may repeat", "gate_id", g.ID, "err", err)
+			}
 		}
 	}
+}
+
+// changedAsync is changed after the current step, off its critical path.
+func (s *Server) changedAsync(ctx context.Context, g *approvals.Gate) {
+	s.goAsync(ctx, asyncBudget, func(ctx context.Context) { s.changed(ctx, g) })
 }
 
 // changed propagates a gate's new state to everyone watching it: the
