@@ -341,8 +341,13 @@ func (c *Config) validate(reg registry) (map[string]pipelines.Provider, error) {
 		if pu, err := url.Parse(ch.ServiceURL); err != nil || pu.Host == "" {
 			ps.add(f+".service_url", "%q is not a URL", ch.ServiceURL)
 		}
-		if ch.ConversationID == "" {
+		switch {
+		case ch.ConversationID == "":
 			ps.add(f+".conversation_id", "is required")
+		case !strings.HasSuffix(ch.ConversationID, "@thread.tacv2") && !strings.HasSuffix(ch.ConversationID, "@thread.skype"):
+			// API gates start a new thread with CreateConversation, which
+			// only Teams channels accept.
+			ps.add(f+".conversation_id", "%q is not a Teams channel id (19:…@thread.tacv2)", ch.ConversationID)
 		}
 	}
 	built := map[string]pipelines.Provider{}

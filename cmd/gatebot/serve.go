@@ -156,7 +156,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	err = hs.Shutdown(shutCtx)
 	stopWork()
 	workers.Wait()
-	if serr := srv.Shutdown(shutCtx); serr != nil && err == nil {
+	// Card posts already promised to Teams get their own budget, not what
+	// the HTTP drain left over.
+	bgCtx, bgCancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
+	defer bgCancel()
+	if serr := srv.Shutdown(bgCtx); serr != nil && err == nil {
 		err = serr
 	}
 	return err
