@@ -153,4 +153,3 @@ func TestRedeliveredTriggerNeverRunsTwice(t *testing.T) {
 		}
 	}
 }
-
