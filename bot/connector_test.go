@@ -362,7 +362,8 @@ func TestConnectorRetriesIdempotent5xx(t *testing.T) {
 }
 
 func TestConnectorContextCancelledDuringBackoff(t *testing.T) {
-	f := newFakeConnector(t, wantRequest{method: "POST", requestURI: threadURI + "/activities", body: `{"type":"message","conversation":{"id":"` + threadID + `"}}`, status: 503})
+	// 412 is retried for a POST too (a 5xx is not: it may have been delivered).
+	f := newFakeConnector(t, wantRequest{method: "POST", requestURI: threadURI + "/activities", body: `{"type":"message","conversation":{"id":"` + threadID + `"}}`, status: 412})
 	c := f.connector(t, nil)
 	c.newBackOff = func() backoff.BackOff { return backoff.NewConstantBackOff(30 * time.Second) }
 	ctx, cancel := context.WithCancel(t.Context())
