@@ -327,10 +327,11 @@ func isLoopbackHost(host string) bool {
 const maxVerifiedTokens = 512
 
 type verifiedEntry struct {
-	ks  *keySet
-	kid string
-	key *signingKey
-	exp time.Time
+	ks     *keySet
+	kid    string
+	key    *signingKey
+	exp    time.Time
+	claims botClaims // as decoded when the signature was verified
 }
 
 // verifiedCache remembers tokens whose signature has been verified.
