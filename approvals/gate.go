@@ -68,18 +68,19 @@ func (p Person) Display() string {
 	return p.ID
 }
 
-// Same reports whether p and q are the same person, by the strongest
-// identifier both carry.
+// Same reports whether p and q are the same person: true when ANY strong
+// identifier both carry is equal (AAD object id and UPN case-insensitively,
+// channel user id exactly). One person is often known by different
+// identifiers on different sides: a gate opened over the API has the
+// requester {ID: "api:<token>", UPN: <token owner>} while its owner clicks in
+// Teams as {ID: "29:…", AADObjectID: …, UPN: …}; deciding on the first pair
+// both carry (the IDs, which differ) would let that owner approve their own
+// gate. Matching on any pair errs towards "same", which is the safe side
+// for the self-approval and duplicate-vote checks. Names never count.
 func (p Person) Same(q Person) bool {
-	switch {
-	case p.AADObjectID != "" && q.AADObjectID != "":
-		return strings.EqualFold(p.AADObjectID, q.AADObjectID)
-	case p.ID != "" && q.ID != "":
-		return p.ID == q.ID
-	case p.UPN != "" && q.UPN != "":
-		return strings.EqualFold(p.UPN, q.UPN)
-	}
-	return false
+	return (p.AADObjectID != "" && q.AADObjectID != "" && strings.EqualFold(p.AADObjectID, q.AADObjectID)) ||
+		(p.ID != "" && q.ID != "" && p.ID == q.ID) ||
+		(p.UPN != "" && q.UPN != "" && strings.EqualFold(p.UPN, q.UPN))
 }
 
 // Matches reports whether p is named by an allow-list entry: a UPN

@@ -179,3 +179,73 @@ func TestTransitions(t *testing.T) {
 		}
 	}
 }
+
+func TestPersonSame(t *testing.T) {
+	apiByUPN := Person{ID: "api:ci-prod", UPN: "Alice@Example.com", Name: "ci-prod"}
+	apiByAAD := Person{ID: "api:ci-prod", AADObjectID: "AAAA-1111", Name: "ci-prod"}
+	apiNoOwner := Person{ID: "api:ci-prod", Name: "ci-prod"}
+	teamsAlice := Person{ID: "29:alice", AADObjectID: "aaaa-1111", Name: "Alice"}
+	teamsAliceUPN := Person{ID: "29:alice", AADObjectID: "aaaa-1111", UPN: "alice@example.com", Name: "Alice"}
+	teamsBobUPN := Person{ID: "29:bob", AADObjectID: "bbbb-2222", UPN: "bob@example.com", Name: "Bob"}
+	tests := []struct {
+		name string
+		p, q Person
+		want bool
+	}{
+		{"same teams user", teamsAlice, teamsAlice, true},
+		{"aad ids differ in case", Person{AADObjectID: "AAAA-1111"}, Person{AADObjectID: "aaaa-1111"}, true},
+		{"ids are exact", Person{ID: "29:Alice"}, Person{ID: "29:alice"}, false},
+		{"upns differ in case", Person{UPN: "ALICE@example.com"}, Person{UPN: "alice@example.com"}, true},
+		{"different people", teamsAliceUPN, teamsBobUPN, false},
+		{"nothing in common", Person{ID: "29:alice"}, Person{AADObjectID: "aaaa-1111"}, false},
+		{"names never count", Person{Name: "Alice"}, Person{Name: "Alice"}, false},
+		{"empty people are not the same", Person{}, Person{}, false},
+		{"empty identifiers are not equal", Person{ID: "29:x", UPN: ""}, Person{ID: "29:y", UPN: ""}, false},
+		// The first pair both carry differs, a later one matches: still the same.
+		{"same aad, channel ids differ", Person{ID: "29:a", AADObjectID: "aaaa-1111"}, Person{ID: "29:b", AADObjectID: "aaaa-1111"}, true},
+		{"same id, aad ids differ", Person{ID: "29:a", AADObjectID: "x"}, Person{ID: "29:a", AADObjectID: "y"}, true},
+		{"same upn, ids differ", Person{ID: "29:a", UPN: "a@x"}, Person{ID: "29:b", UPN: "A@X"}, true},
+		// A gate opened over the API vs. the token's owner clicking in Teams.
+		{"api requester owned by upn vs teams owner with upn", apiByUPN, teamsAliceUPN, true},
+		{"api requester owned by upn vs teams owner without upn", apiByUPN, teamsAlice, false},
+		{"api requester owned by aad vs teams owner", apiByAAD, teamsAlice, true},
+		{"api requester owned by upn vs another teams user", apiByUPN, teamsBobUPN, false},
+		{"api requester owned by aad vs another teams user", apiByAAD, teamsBobUPN, false},
+		{"api requester without owner vs teams user", apiNoOwner, teamsAliceUPN, false},
+		{"same token", apiNoOwner, apiByUPN, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.p.Same(tt.q); got != tt.want {
+				t.Errorf("%+v.Same(%+v) = %v, want %v", tt.p, tt.q, got, tt.want)
+			}
+			if got := tt.q.Same(tt.p); got != tt.want {
+				t.Errorf("not symmetric: %+v.Same(%+v) = %v, want %v", tt.q, tt.p, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestEligibleAPIRequester(t *testing.T) {
+	owner := Person{ID: "api:ci-prod", UPN: "alice@example.com", Name: "Release train"}
+	tests := []struct {
+		name    string
+		pol     Policy
+		p       Person
+		approve bool
+		want    error
+	}{
+		{"owner may not approve", Policy{}, alice, true, ErrSelfApproval},
+		{"owner may not approve even if allow-listed", Policy{Approvers: []string{"alice@example.com"}}, alice, true, ErrSelfApproval},
+		{"owner may approve when self-approval is allowed", Policy{AllowSelfApproval: true}, alice, true, nil},
+		{"owner may withdraw", Policy{Approvers: []string{"bob@example.com"}}, alice, false, nil},
+		{"another user may approve", Policy{}, bob, true, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := tt.pol.Eligible(tt.p, owner, tt.approve); !errors.Is(err, tt.want) {
+				t.Errorf("Eligible = %v, want %v", err, tt.want)
+			}
+		})
+	}
+}
