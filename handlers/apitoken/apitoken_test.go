@@ -271,6 +271,61 @@ func TestCreateAndAuthenticate(t *testing.T) {
 	})
 }
 
+func TestOwnerRoundTrip(t *testing.T) {
+	backends(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		s := e.store(t)
+		tests := []struct {
+			name, owner      string
+			wantOwner        string
+			wantUPN, wantAAD string
+		}{
+			{name: "by-upn", owner: " alice@example.com ", wantOwner: "alice@example.com", wantUPN: "alice@example.com"},
+			{name: "by-aad", owner: "aad:aaaa-1111", wantOwner: "aad:aaaa-1111", wantAAD: "aaaa-1111"},
+			{name: "no-owner"},
+		}
+		for _, tt := range tests {
+			e.clock.Advance(time.Second) // List is ordered by creation
+			sec, created := mustCreate(t, s, CreateRequest{Name: tt.name, Scopes: []Scope{ScopeWrite}, Pipelines: []string{"*"}, Owner: tt.owner})
+			auth, err := s.Authenticate(ctx, sec.Reveal())
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := s.Get(ctx, tt.name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for label, tok := range map[string]*Token{"Create": created, "Authenticate": auth, "Get": got} {
+				if tok.Owner != tt.wantOwner || tok.OwnerUPN() != tt.wantUPN || tok.OwnerAADObjectID() != tt.wantAAD {
+					t.Errorf("%s %s: owner %q upn %q aad %q, want %q %q %q", tt.name, label,
+						tok.Owner, tok.OwnerUPN(), tok.OwnerAADObjectID(), tt.wantOwner, tt.wantUPN, tt.wantAAD)
+				}
+			}
+		}
+		list, err := s.List(ctx)
+		if err != nil || len(list) != 3 || list[0].Owner != "alice@example.com" || list[2].Owner != "" {
+			t.Errorf("List: %+v, %v", list, err)
+		}
+	})
+}
+
+// A record written before tokens had owners still authenticates, ownerless.
+func TestOwnerlessRecordStillWorks(t *testing.T) {
+	e := newEnv(t, false)
+	s := e.store(t)
+	ctx := context.Background()
+	sec, tok := mustCreate(t, s, ciProd)
+	h := hashOf(sec.Reveal())
+	old := `{"id":"` + tok.ID + `","name":"ci-prod","scopes":["gates:write"],"pipelines":["*"],"created":"2026-01-01T00:00:00Z"}`
+	if err := e.rdb.Set(ctx, s.hashKey(h), old, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Authenticate(ctx, sec.Reveal())
+	if err != nil || got.Owner != "" || got.OwnerUPN() != "" || got.OwnerAADObjectID() != "" {
+		t.Fatalf("old record: %+v, %v", got, err)
+	}
+}
+
 func scopeStrings(s []Scope) []string {
 	out := make([]string, len(s))
 	for i, v := range s {
@@ -414,15 +469,21 @@ func TestListGetRevoke(t *testing.T) {
 func TestCreateInvalid(t *testing.T) {
 	s := newEnv(t, false).store(t)
 	cases := map[string]CreateRequest{
-		"no name":        {Scopes: []Scope{ScopeRead}, Pipelines: []string{"*"}},
-		"bad name":       {Name: "ci prod", Scopes: []Scope{ScopeRead}, Pipelines: []string{"*"}},
-		"id-like name":   {Name: "tok_abc", Scopes: []Scope{ScopeRead}, Pipelines: []string{"*"}},
-		"no scopes":      {Name: "x", Pipelines: []string{"*"}},
-		"unknown scope":  {Name: "x", Scopes: []Scope{"admin"}, Pipelines: []string{"*"}},
-		"no pipelines":   {Name: "x", Scopes: []Scope{ScopeRead}},
-		"bad pipeline":   {Name: "x", Scopes: []Scope{ScopeRead}, Pipelines: []string{"a b"}},
-		"negative ttl":   {Name: "x", Scopes: []Scope{ScopeRead}, Pipelines: []string{"*"}, TTL: -time.Second},
-		"long name (65)": {Name: strings.Repeat("a", 65), Scopes: []Scope{ScopeRead}, Pipelines: []string{"*"}},
+		"no name":         {Scopes: []Scope{ScopeRead}, Pipelines: []string{"*"}},
+		"bad name":        {Name: "ci prod", Scopes: []Scope{ScopeRead}, Pipelines: []string{"*"}},
+		"id-like name":    {Name: "tok_abc", Scopes: []Scope{ScopeRead}, Pipelines: []string{"*"}},
+		"no scopes":       {Name: "x", Pipelines: []string{"*"}},
+		"unknown scope":   {Name: "x", Scopes: []Scope{"admin"}, Pipelines: []string{"*"}},
+		"no pipelines":    {Name: "x", Scopes: []Scope{ScopeRead}},
+		"bad pipeline":    {Name: "x", Scopes: []Scope{ScopeRead}, Pipelines: []string{"a b"}},
+		"negative ttl":    {Name: "x", Scopes: []Scope{ScopeRead}, Pipelines: []string{"*"}, TTL: -time.Second},
+		"long name (65)":  {Name: strings.Repeat("a", 65), Scopes: []Scope{ScopeRead}, Pipelines: []string{"*"}},
+		"owner not upn":   {Name: "x", Scopes: []Scope{ScopeRead}, Pipelines: []string{"*"}, Owner: "alice"},
+		"owner two @":     {Name: "x", Scopes: []Scope{ScopeRead}, Pipelines: []string{"*"}, Owner: "a@b@c"},
+		"owner bare @":    {Name: "x", Scopes: []Scope{ScopeRead}, Pipelines: []string{"*"}, Owner: "@example.com"},
+		"owner space":     {Name: "x", Scopes: []Scope{ScopeRead}, Pipelines: []string{"*"}, Owner: "al ice@example.com"},
+		"owner aad: bare": {Name: "x", Scopes: []Scope{ScopeRead}, Pipelines: []string{"*"}, Owner: "aad:"},
+		"owner aad: junk": {Name: "x", Scopes: []Scope{ScopeRead}, Pipelines: []string{"*"}, Owner: "aad:a b"},
 	}
 	for name, r := range cases {
 		if _, _, err := s.Create(context.Background(), r); !errors.Is(err, ErrInvalid) {

@@ -13,6 +13,10 @@
 // request on every replica. Only the last-used time is written lazily, at
 // most once per Options.LastUsedEvery per token and replica.
 //
+// A token may name its owner (a UPN, or "aad:<object id>"): the person
+// gates opened with it are requested by, so that approval rules such as
+// "no self-approval" apply to them. Records without an owner stay valid.
+//
 // Limiter is a generic cell rate algorithm (GCRA) run as one Lua script per
 // request, so the limit holds across replicas.
 //

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -35,11 +36,15 @@ const AllPipelines = "*"
 
 // Token is a personal access token's record. It never holds the secret.
 type Token struct {
-	ID        string    `json:"id"`
-	Name      string    `json:"name"`
-	Scopes    []Scope   `json:"scopes"`
-	Pipelines []string  `json:"pipelines"`
-	Creator   string    `json:"creator,omitempty"`
+	ID        string   `json:"id"`
+	Name      string   `json:"name"`
+	Scopes    []Scope  `json:"scopes"`
+	Pipelines []string `json:"pipelines"`
+	Creator   string   `json:"creator,omitempty"`
+	// Owner is the person gates opened with this token are requested by,
+	// so that the approval rules (no self-approval) apply to them: a UPN,
+	// or "aad:<object id>". Empty for tokens without an owner.
+	Owner     string    `json:"owner,omitempty"`
 	Created   time.Time `json:"created"`
 	Expires   time.Time `json:"expires,omitzero"` // zero: never
 	Revoked   time.Time `json:"revoked,omitzero"`
@@ -60,6 +65,25 @@ func (t *Token) MayAccess(pipeline string) bool {
 
 // AllPipelines reports whether the token may touch every pipeline.
 func (t *Token) AllPipelines() bool { return slices.Contains(t.Pipelines, AllPipelines) }
+
+// OwnerUPN is the owner's user principal name, when the owner is given
+// as a UPN.
+func (t *Token) OwnerUPN() string {
+	if t.Owner == "" || strings.HasPrefix(t.Owner, ownerAADPrefix) {
+		return ""
+	}
+	return t.Owner
+}
+
+// OwnerAADObjectID is the owner's Entra object id, when the owner is
+// given as "aad:<object id>".
+func (t *Token) OwnerAADObjectID() string {
+	id, _ := strings.CutPrefix(t.Owner, ownerAADPrefix)
+	if id == t.Owner {
+		return ""
+	}
+	return id
+}
 
 // Status is "active", "revoked" or "expired" at now.
 func (t *Token) Status(now time.Time) string {
@@ -163,13 +187,37 @@ type CreateRequest struct {
 	Scopes    []Scope
 	Pipelines []string // pipeline names, or AllPipelines
 	Creator   string
-	TTL       time.Duration // 0: never expires
+	// Owner is a UPN (must contain '@') or "aad:<object id>"; optional.
+	Owner string
+	TTL   time.Duration // 0: never expires
 }
+
+const ownerAADPrefix = "aad:"
 
 var (
 	validName     = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 	validPipeline = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+	// An Entra object id is a GUID; accept any short id of its alphabet.
+	validAADID = regexp.MustCompile(`^[A-Za-z0-9-]{1,64}$`)
 )
+
+// checkOwner reports what is wrong with an owner, or nil.
+func checkOwner(o string) error {
+	if o == "" {
+		return nil
+	}
+	if id, ok := strings.CutPrefix(o, ownerAADPrefix); ok {
+		if !validAADID.MatchString(id) {
+			return errors.New("owner: aad: needs an Entra object id, e.g. aad:00000000-0000-0000-0000-000000000000")
+		}
+		return nil
+	}
+	if len(o) > 256 || strings.ContainsFunc(o, unicode.IsSpace) || strings.Count(o, "@") != 1 ||
+		strings.HasPrefix(o, "@") || strings.HasSuffix(o, "@") {
+		return errors.New("owner: a user principal name such as alice@example.com, or aad:<object id>")
+	}
+	return nil
+}
 
 // check reports every problem with r, wrapped in ErrInvalid.
 func (r *CreateRequest) check() error {
@@ -195,6 +243,9 @@ func (r *CreateRequest) check() error {
 			errs = append(errs, fmt.Errorf("pipelines: %q is not a pipeline name", p))
 		}
 	}
+	if err := checkOwner(r.Owner); err != nil {
+		errs = append(errs, err)
+	}
 	if r.TTL < 0 {
 		errs = append(errs, errors.New("ttl: must not be negative"))
 	}
@@ -213,12 +264,13 @@ func newTokenID() string {
 // Create stores a new token and returns its secret, which is not kept and
 // cannot be shown again. A live token with the same name gives ErrNameTaken.
 func (s *Store) Create(ctx context.Context, r CreateRequest) (Secret, *Token, error) {
+	r.Owner = strings.TrimSpace(r.Owner)
 	if err := r.check(); err != nil {
 		return "", nil, err
 	}
 	now := s.now()
 	t := &Token{
-		ID: newTokenID(), Name: r.Name, Creator: r.Creator, Created: now,
+		ID: newTokenID(), Name: r.Name, Creator: r.Creator, Owner: r.Owner, Created: now,
 		Scopes: slices.Compact(slices.Sorted(slices.Values(r.Scopes))),
 	}
 	t.Pipelines = slices.Compact(slices.Sorted(slices.Values(r.Pipelines)))
@@ -262,7 +314,7 @@ func (s *Store) Create(ctx context.Context, r CreateRequest) (Secret, *Token, er
 	case err != nil:
 		return "", nil, unavailable("create token", err)
 	}
-	s.log.InfoContext(ctx, "api token created", "token_id", t.ID, "token_name", t.Name, "creator", t.Creator)
+	s.log.InfoContext(ctx, "api token created", "token_id", t.ID, "token_name", t.Name, "creator", t.Creator, "owner", t.Owner)
 	return secret, t, nil
 }
 
