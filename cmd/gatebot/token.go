@@ -25,7 +25,7 @@ import (
 // wiring of the api: config section.
 
 const tokenUsage = `usage:
-  gatebot token create [--config FILE] --name NAME --pipelines P1,P2|* [--scopes gates:read,gates:write] [--expires 90d|never] [--creator WHO]
+  gatebot token create [--config FILE] --name NAME --pipelines P1,P2|* [--scopes gates:read,gates:write] [--expires 90d|never] [--creator WHO] [--owner UPN|aad:OBJECT_ID]
   gatebot token list   [--config FILE] [--json]
   gatebot token revoke [--config FILE] [--by WHO] NAME|ID`
 
@@ -116,6 +116,7 @@ func tokenCreate(ctx context.Context, args []string, getenv func(string) string,
 	pls := fs.String("pipelines", "", `comma-separated pipeline names or ids, or "*" for all`)
 	expires := fs.String("expires", "90d", `lifetime (e.g. 30d, 12h) or "never"`)
 	creator := fs.String("creator", whoami(getenv), "who creates it, for the record")
+	owner := fs.String("owner", "", "the person gates opened with it are requested by (UPN or aad:<object id>), so they cannot approve them when self-approval is off")
 	pos, err := tokenFlags(fs, args)
 	if err != nil {
 		return err
@@ -146,7 +147,7 @@ func tokenCreate(ctx context.Context, args []string, getenv func(string) string,
 	for _, s := range splitList(*scopes) {
 		sc = append(sc, apitoken.Scope(s))
 	}
-	secret, tok, err := tokens.Create(ctx, apitoken.CreateRequest{Name: *name, Scopes: sc, Pipelines: pipelines, Creator: *creator, TTL: ttl})
+	secret, tok, err := tokens.Create(ctx, apitoken.CreateRequest{Name: *name, Scopes: sc, Pipelines: pipelines, Creator: *creator, Owner: *owner, TTL: ttl})
 	if err != nil {
 		return fmt.Errorf("create token: %w", err)
 	}
@@ -155,8 +156,12 @@ func tokenCreate(ctx context.Context, args []string, getenv func(string) string,
 	if !tok.Expires.IsZero() {
 		exp = "expires " + tok.Expires.UTC().Format("2006-01-02 15:04 MST")
 	}
-	fmt.Fprintf(stderr, "Created token %s (%s): scopes %s; pipelines %s; %s.\nThis is the only time it is shown: store it in your secret manager now.\n",
-		tok.Name, tok.ID, joinScopes(tok.Scopes), strings.Join(tok.Pipelines, ", "), exp)
+	own := "no owner"
+	if tok.Owner != "" {
+		own = "owner " + tok.Owner
+	}
+	fmt.Fprintf(stderr, "Created token %s (%s): scopes %s; pipelines %s; %s; %s.\nThis is the only time it is shown: store it in your secret manager now.\n",
+		tok.Name, tok.ID, joinScopes(tok.Scopes), strings.Join(tok.Pipelines, ", "), own, exp)
 	return nil
 }
 
@@ -206,6 +211,7 @@ type tokenListEntry struct {
 	Scopes    []string  `json:"scopes"`
 	Pipelines []string  `json:"pipelines"`
 	Creator   string    `json:"creator,omitempty"`
+	Owner     string    `json:"owner,omitempty"`
 	Created   time.Time `json:"created"`
 	Expires   time.Time `json:"expires,omitzero"`
 	LastUsed  time.Time `json:"last_used,omitzero"`
@@ -239,7 +245,7 @@ func tokenList(ctx context.Context, args []string, getenv func(string) string, s
 		enc := json.NewEncoder(stdout)
 		for _, t := range list {
 			e := tokenListEntry{ID: t.ID, Name: t.Name, Status: t.Status(now), Scopes: strings.Split(joinScopes(t.Scopes), ","),
-				Pipelines: t.Pipelines, Creator: t.Creator, Created: t.Created, Expires: t.Expires, LastUsed: t.LastUsed,
+				Pipelines: t.Pipelines, Creator: t.Creator, Owner: t.Owner, Created: t.Created, Expires: t.Expires, LastUsed: t.LastUsed,
 				Revoked: t.Revoked, RevokedBy: t.RevokedBy}
 			if err := enc.Encode(e); err != nil {
 				return err
@@ -248,7 +254,7 @@ func tokenList(ctx context.Context, args []string, getenv func(string) string, s
 		return nil
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tNAME\tSTATUS\tSCOPES\tPIPELINES\tCREATOR\tCREATED\tEXPIRES\tLAST USED")
+	fmt.Fprintln(tw, "ID\tNAME\tSTATUS\tSCOPES\tPIPELINES\tOWNER\tCREATOR\tCREATED\tEXPIRES\tLAST USED")
 	when := func(t time.Time, zero string) string {
 		if t.IsZero() {
 			return zero
@@ -256,8 +262,12 @@ func tokenList(ctx context.Context, args []string, getenv func(string) string, s
 		return t.UTC().Format("2006-01-02 15:04")
 	}
 	for _, t := range list {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, t.Status(now), joinScopes(t.Scopes),
-			strings.Join(t.Pipelines, ","), t.Creator, when(t.Created, "-"), when(t.Expires, "never"), when(t.LastUsed, "never"))
+		owner := t.Owner
+		if owner == "" {
+			owner = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, t.Status(now), joinScopes(t.Scopes),
+			strings.Join(t.Pipelines, ","), owner, t.Creator, when(t.Created, "-"), when(t.Expires, "never"), when(t.LastUsed, "never"))
 	}
 	return tw.Flush()
 }

@@ -119,7 +119,7 @@ func TestTokenCommands(t *testing.T) {
 			cfg := writeTokenConfig(t, b, "")
 			ctx := context.Background()
 			out, errOut, err := cli(t, "token", "create", "--config", cfg, "--name", "ci-prod",
-				"--scopes", "gates:write,gates:read", "--pipelines", "62690bfb122768ed,deploy-web", "--expires", "90d")
+				"--scopes", "gates:write,gates:read", "--pipelines", "62690bfb122768ed,deploy-web", "--expires", "90d", "--owner", "alice@example.com")
 			if err != nil {
 				t.Fatalf("create: %v\n%s", err, errOut)
 			}
@@ -127,7 +127,7 @@ func TestTokenCommands(t *testing.T) {
 			if strings.Count(out, "\n") != 1 || !apitoken.WellFormed(secret) {
 				t.Fatalf("stdout should be the token alone: %q", out)
 			}
-			for _, w := range []string{"ci-prod", "tok_", "gates:read,gates:write", "deploy-api, deploy-web", "expires " + time.Now().UTC().Add(90*24*time.Hour).Format("2006-01-02"), "only time"} {
+			for _, w := range []string{"ci-prod", "tok_", "gates:read,gates:write", "deploy-api, deploy-web", "owner alice@example.com", "expires " + time.Now().UTC().Add(90*24*time.Hour).Format("2006-01-02"), "only time"} {
 				if !strings.Contains(errOut, w) {
 					t.Errorf("stderr lacks %q: %s", w, errOut)
 				}
@@ -137,16 +137,16 @@ func TestTokenCommands(t *testing.T) {
 			}
 			store, _ := apitoken.NewStore(b.rdb, apitoken.Options{Prefix: b.prefix})
 			tok, err := store.Authenticate(ctx, secret)
-			if err != nil || tok.Creator != "alice" || !tok.MayAccess("deploy-api") || !tok.Has(apitoken.ScopeWrite) || tok.MayAccess("other") {
+			if err != nil || tok.Creator != "alice" || tok.Owner != "alice@example.com" || tok.OwnerUPN() != "alice@example.com" || !tok.MayAccess("deploy-api") || !tok.Has(apitoken.ScopeWrite) || tok.MayAccess("other") {
 				t.Fatalf("created token: %+v %v", tok, err)
 			}
 
 			if _, _, err := cli(t, "token", "create", "--config", cfg, "--name", "ci-prod", "--pipelines", "*"); !errors.Is(err, apitoken.ErrNameTaken) {
 				t.Errorf("duplicate name: %v", err)
 			}
-			out, _, err = cli(t, "token", "create", "--config", cfg, "--name", "reader", "--pipelines", "*", "--expires", "never")
-			if err != nil {
-				t.Fatal(err)
+			out, errOut, err = cli(t, "token", "create", "--config", cfg, "--name", "reader", "--pipelines", "*", "--expires", "never")
+			if err != nil || !strings.Contains(errOut, "no owner") {
+				t.Fatal(err, errOut)
 			}
 			readerTok, _ := store.Authenticate(ctx, strings.TrimSpace(out))
 
@@ -156,6 +156,7 @@ func TestTokenCommands(t *testing.T) {
 			}
 			lines := strings.Split(strings.TrimSpace(out), "\n")
 			if len(lines) != 3 || !strings.HasPrefix(lines[0], "ID") || !strings.Contains(lines[1], "ci-prod") || !strings.Contains(lines[1], "active") ||
+				!strings.Contains(lines[0], "OWNER") || !strings.Contains(lines[1], "alice@example.com") || strings.Contains(lines[2], "@") ||
 				!strings.Contains(lines[2], "reader") || !strings.Contains(lines[2], "never") || strings.Contains(out, "gbt_") {
 				t.Errorf("list:\n%s", out)
 			}
@@ -187,7 +188,7 @@ func TestTokenCommands(t *testing.T) {
 				}
 				entries = append(entries, e)
 			}
-			if len(entries) != 2 || entries[0].Status != "revoked" || entries[0].RevokedBy != "bob" || entries[1].Status != "revoked" || entries[0].LastUsed.IsZero() {
+			if len(entries) != 2 || entries[0].Status != "revoked" || entries[0].RevokedBy != "bob" || entries[0].Owner != "alice@example.com" || entries[1].Owner != "" || entries[1].Status != "revoked" || entries[0].LastUsed.IsZero() {
 				t.Errorf("list --json: %+v", entries)
 			}
 		})
@@ -217,6 +218,8 @@ func TestTokenCommandRefusals(t *testing.T) {
 		{"unknown pipeline", []string{"token", "create", "--config", cfg, "--name", "x", "--pipelines", "deploy-ap"}, false, "known: deploy-api, deploy-web"},
 		{"unknown scope", []string{"token", "create", "--config", cfg, "--name", "x", "--pipelines", "*", "--scopes", "admin"}, false, "admin"},
 		{"bad name", []string{"token", "create", "--config", cfg, "--name", "ci prod", "--pipelines", "*"}, false, "name"},
+		{"owner not a upn", []string{"token", "create", "--config", cfg, "--name", "x", "--pipelines", "*", "--owner", "alice"}, false, "owner: a user principal name"},
+		{"owner aad without id", []string{"token", "create", "--config", cfg, "--name", "x", "--pipelines", "*", "--owner", "aad:"}, false, "owner: aad: needs"},
 		{"embedded redis", []string{"token", "list", "--config", noRedis}, false, "need redis.url"},
 	}
 	for _, c := range cases {
