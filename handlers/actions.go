@@ -90,7 +90,7 @@ func (s *Server) cardActionResult(ctx context.Context, act *bot.Activity, ca bot
 		return actionResult{unavailable: true}
 	}
 	p := s.opt.Pipelines[g.Pipeline]
-	who, err := s.person(ctx, act, g.Policy.NeedsUPN())
+	who, err := s.person(ctx, act, g.Policy.NeedsUPN() || (!g.Policy.AllowSelfApproval && g.Requester.UPN != "" && g.Requester.AADObjectID == ""))
 	if err != nil {
 		return actionResult{gate: g, notice: identityUnconfirmed}
 	}

@@ -354,7 +354,7 @@ func (s *Server) openGate(ctx context.Context, r *http.Request, tok *apitoken.To
 			fmt.Sprintf("pipeline %q has no Teams channel configured for gates opened over the API", name),
 			ProblemField{Field: req.field, Detail: "the pipeline's config needs a channel"})
 	}
-	requester := approvals.Person{ID: "api:" + tok.Name, Name: tok.Name}
+	requester := apiRequester(tok)
 	if req.requester != "" {
 		requester.Name = req.requester
 	}
@@ -628,7 +628,7 @@ func (s *Server) handleCancelGate(w http.ResponseWriter, r *http.Request, tok *a
 	if g.State != approvals.StatePending {
 		return notPending(g.State)
 	}
-	by := approvals.Person{ID: "api:" + tok.Name, Name: tok.Name}
+	by := apiRequester(tok)
 	var stale approvals.State
 	// Update rather than Cancel: the API cancels pending gates only, even
 	// when the gate was approved a moment after the check above.
@@ -875,6 +875,13 @@ type APIRun struct {
 // APILinks are a gate's URLs.
 type APILinks struct {
 	Self string `json:"self"`
+}
+
+// apiRequester is who acts through tok: the token itself and, when the
+// token names an owner, that person, so that approval rules such as "no
+// self-approval" recognise the owner when they click in Teams.
+func apiRequester(tok *apitoken.Token) approvals.Person {
+	return approvals.Person{ID: "api:" + tok.Name, UPN: tok.OwnerUPN(), AADObjectID: tok.OwnerAADObjectID(), Name: tok.Name}
 }
 
 func person(p approvals.Person) APIPerson { return APIPerson{Name: p.Display(), UPN: p.UPN} }

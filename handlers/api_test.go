@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -64,6 +65,9 @@ type apiEnv struct {
 	createFail atomic.Int32 // HTTP status to answer CreateConversation with; 0 = succeed
 
 	tok map[string]string // token name → secret
+
+	upns    map[string]string // Teams user id → UPN the connector's member lookup answers
+	lookups atomic.Int32      // member lookups received
 }
 
 type apiEnvOptions struct {
@@ -99,12 +103,17 @@ func newAPIEnv(t *testing.T, rdb redis.UniversalClient, o apiEnvOptions) *apiEnv
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &apiEnv{rdb: rdb, prefix: prefix, store: store, tok: map[string]string{}}
+	e := &apiEnv{rdb: rdb, prefix: prefix, store: store, tok: map[string]string{},
+		upns: map[string]string{alex.id: "alex.wilber@example.com", megan.id: "megan.bowen@example.com"}}
 
 	fc := &fakeConnector{t: t, changed: make(chan struct{}, 1000)}
 	fc.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/_connector/v3/conversations" {
 			e.serveCreate(t, fc, w, r)
+			return
+		}
+		if m := memberPath.FindStringSubmatch(r.URL.Path); m != nil {
+			e.serveMember(t, fc, w, r, m[1], m[2])
 			return
 		}
 		fc.serve(w, r)
@@ -252,6 +261,29 @@ func (e *apiEnv) serveCreate(t *testing.T, fc *fakeConnector, w http.ResponseWri
 	case fc.changed <- struct{}{}:
 	default:
 	}
+}
+
+var memberPath = regexp.MustCompile(`^/_connector/v3/conversations/([^/]+)/members/([^/]+)$`)
+
+// serveMember is the connector's GET /v3/conversations/{id}/members/{user}:
+// the UPN lookup for a user who clicked in the personal chat.
+func (e *apiEnv) serveMember(t *testing.T, fc *fakeConnector, w http.ResponseWriter, r *http.Request, conv, userID string) {
+	e.lookups.Add(1)
+	if r.Method != http.MethodGet || conv != "personal-chat-id" {
+		t.Errorf("connector: member lookup %s %s", r.Method, r.URL.Path)
+	}
+	if got := r.Header.Get("Authorization"); got != fc.wantAuth {
+		t.Errorf("connector: member lookup Authorization = %q, want %q", got, fc.wantAuth)
+	}
+	upn, ok := e.upns[userID]
+	if !ok {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusNotFound)
+		fmt.Fprint(w, `{"error":{"code":"MemberNotFoundInConversation","message":"The member is not in the conversation."}}`)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(map[string]string{"id": userID, "userPrincipalName": upn})
 }
 
 func (e *apiEnv) createCount() int {
@@ -969,6 +1001,74 @@ func TestAPICallbackURLOnlyForCreator(t *testing.T) {
 		shown := strings.Contains(string(raw), "s3cr3t")
 		if want := strings.HasPrefix(name, "creator"); shown != want {
 			t.Errorf("%s: callback_url shown = %v, want %v: %s", name, shown, want, raw)
+		}
+	}
+}
+
+// TestAPIOwnerMayNotApprove: a token with an owner opens a gate for a
+// pipeline without self-approval; the owner's click in Teams is refused,
+// someone else's runs it.
+func TestAPIOwnerMayNotApprove(t *testing.T) {
+	tests := []struct {
+		name, owner string
+		wantUPN     string
+		lookups     bool // the owner is known by UPN only: their UPN must be looked up
+	}{
+		{name: "upn", owner: "Megan.Bowen@example.com", wantUPN: "Megan.Bowen@example.com", lookups: true},
+		{name: "aad", owner: "aad:" + megan.aad},
+	}
+	for name, rdb := range redisClients(t) {
+		for _, tt := range tests {
+			t.Run(name+"/"+tt.name, func(t *testing.T) {
+				e := newAPIEnv(t, rdb, apiEnvOptions{})
+				sec, _, err := e.tokens.Create(context.Background(), apitoken.CreateRequest{Name: "megan-ci",
+					Scopes: []apitoken.Scope{apitoken.ScopeWrite, apitoken.ScopeRead}, Pipelines: []string{"deploy-api"}, Owner: tt.owner})
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp, raw := e.api("POST", "/api/v1/gates", sec.Reveal(), map[string]any{
+					"pipeline": "deploy-api", "inputs": map[string]any{"version": "1.4.2"}, "requester": "Release train",
+				}, nil)
+				if resp.StatusCode != http.StatusCreated {
+					t.Fatalf("create: %d %s", resp.StatusCode, raw)
+				}
+				g := decode(t, raw)
+				id := g["id"].(string)
+				rq := g["requester"].(map[string]any)
+				wantUPN := any(nil)
+				if tt.wantUPN != "" {
+					wantUPN = tt.wantUPN
+				}
+				if rq["name"] != "Release train" || rq["upn"] != wantUPN {
+					t.Errorf("requester: %v", rq)
+				}
+				actID := e.lastCreate().ActID
+
+				self := invokeCardText(t, e.click(megan, id, "approve", "", actID))
+				if !strings.Contains(self, "someone else has to approve") {
+					t.Errorf("the owner's approval should be refused as self-approval: %s", self)
+				}
+				if got := e.lookups.Load() > 0; got != tt.lookups {
+					t.Errorf("member lookups: %d, want some: %v", e.lookups.Load(), tt.lookups)
+				}
+				if n := e.prov.calls(id); n != 0 {
+					t.Fatalf("provider called %d times after the owner's click", n)
+				}
+				if st, err := e.store.Get(context.Background(), id); err != nil || st.State != approvals.StatePending || len(st.Votes) != 0 {
+					t.Fatalf("after the owner's click: %+v %v", st, err)
+				}
+
+				card := invokeCardText(t, e.click(alex, id, "approve", "", actID))
+				if !strings.Contains(card, "Approved by Alex Wilber") {
+					t.Errorf("another user's approval: %s", card)
+				}
+				e.conn.waitFor("the run shown as running", func(_, updates []recorded) bool {
+					return len(updates) > 0 && strings.Contains(strings.ToLower(updates[len(updates)-1].Raw), "running")
+				})
+				if n := e.prov.calls(id); n != 1 {
+					t.Fatalf("provider called %d times, want 1", n)
+				}
+			})
 		}
 	}
 }
