@@ -90,7 +90,11 @@ func (s *Server) cardActionResult(ctx context.Context, act *bot.Activity, ca bot
 		return actionResult{unavailable: true}
 	}
 	p := s.opt.Pipelines[g.Pipeline]
-	who, err := s.person(ctx, act, g.Policy.NeedsUPN() || (!g.Policy.AllowSelfApproval && g.Requester.UPN != "" && g.Requester.AADObjectID == ""))
+	// A requester known only by UPN (an API token's owner) is recognised
+	// in Teams only through the clicker's UPN: self-approval, and the
+	// requester's own cancel, retry and reject, depend on it.
+	requesterByUPN := g.Requester.UPN != "" && g.Requester.AADObjectID == ""
+	who, err := s.person(ctx, act, g.Policy.NeedsUPN() || requesterByUPN)
 	if err != nil {
 		return actionResult{gate: g, notice: identityUnconfirmed}
 	}
