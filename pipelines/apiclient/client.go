@@ -203,6 +203,19 @@ func Path(template string, params ...string) (string, error) {
 	return b.String(), nil
 }
 
+// Append adds each of segs to path as one escaped segment ("/seg"), with
+// the same checks as Path's parameters.
+func Append(path string, segs ...string) (string, error) {
+	for _, seg := range segs {
+		p, err := Path("/{seg}", seg)
+		if err != nil {
+			return "", err
+		}
+		path += p
+	}
+	return path, nil
+}
+
 // NewRequest builds a request for ref, a path (from Path, optionally with
 // "?query") appended to the base URL, or an absolute URL on the base URL's
 // host (a Location header, for example); any other host is refused with

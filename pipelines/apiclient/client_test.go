@@ -334,3 +334,30 @@ func TestTruncate(t *testing.T) {
 		t.Errorf("Truncate = %q", got)
 	}
 }
+
+func TestAppend(t *testing.T) {
+	got, err := apiclient.Append("/v1/runs", "r 1", "abort")
+	if err != nil || got != "/v1/runs/r%201/abort" {
+		t.Fatalf("Append = %q, %v", got, err)
+	}
+	for _, bad := range []string{"", ".", ".."} {
+		if _, err := apiclient.Append("/v1/runs", bad); err == nil {
+			t.Errorf("Append accepted segment %q", bad)
+		}
+	}
+}
+
+func TestHeaderToken(t *testing.T) {
+	r, _ := http.NewRequest(http.MethodGet, "https://api.example/", nil)
+	apiclient.BearerToken("s3cret").Authorize(r)
+	apiclient.HeaderToken{Header: "x-yunxiao-token", Token: "pt-1"}.Authorize(r)
+	if got := r.Header.Get("Authorization"); got != "Bearer s3cret" {
+		t.Errorf("Authorization = %q", got)
+	}
+	if got := r.Header.Get("x-yunxiao-token"); got != "pt-1" {
+		t.Errorf("x-yunxiao-token = %q", got)
+	}
+	if s := apiclient.BearerToken("s3cret").Secrets(); len(s) != 1 || s[0].Reveal() != "s3cret" {
+		t.Errorf("Secrets = %v", s)
+	}
+}

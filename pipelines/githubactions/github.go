@@ -91,11 +91,8 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 		HTTPClient: o.HTTPClient,
 		Logger:     o.Logger,
 		Now:        o.Now,
-		Authorize: func(r *http.Request) error {
-			r.Header.Set("Authorization", "Bearer "+cfg.Token.Reveal())
-			return nil
-		},
-		Secrets:    func() []apiclient.Secret { return []apiclient.Secret{cfg.Token} },
+		Authorize:  apiclient.BearerToken(cfg.Token).Authorize,
+		Secrets:    apiclient.BearerToken(cfg.Token).Secrets,
 		ParseError: parseError,
 	})
 	if err != nil {

@@ -65,18 +65,15 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 		base = DefaultBaseURL
 	}
 	c := &Client{log: o.Logger.With("provider", ProviderType), now: o.Now, budget: budget{remaining: -1}}
-	token := cfg.Token
+	auth := apiclient.BearerToken(cfg.Token)
 	api, err := apiclient.New(apiclient.Options{
 		Provider:   ProviderType,
 		BaseURL:    base,
 		HTTPClient: o.HTTPClient,
 		Logger:     o.Logger,
 		Now:        o.Now,
-		Authorize: func(r *http.Request) error {
-			r.Header.Set("Authorization", "Bearer "+token.Reveal())
-			return nil
-		},
-		Secrets:    func() []apiclient.Secret { return []apiclient.Secret{token} },
+		Authorize:  auth.Authorize,
+		Secrets:    auth.Secrets,
 		ParseError: parseError,
 		OnResponse: func(r *http.Response) { c.budget.observe(r.Header, c.now()) },
 	})
@@ -267,12 +264,8 @@ func (c *Client) runsPath(tg target, rest ...string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("northflank: %w", err)
 	}
-	for _, r := range rest {
-		seg, err := apiclient.Path("/{x}", r)
-		if err != nil {
-			return "", fmt.Errorf("northflank: %w", err)
-		}
-		p += seg
+	if p, err = apiclient.Append(p, rest...); err != nil {
+		return "", fmt.Errorf("northflank: %w", err)
 	}
 	return p, nil
 }

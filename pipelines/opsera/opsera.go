@@ -93,18 +93,15 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 	if base == "" {
 		base = DefaultBaseURL
 	}
-	token := cfg.Token
+	auth := apiclient.BearerToken(cfg.Token)
 	api, err := apiclient.New(apiclient.Options{
 		Provider:   ProviderType,
 		BaseURL:    base,
 		HTTPClient: o.HTTPClient,
 		Logger:     o.Logger,
 		Now:        o.Now,
-		Authorize: func(r *http.Request) error {
-			r.Header.Set("Authorization", "Bearer "+token.Reveal())
-			return nil
-		},
-		Secrets:    func() []apiclient.Secret { return []apiclient.Secret{token} },
+		Authorize:  auth.Authorize,
+		Secrets:    auth.Secrets,
 		ParseError: parseError,
 	})
 	if err != nil {

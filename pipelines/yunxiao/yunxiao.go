@@ -139,18 +139,15 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 	if base == "" {
 		base = DefaultCentralBaseURL
 	}
-	token := cfg.Token
+	auth := apiclient.HeaderToken{Header: "x-yunxiao-token", Token: cfg.Token}
 	api, err := apiclient.New(apiclient.Options{
 		Provider:   ProviderType,
 		BaseURL:    base,
 		HTTPClient: o.HTTPClient,
 		Logger:     o.Logger,
 		Now:        o.Now,
-		Authorize: func(r *http.Request) error {
-			r.Header.Set("x-yunxiao-token", token.Reveal())
-			return nil
-		},
-		Secrets:    func() []apiclient.Secret { return []apiclient.Secret{token} },
+		Authorize:  auth.Authorize,
+		Secrets:    auth.Secrets,
 		ParseError: parseError,
 	})
 	if err != nil {
@@ -347,12 +344,8 @@ func (c *Client) runsPath(pipeline string, rest ...string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("yunxiao: %w", err)
 	}
-	for _, r := range rest {
-		seg, err := apiclient.Path("/{x}", r)
-		if err != nil {
-			return "", fmt.Errorf("yunxiao: %w", err)
-		}
-		p += seg
+	if p, err = apiclient.Append(p, rest...); err != nil {
+		return "", fmt.Errorf("yunxiao: %w", err)
 	}
 	return p, nil
 }
