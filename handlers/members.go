@@ -5,7 +5,8 @@ import (
 	"time"
 )
 
-// memberCacheMax bounds the cache; past it the oldest half is dropped.
+// memberCacheMax bounds the cache; when it is full, expired entries go,
+// then arbitrary ones down to half.
 const memberCacheMax = 10000
 
 // memberCache remembers UPNs looked up through the connector for a bounded
@@ -41,13 +42,17 @@ func (c *memberCache) put(key, upn string) {
 	defer c.mu.Unlock()
 	now := c.now()
 	if len(c.m) >= memberCacheMax {
+		// Full: drop what has expired, then anything, down to half.
 		for k, e := range c.m {
-			if now.Sub(e.at) > c.ttl/2 || len(c.m) >= memberCacheMax {
+			if now.Sub(e.at) > c.ttl {
 				delete(c.m, k)
 			}
+		}
+		for k := range c.m {
 			if len(c.m) < memberCacheMax/2 {
 				break
 			}
+			delete(c.m, k)
 		}
 	}
 	c.m[key] = memberEntry{upn: upn, at: now}
