@@ -18,18 +18,23 @@ import (
 // state change. At is the Redis server's time of the entry (its stream id),
 // one clock for all replicas.
 type AuditEntry struct {
-	ID       string         `json:"id"`
-	At       time.Time      `json:"at"`
-	GateID   string         `json:"gate"`
-	Pipeline string         `json:"pipeline"`
-	Event    string         `json:"event"` // opened, approve, reject, or the state entered
-	Actor    string         `json:"actor,omitempty"`
-	ActorID  string         `json:"actor_id,omitempty"` // aad:<object id> or channel user id
-	Where    string         `json:"where,omitempty"`    // conversation or origin
-	From     string         `json:"from,omitempty"`
-	To       string         `json:"to,omitempty"`
-	Reason   string         `json:"reason,omitempty"`
-	Inputs   map[string]any `json:"inputs,omitempty"`
+	ID       string    `json:"id"`
+	At       time.Time `json:"at"`
+	GateID   string    `json:"gate"`
+	Pipeline string    `json:"pipeline"`
+	Event    string    `json:"event"` // opened, approve, reject, or the state entered
+	// Actor is gatebot's own identity for who acted: a UPN, a Teams user,
+	// or an API token as api:<name>#<id>. Never a caller-supplied name.
+	Actor   string `json:"actor,omitempty"`
+	ActorID string `json:"actor_id,omitempty"` // aad:<object id> or channel user id
+	// ActorName is the display name the action came with, when it differs
+	// from Actor (for an API gate, the free-text requester the caller gave).
+	ActorName string         `json:"actor_name,omitempty"`
+	Where     string         `json:"where,omitempty"` // conversation or origin
+	From      string         `json:"from,omitempty"`
+	To        string         `json:"to,omitempty"`
+	Reason    string         `json:"reason,omitempty"`
+	Inputs    map[string]any `json:"inputs,omitempty"`
 }
 
 // Audit stream field names, short because the stream holds many entries.
@@ -39,6 +44,7 @@ const (
 	afEvent  = "e"
 	afActor  = "a"
 	afActID  = "ai"
+	afName   = "n"
 	afWhere  = "w"
 	afFrom   = "f"
 	afTo     = "t"
@@ -50,15 +56,11 @@ const (
 func (s *Store) audit(ctx context.Context, p redis.Pipeliner, g *Gate, n auditNote) {
 	vals := []string{afGate, g.ID, afPipe, g.Pipeline, afEvent, n.event}
 	if n.actor != nil {
-		actor := n.actor.UPN
-		if actor == "" {
-			actor = n.actor.Display()
-		}
-		id := n.actor.ID
-		if n.actor.AADObjectID != "" {
-			id = "aad:" + n.actor.AADObjectID
-		}
+		actor, id := auditActor(*n.actor)
 		vals = append(vals, afActor, actor, afActID, id)
+		if name := n.actor.Name; name != "" && name != actor {
+			vals = append(vals, afName, name)
+		}
 	}
 	if n.where != "" {
 		vals = append(vals, afWhere, n.where)
@@ -82,6 +84,25 @@ func (s *Store) audit(ctx context.Context, p redis.Pipeliner, g *Gate, n auditNo
 		min := s.opts.Now().Add(-s.opts.AuditMaxAge).UnixMilli()
 		p.XTrimMinIDApprox(ctx, s.auditKey(), strconv.FormatInt(min, 10), 0)
 	}
+}
+
+// auditActor is the identity an audit entry names: the UPN when gatebot
+// knows it, an API token's own id, or else the channel's display name and
+// user id. A caller-supplied display name never becomes the actor.
+func auditActor(p Person) (actor, id string) {
+	id = p.ID
+	if p.AADObjectID != "" {
+		id = "aad:" + p.AADObjectID
+	}
+	switch {
+	case p.UPN != "":
+		actor = p.UPN
+	case strings.HasPrefix(p.ID, "api:"):
+		actor = p.ID
+	default:
+		actor = p.Display()
+	}
+	return actor, id
 }
 
 // AuditQuery filters the audit log. Zero fields do not filter. User
@@ -153,7 +174,7 @@ func auditEntry(m redis.XMessage) AuditEntry {
 	}
 	e := AuditEntry{
 		ID: m.ID, GateID: str(afGate), Pipeline: str(afPipe), Event: str(afEvent),
-		Actor: str(afActor), ActorID: str(afActID), Where: str(afWhere),
+		Actor: str(afActor), ActorID: str(afActID), ActorName: str(afName), Where: str(afWhere),
 		From: str(afFrom), To: str(afTo), Reason: str(afReason),
 	}
 	msPart, _, _ := strings.Cut(m.ID, "-")
@@ -165,12 +186,15 @@ func auditEntry(m redis.XMessage) AuditEntry {
 }
 
 // FormatAudit writes entries as aligned text lines, or as JSON lines when
-// jsonLines is set (one AuditEntry object per line).
+// jsonLines is set (one AuditEntry object per line). Every free-text field
+// is escaped and stripped of bidirectional-formatting characters, so an
+// entry is always one line that reads as it is stored.
 func FormatAudit(w io.Writer, entries []AuditEntry, jsonLines bool) error {
 	if jsonLines {
 		enc := json.NewEncoder(w)
 		for i := range entries {
-			if err := enc.Encode(&entries[i]); err != nil {
+			e := cleanEntry(entries[i])
+			if err := enc.Encode(&e); err != nil {
 				return fmt.Errorf("write audit: %w", err)
 			}
 		}
@@ -178,25 +202,29 @@ func FormatAudit(w io.Writer, entries []AuditEntry, jsonLines bool) error {
 	}
 	for _, e := range entries {
 		var b strings.Builder
-		fmt.Fprintf(&b, "%s  %-22s  %-16s  %-14s", e.At.UTC().Format(time.RFC3339), e.GateID, e.Pipeline, e.Event)
+		fmt.Fprintf(&b, "%s  %-22s  %-16s  %-14s", e.At.UTC().Format(time.RFC3339), auditText(e.GateID),
+			auditText(e.Pipeline), auditText(e.Event))
 		if e.Actor != "" || e.ActorID != "" {
-			fmt.Fprintf(&b, "  by %s", firstNonEmpty(e.Actor, e.ActorID))
+			fmt.Fprintf(&b, "  by %s", auditText(firstNonEmpty(e.Actor, e.ActorID)))
 			if e.ActorID != "" && e.ActorID != e.Actor {
-				fmt.Fprintf(&b, " (%s)", e.ActorID)
+				fmt.Fprintf(&b, " (%s)", auditText(e.ActorID))
 			}
 		}
+		if e.ActorName != "" {
+			fmt.Fprintf(&b, "  as %s", strconv.Quote(stripBidi(e.ActorName)))
+		}
 		if e.From != "" || e.To != "" {
-			fmt.Fprintf(&b, "  %s->%s", e.From, e.To)
+			fmt.Fprintf(&b, "  %s->%s", auditText(e.From), auditText(e.To))
 		}
 		if e.Where != "" {
-			fmt.Fprintf(&b, "  in %s", e.Where)
+			fmt.Fprintf(&b, "  in %s", auditText(e.Where))
 		}
 		if e.Reason != "" {
-			fmt.Fprintf(&b, "  reason=%q", e.Reason)
+			fmt.Fprintf(&b, "  reason=%s", strconv.Quote(stripBidi(e.Reason)))
 		}
 		if len(e.Inputs) > 0 {
 			for _, k := range slices.Sorted(maps.Keys(e.Inputs)) {
-				fmt.Fprintf(&b, "  %s=%v", k, e.Inputs[k])
+				fmt.Fprintf(&b, "  %s=%s", auditText(k), auditText(fmt.Sprint(e.Inputs[k])))
 			}
 		}
 		b.WriteByte('\n')
@@ -205,6 +233,52 @@ func FormatAudit(w io.Writer, entries []AuditEntry, jsonLines bool) error {
 		}
 	}
 	return nil
+}
+
+// auditText prints an identifier-like value bare and anything else (spaces,
+// quotes, control characters, non-printing runes) quoted and escaped.
+func auditText(s string) string {
+	s = stripBidi(s)
+	for _, r := range s {
+		if r <= ' ' || r == '"' || r == '\\' || r == '=' || !strconv.IsPrint(r) {
+			return strconv.Quote(s)
+		}
+	}
+	return s
+}
+
+// stripBidi removes bidirectional-formatting characters, which reorder
+// how the rest of a line is displayed.
+func stripBidi(s string) string {
+	if !strings.ContainsFunc(s, IsBidiControl) {
+		return s
+	}
+	return strings.Map(func(r rune) rune {
+		if IsBidiControl(r) {
+			return -1
+		}
+		return r
+	}, s)
+}
+
+// cleanEntry strips bidirectional-formatting characters from every text
+// field of e; JSON escapes control characters itself.
+func cleanEntry(e AuditEntry) AuditEntry {
+	for _, f := range []*string{&e.GateID, &e.Pipeline, &e.Event, &e.Actor, &e.ActorID, &e.ActorName, &e.Where,
+		&e.From, &e.To, &e.Reason} {
+		*f = stripBidi(*f)
+	}
+	if len(e.Inputs) > 0 {
+		in := make(map[string]any, len(e.Inputs))
+		for k, v := range e.Inputs {
+			if sv, ok := v.(string); ok {
+				v = stripBidi(sv)
+			}
+			in[stripBidi(k)] = v
+		}
+		e.Inputs = in
+	}
+	return e
 }
 
 // firstNonEmpty returns a, or b when a is empty.

@@ -130,10 +130,13 @@ type RunInfo struct {
 }
 
 // Post is where a gate's card lives, opaque to this package: the channel
-// layer's conversation reference and the card's activity id.
+// layer's conversation reference and the card's activity id. PostedAt is
+// set once the card is up (SetPost), even when the channel returned no
+// activity id; until then the gate is on the unposted schedule.
 type Post struct {
 	Conversation json.RawMessage `json:"conv,omitempty"`
 	ActivityID   string          `json:"act,omitempty"`
+	PostedAt     time.Time       `json:"pat,omitzero"`
 }
 
 // Gate is one request to run a pipeline, waiting for or past its approval.
@@ -144,17 +147,26 @@ type Gate struct {
 	Message   string         `json:"msg,omitempty"`
 	Requester Person         `json:"rq"`
 	Origin    string         `json:"org,omitempty"` // "teams" or "api:<token name>"
-	Policy    Policy         `json:"pol"`
-	State     State          `json:"st"`
-	Votes     []Vote         `json:"v,omitempty"`
-	CreatedAt time.Time      `json:"ca"`
-	Deadline  time.Time      `json:"dl"`
-	UpdatedAt time.Time      `json:"ua"`
-	DecidedBy *Person        `json:"db,omitempty"` // who rejected, cancelled or retried last
-	Reason    string         `json:"why,omitempty"`
-	Run       *RunInfo       `json:"run,omitempty"`
-	Error     string         `json:"err,omitempty"` // last trigger error, user-safe
-	Attempts  int            `json:"att,omitempty"` // trigger attempts
+	// TokenID is the id of the API token that opened the gate, when one
+	// did: token names can be reused after a revoke, ids cannot.
+	TokenID string `json:"tok,omitempty"`
+	// Tenant is the Microsoft Entra tenant the gate belongs to, and
+	// Conversations every conversation its card was posted in (channel
+	// threads by their channel id): a click acts on the gate only from
+	// one of those, in that tenant (see PostedIn).
+	Tenant        string    `json:"tn,omitempty"`
+	Conversations []string  `json:"cv,omitempty"`
+	Policy        Policy    `json:"pol"`
+	State         State     `json:"st"`
+	Votes         []Vote    `json:"v,omitempty"`
+	CreatedAt     time.Time `json:"ca"`
+	Deadline      time.Time `json:"dl"`
+	UpdatedAt     time.Time `json:"ua"`
+	DecidedBy     *Person   `json:"db,omitempty"` // who rejected, cancelled or retried last
+	Reason        string    `json:"why,omitempty"`
+	Run           *RunInfo  `json:"run,omitempty"`
+	Error         string    `json:"err,omitempty"` // last trigger error, user-safe
+	Attempts      int       `json:"att,omitempty"` // trigger attempts
 	// TriggerLease is when the consumer that began the trigger is presumed
 	// dead: until then no other consumer calls the provider for this gate.
 	// Set while triggering only.
@@ -166,6 +178,17 @@ type Gate struct {
 	// can be given the retention TTL when the gate ends.
 	IdempotencyKey string `json:"ik,omitempty"`
 	Version        int64  `json:"ver"`
+}
+
+// PostedIn reports whether a click or command from conversation (as the
+// channel layer normalises it) in tenant may act on g: the gate's card was
+// posted there, and the tenant is the gate's. A gate with no recorded
+// conversation belongs to none.
+func (g *Gate) PostedIn(tenant, conversation string) bool {
+	if conversation == "" || !strings.EqualFold(g.Tenant, tenant) {
+		return false
+	}
+	return slices.Contains(g.Conversations, conversation)
 }
 
 // Approvals returns the approving votes in order.

@@ -36,6 +36,9 @@ type Options struct {
 	// before another consumer reclaims it, default 1 minute. It must exceed
 	// the longest provider call.
 	TriggerVisibility time.Duration
+	// UnpostedAfter is when a pending gate whose card is not up counts as
+	// unposted, default DefaultUnpostedAfter.
+	UnpostedAfter time.Duration
 	// Now is the clock, default time.Now.
 	Now func() time.Time
 	// Logger receives refused votes and recoverable oddities; nil discards.
@@ -95,6 +98,9 @@ func NewStore(rdb redis.UniversalClient, opts Options) (*Store, error) {
 	if opts.TriggerVisibility <= 0 {
 		opts.TriggerVisibility = DefaultTriggerVisibility
 	}
+	if opts.UnpostedAfter <= 0 {
+		opts.UnpostedAfter = DefaultUnpostedAfter
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -116,15 +122,19 @@ func NewStore(rdb redis.UniversalClient, opts Options) (*Store, error) {
 func (s *Store) now() time.Time { return s.opts.Now().UTC().Truncate(time.Millisecond) }
 
 // Key names; see the package doc for the layout.
-func (s *Store) gateKey(id string) string   { return s.opts.Prefix + "g:" + id }
-func (s *Store) idemKey(k string) string    { return s.opts.Prefix + "idem:" + k }
-func (s *Store) dueKey() string             { return s.opts.Prefix + "due" }
-func (s *Store) pollKey() string            { return s.opts.Prefix + "poll" }
-func (s *Store) endedKey() string           { return s.opts.Prefix + "ended" }
-func (s *Store) triggerKey() string         { return s.opts.Prefix + "triggers" }
-func (s *Store) auditKey() string           { return s.opts.Prefix + "audit" }
-func (s *Store) seenKey(k string) string    { return s.opts.Prefix + "seen:" + k }
-func (s *Store) convKey(k string) string    { return s.opts.Prefix + "conv:" + k }
+func (s *Store) gateKey(id string) string { return s.opts.Prefix + "g:" + id }
+func (s *Store) idemKey(k string) string  { return s.opts.Prefix + "idem:" + k }
+func (s *Store) dueKey() string           { return s.opts.Prefix + "due" }
+func (s *Store) pollKey() string          { return s.opts.Prefix + "poll" }
+func (s *Store) endedKey() string         { return s.opts.Prefix + "ended" }
+func (s *Store) triggerKey() string       { return s.opts.Prefix + "triggers" }
+func (s *Store) auditKey() string         { return s.opts.Prefix + "audit" }
+func (s *Store) seenKey(k string) string  { return s.opts.Prefix + "seen:" + k }
+func (s *Store) convKey(k string) string  { return s.opts.Prefix + "conv:" + k }
+func (s *Store) unpostedKey() string      { return s.opts.Prefix + "unposted" }
+func (s *Store) postingKey(id string) string {
+	return s.opts.Prefix + "posting:" + id
+}
 func (s *Store) ixAll() string              { return s.opts.Prefix + "ix:all" }
 func (s *Store) ixPipeline(p string) string { return s.opts.Prefix + "ix:p:" + p }
 func (s *Store) ixState(st State) string    { return s.opts.Prefix + "ix:s:" + string(st) }
@@ -266,6 +276,7 @@ func (s *Store) Create(ctx context.Context, g *Gate, idempotencyKey string) (*Ga
 				p.ZAdd(ctx, s.dueKey(), redis.Z{Score: ms(ng.Deadline), Member: ng.ID})
 			}
 			s.indexAdd(ctx, p, &ng, ng.State)
+			s.scheduleUnposted(ctx, p, &ng)
 			s.audit(ctx, p, &ng, auditNote{event: "opened", actor: &ng.Requester, to: StatePending, where: ng.Origin})
 			return nil
 		})
@@ -360,6 +371,7 @@ func (s *Store) update(ctx context.Context, op, id string, fn change) (*Gate, er
 			return backoff.Permanent(err)
 		}
 		old := g.State
+		wasPosted := !g.Post.PostedAt.IsZero()
 		now := s.now()
 		notes, err := fn(g, now)
 		if err != nil {
@@ -400,6 +412,9 @@ func (s *Store) update(ctx context.Context, op, id string, fn change) (*Gate, er
 				p.ZAdd(ctx, s.endedKey(), redis.Z{Score: ms(now.Add(ttl)), Member: endedMember(g)})
 			}
 			p.Set(ctx, s.gateKey(id), enc, ttl)
+			if !wasPosted && (!g.Post.PostedAt.IsZero() || (nw.Final() && !old.Final())) {
+				p.ZRem(ctx, s.unpostedKey(), id)
+			}
 			if old != nw {
 				p.ZRem(ctx, s.ixState(old), id)
 				p.ZRem(ctx, s.ixPipelineState(g.Pipeline, old), id)
@@ -528,6 +543,58 @@ func (s *Store) Cancel(ctx context.Context, id string, by Person, reason string)
 		g.DecidedBy = &by
 		g.Reason = reason
 		return []auditNote{{event: "cancelled", actor: &by, reason: reason, from: from, to: StateCancelled}}, nil
+	})
+}
+
+// CancelPending cancels a gate only while it is pending (the API's cancel:
+// a gate approved a moment after the caller looked stays approved). A gate
+// in any other state is returned with ErrNotPending.
+func (s *Store) CancelPending(ctx context.Context, id string, by Person, reason string) (*Gate, error) {
+	return s.update(ctx, "cancel pending gate", id, func(g *Gate, now time.Time) ([]auditNote, error) {
+		if g.State != StatePending {
+			return nil, ErrNotPending
+		}
+		if err := g.Transition(StateCancelled, now); err != nil {
+			return nil, err
+		}
+		g.DecidedBy = &by
+		g.Reason = reason
+		return []auditNote{{event: "cancelled", actor: &by, reason: reason, from: StatePending, to: StateCancelled}}, nil
+	})
+}
+
+// RunCancelRequested records that who asked the provider to stop the
+// gate's run. The gate stays running until polling sees the run end (some
+// providers stop only at the next step that allows it), and then names who
+// cancelled it.
+func (s *Store) RunCancelRequested(ctx context.Context, id string, who Person, reason string) (*Gate, error) {
+	return s.update(ctx, "record cancel request", id, func(g *Gate, now time.Time) ([]auditNote, error) {
+		if g.State != StateRunning {
+			return nil, &TransitionError{From: g.State, To: StateCancelled}
+		}
+		g.DecidedBy = &who
+		g.Reason = reason
+		if g.Run != nil {
+			g.Run.Detail = "cancellation requested by " + who.Display()
+		}
+		return []auditNote{{event: "cancel_requested", actor: &who, reason: reason}}, nil
+	})
+}
+
+// Retry sends a gate whose trigger failed back to the trigger queue, on
+// behalf of who (see MayManage). Other states give a *TransitionError.
+func (s *Store) Retry(ctx context.Context, id string, who Person) (*Gate, error) {
+	return s.update(ctx, "retry trigger", id, func(g *Gate, now time.Time) ([]auditNote, error) {
+		from := g.State
+		if from != StateTriggerFailed {
+			return nil, &TransitionError{From: from, To: StateApproved}
+		}
+		if err := g.Transition(StateApproved, now); err != nil {
+			return nil, err
+		}
+		g.DecidedBy = &who
+		g.Error = ""
+		return []auditNote{{event: "retry", actor: &who, from: from, to: StateApproved}}, nil
 	})
 }
 

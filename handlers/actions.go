@@ -14,9 +14,6 @@ import (
 	"github.com/gatebot/gatebot/pipelines"
 )
 
-// maxReason caps a reject or cancel reason typed into a card.
-const maxReason = 500
-
 // handleInvoke answers invokes synchronously. Card clicks always get HTTP
 // 200 with an InvokeResponse body, or Teams shows "Unable to reach app".
 func (s *Server) handleInvoke(ctx context.Context, act *bot.Activity) bot.InvokeResponse {
@@ -89,6 +86,12 @@ func (s *Server) cardActionResult(ctx context.Context, act *bot.Activity, ca bot
 		log.Error("could not load gate", "err", err)
 		return actionResult{unavailable: true}
 	}
+	if !postedIn(g, act) {
+		// Gate ids travel in API answers, callbacks and CI logs: knowing
+		// one must not let a click from another chat act on the gate.
+		s.foreignGate(ctx, g, act)
+		return actionResult{message: notInConversation}
+	}
 	p := s.opt.Pipelines[g.Pipeline]
 	// A requester known only by UPN (an API token's owner) is recognised
 	// in Teams only through the clicker's UPN: self-approval, and the
@@ -98,7 +101,7 @@ func (s *Server) cardActionResult(ctx context.Context, act *bot.Activity, ca bot
 	if err != nil {
 		return actionResult{gate: g, notice: identityUnconfirmed}
 	}
-	reason := truncate(strings.TrimSpace(data.Reason), maxReason)
+	reason := truncate(strings.TrimSpace(data.Reason), approvals.MaxReason)
 	switch verb {
 	case cards.VerbApprove, cards.VerbReject:
 		return s.vote(ctx, g.ID, who, verb == cards.VerbApprove, reason, act.Conversation.ID)
@@ -152,18 +155,9 @@ func voteNotice(err error, g *approvals.Gate) string {
 	return "Your decision could not be recorded."
 }
 
-// mayManage reports whether who may cancel or retry g: the requester, or
-// anyone eligible to approve it.
-func mayManage(g *approvals.Gate, who approvals.Person) bool {
-	if who.Same(g.Requester) {
-		return true
-	}
-	return approvals.Policy{Approvers: g.Policy.Approvers}.Eligible(who, g.Requester, false) == nil
-}
-
 func (s *Server) cancel(ctx context.Context, g *approvals.Gate, p *Pipeline, who approvals.Person, reason string) actionResult {
 	log := loggerFrom(ctx)
-	if !mayManage(g, who) {
+	if !approvals.MayManage(g, who) {
 		return actionResult{gate: g, notice: "Only the requester or an approver may cancel this."}
 	}
 	switch g.State {
@@ -181,14 +175,7 @@ func (s *Server) cancel(ctx context.Context, g *approvals.Gate, p *Pipeline, who
 		// The provider may still finish the run (some cancel at the next
 		// step that supports it): the gate stays running until polling
 		// sees the run end, and then names who cancelled it.
-		ng, err := s.opt.Store.Update(ctx, g.ID, func(g *approvals.Gate) error {
-			g.DecidedBy = &who
-			g.Reason = reason
-			if g.Run != nil {
-				g.Run.Detail = "cancellation requested by " + who.Display()
-			}
-			return nil
-		})
+		ng, err := s.opt.Store.RunCancelRequested(ctx, g.ID, who, reason)
 		if err != nil {
 			return s.refused(ctx, ng, err, "Cancellation requested at the provider; the card will follow.")
 		}
@@ -205,14 +192,10 @@ func (s *Server) cancel(ctx context.Context, g *approvals.Gate, p *Pipeline, who
 }
 
 func (s *Server) retry(ctx context.Context, g *approvals.Gate, who approvals.Person) actionResult {
-	if !mayManage(g, who) {
+	if !approvals.MayManage(g, who) {
 		return actionResult{gate: g, notice: "Only the requester or an approver may retry this."}
 	}
-	ng, err := s.opt.Store.Update(ctx, g.ID, func(g *approvals.Gate) error {
-		g.DecidedBy = &who
-		g.Error = ""
-		return g.Transition(approvals.StateApproved, s.opt.Now())
-	})
+	ng, err := s.opt.Store.Retry(ctx, g.ID, who)
 	if err != nil {
 		return s.refused(ctx, ng, err, "Only a failed trigger can be retried.")
 	}

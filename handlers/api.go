@@ -16,7 +16,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/gorilla/mux"
 
@@ -62,8 +61,6 @@ type APIOptions struct {
 const (
 	// DefaultAPIMaxBody caps API request bodies.
 	DefaultAPIMaxBody = 64 << 10
-	maxMessage        = 2000
-	maxRequester      = 200
 	maxIdempotencyKey = 255
 	maxListLimit      = 500
 	defaultListLimit  = 50
@@ -301,11 +298,11 @@ func (s *Server) openGate(ctx context.Context, r *http.Request, tok *apitoken.To
 			ProblemField{Field: "Idempotency-Key", Detail: fmt.Sprintf("1 to %d printable ASCII characters", maxIdempotencyKey)})
 	}
 	var fields []ProblemField
-	if utf8.RuneCountInString(req.message) > maxMessage {
-		fields = append(fields, ProblemField{Field: messageField(req.field), Detail: fmt.Sprintf("at most %d characters", maxMessage)})
+	if err := approvals.CheckText(messageField(req.field), req.message, approvals.MaxMessage, true); err != nil {
+		fields = append(fields, invalidField(err))
 	}
-	if utf8.RuneCountInString(req.requester) > maxRequester {
-		fields = append(fields, ProblemField{Field: "requester", Detail: fmt.Sprintf("at most %d characters", maxRequester)})
+	if err := approvals.CheckText("requester", req.requester, approvals.MaxRequesterName, false); err != nil {
+		fields = append(fields, invalidField(err))
 	}
 	if req.pipeline == "" {
 		fields = append(fields, ProblemField{Field: req.field, Detail: "required"})
@@ -322,21 +319,6 @@ func (s *Server) openGate(ctx context.Context, r *http.Request, tok *apitoken.To
 		log.Info("api token has no access to the pipeline", "pipeline", name)
 		return nil, false, invalid(http.StatusForbidden, "forbidden", fmt.Sprintf("this token may not use pipeline %q", req.pipeline),
 			ProblemField{Field: req.field, Detail: "not among the token's pipelines"})
-	}
-	inputs, err := p.Def.Resolve(req.inputs)
-	if err != nil {
-		var ie pipelines.InputErrors
-		if !errors.As(err, &ie) {
-			return nil, false, err
-		}
-		for _, e := range ie {
-			f := "inputs"
-			if e.Name != "" {
-				f += "." + e.Name
-			}
-			fields = append(fields, ProblemField{Field: f, Detail: e.Reason})
-		}
-		return nil, false, invalid(http.StatusUnprocessableEntity, "invalid-inputs", "the inputs are invalid for "+name, fields...)
 	}
 	if req.callbackURL != "" {
 		if s.opt.API.Callbacks == nil {
@@ -358,22 +340,22 @@ func (s *Server) openGate(ctx context.Context, r *http.Request, tok *apitoken.To
 	if req.requester != "" {
 		requester.Name = req.requester
 	}
-	g := &approvals.Gate{
-		Pipeline: name, Inputs: inputs, Message: req.message, Requester: requester,
-		Origin: "api:" + tok.Name, Policy: p.Policy, CallbackURL: req.callbackURL,
-	}
 	key := ""
 	if idem != "" {
 		// Keys are per token: one caller's key never finds another's gate.
 		key = "api:" + tok.ID + ":" + idem
 	}
-	g, created, err := s.opt.Store.Create(ctx, g, key)
-	switch {
-	case errors.Is(err, approvals.ErrIdempotencyKey):
-		return nil, false, idemMismatch()
-	case err != nil:
-		return nil, false, err
-	case !created:
+	g, created, err := s.opt.Store.Open(ctx, approvals.Opening{
+		Pipeline: name, Schema: p.Def, Runners: p.Runners, Policy: p.Policy,
+		RawInputs: req.inputs, Message: req.message, Requester: requester,
+		Origin: "api:" + tok.Name, TokenID: tok.ID, CallbackURL: req.callbackURL,
+		Tenant: ch.TenantID, Conversations: []string{bot.ConversationKey(ch.ConversationID)},
+		IdempotencyKey: key,
+	})
+	if err != nil {
+		return nil, false, s.openProblem(ctx, name, req, err)
+	}
+	if !created {
 		// The store's fingerprint knows the requester by identity (the
 		// token), not by the display name an API caller gives, nor the
 		// callback URL: both are part of this request.
@@ -381,6 +363,12 @@ func (s *Server) openGate(ctx context.Context, r *http.Request, tok *apitoken.To
 			return nil, false, idemMismatch()
 		}
 		log.Info("idempotent replay", "gate_id", g.ID)
+		if g.State == approvals.StatePending && g.Post.PostedAt.IsZero() && s.claimPost(ctx, g) {
+			// The first request stored the gate but gatebot stopped before
+			// its card was up: post it now, or nobody would ever see it.
+			log.Warn("posting the card of a replayed gate that was never posted", "gate_id", g.ID)
+			return s.postAPIGate(ctx, g, p, ch, false)
+		}
 		return g, false, nil
 	}
 	log = log.With("gate_id", g.ID, "pipeline", name)
@@ -391,6 +379,16 @@ func (s *Server) openGate(ctx context.Context, r *http.Request, tok *apitoken.To
 			log.Warn("could not register the gate's callbacks; only the live path will deliver them", "err", err)
 		}
 	}
+	if !s.claimPost(ctx, g) {
+		return g, true, nil // the sweep posts it
+	}
+	return s.postAPIGate(ctx, g, p, ch, true)
+}
+
+// postAPIGate posts an API gate's card to its channel inside the request;
+// a card that cannot be posted cancels the gate and the caller is told.
+func (s *Server) postAPIGate(ctx context.Context, g *approvals.Gate, p *Pipeline, ch Channel, created bool) (*approvals.Gate, bool, error) {
+	log := loggerFrom(ctx)
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), apiPostBudget)
 	defer cancel()
 	posted, err := s.postToChannel(pctx, g, ch)
@@ -400,7 +398,50 @@ func (s *Server) openGate(ctx context.Context, r *http.Request, tok *apitoken.To
 		return nil, false, &HTTPError{Status: http.StatusBadGateway, Type: "card-not-posted",
 			Msg: "gatebot could not post the approval card to the pipeline's Teams channel, so the gate was cancelled; retry later with a new Idempotency-Key", Err: err}
 	}
-	return posted, true, nil
+	return posted, created, nil
+}
+
+// openProblem maps Open's typed errors to the API's problems.
+func (s *Server) openProblem(ctx context.Context, name string, req openRequest, err error) error {
+	var (
+		ie  pipelines.InputErrors
+		inv *approvals.InvalidError
+	)
+	switch {
+	case errors.Is(err, approvals.ErrIdempotencyKey):
+		return idemMismatch()
+	case errors.Is(err, approvals.ErrNotRunner):
+		loggerFrom(ctx).Info("run refused: the token's owner is not a runner", "pipeline", name)
+		return invalid(http.StatusForbidden, "not-a-runner",
+			fmt.Sprintf("pipeline %q has runners, and this token's owner is not one of them (a token without an owner may open gates only on pipelines without runners)", name),
+			ProblemField{Field: req.field, Detail: "the token's owner may not run this pipeline"})
+	case errors.As(err, &ie):
+		fields := make([]ProblemField, 0, len(ie))
+		for _, e := range ie {
+			f := "inputs"
+			if e.Name != "" {
+				f += "." + e.Name
+			}
+			fields = append(fields, ProblemField{Field: f, Detail: e.Reason})
+		}
+		return invalid(http.StatusUnprocessableEntity, "invalid-inputs", "the inputs are invalid for "+name, fields...)
+	case errors.As(err, &inv):
+		f := invalidField(err)
+		if inv.Field == "message" {
+			f.Field = messageField(req.field)
+		}
+		return invalid(http.StatusUnprocessableEntity, "invalid-request", "the request is invalid", f)
+	}
+	return err
+}
+
+// invalidField is the problem field of an *approvals.InvalidError.
+func invalidField(err error) ProblemField {
+	var inv *approvals.InvalidError
+	if errors.As(err, &inv) {
+		return ProblemField{Field: inv.Field, Detail: inv.Reason}
+	}
+	return ProblemField{Field: "request", Detail: err.Error()}
 }
 
 func messageField(pipelineField string) string {
@@ -465,10 +506,7 @@ func (s *Server) postToChannel(ctx context.Context, g *approvals.Gate, ch Channe
 	if res.ActivityID == "" {
 		log.Warn("connector returned no activity id; the card cannot be updated in place")
 	}
-	ng, err := s.opt.Store.Update(ctx, g.ID, func(g *approvals.Gate) error {
-		g.Post = approvals.Post{Conversation: raw, ActivityID: res.ActivityID}
-		return nil
-	})
+	ng, err := s.opt.Store.SetPost(ctx, g.ID, approvals.Post{Conversation: raw, ActivityID: res.ActivityID})
 	if err != nil {
 		// The card is up and its buttons work; only in-place updates are lost.
 		log.Error("could not record where the card was posted", "err", err)
@@ -614,37 +652,20 @@ func (s *Server) handleCancelGate(w http.ResponseWriter, r *http.Request, tok *a
 		return err
 	}
 	reason := r.URL.Query().Get("reason")
-	if utf8.RuneCountInString(reason) > maxReason {
-		return invalid(http.StatusUnprocessableEntity, "invalid-request", "the reason is too long",
-			ProblemField{Field: "reason", Detail: fmt.Sprintf("at most %d characters", maxReason)})
+	if err := approvals.CheckText("reason", reason, approvals.MaxReason, true); err != nil {
+		return invalid(http.StatusUnprocessableEntity, "invalid-request", "the reason is invalid", invalidField(err))
 	}
 	g, err := s.visibleGate(ctx, r, tok)
 	if err != nil {
 		return err
 	}
-	notPending := func(st approvals.State) error {
-		return invalid(http.StatusConflict, "not-pending", fmt.Sprintf("gate %s is %s; only a pending gate can be cancelled", g.ID, st))
+	// The API cancels pending gates only, even when the gate was approved
+	// a moment after it was read.
+	ng, err := s.opt.Store.CancelPending(ctx, g.ID, apiRequester(tok), reason)
+	if errors.Is(err, approvals.ErrNotPending) && ng != nil {
+		return invalid(http.StatusConflict, "not-pending", fmt.Sprintf("gate %s is %s; only a pending gate can be cancelled", g.ID, ng.State))
 	}
-	if g.State != approvals.StatePending {
-		return notPending(g.State)
-	}
-	by := apiRequester(tok)
-	var stale approvals.State
-	// Update rather than Cancel: the API cancels pending gates only, even
-	// when the gate was approved a moment after the check above.
-	ng, err := s.opt.Store.Update(ctx, g.ID, func(g *approvals.Gate) error {
-		if g.State != approvals.StatePending {
-			stale = g.State
-			return approvals.ErrNotPending
-		}
-		g.DecidedBy = &by
-		g.Reason = reason
-		return g.Transition(approvals.StateCancelled, s.opt.Now())
-	})
 	if err != nil {
-		if errors.Is(err, approvals.ErrNotPending) && stale != "" {
-			return notPending(stale)
-		}
 		return err
 	}
 	loggerFrom(ctx).Info("gate cancelled over the api", "gate_id", ng.ID)
@@ -881,7 +902,7 @@ type APILinks struct {
 // token names an owner, that person, so that approval rules such as "no
 // self-approval" recognise the owner when they click in Teams.
 func apiRequester(tok *apitoken.Token) approvals.Person {
-	return approvals.Person{ID: "api:" + tok.Name, UPN: tok.OwnerUPN(), AADObjectID: tok.OwnerAADObjectID(), Name: tok.Name}
+	return approvals.Person{ID: "api:" + tok.Name + "#" + tok.ID, UPN: tok.OwnerUPN(), AADObjectID: tok.OwnerAADObjectID(), Name: tok.Name}
 }
 
 func person(p approvals.Person) APIPerson { return APIPerson{Name: p.Display(), UPN: p.UPN} }
@@ -897,7 +918,7 @@ func (s *Server) gateLinks(id string) APILinks {
 // and other tokens reading the pipeline have no use for it.
 func (s *Server) gateView(g *approvals.Gate, tok *apitoken.Token) APIGate {
 	v := renderGate(g, s.baseURL())
-	if tok == nil || g.Origin != "api:"+tok.Name {
+	if tok == nil || g.TokenID == "" || g.TokenID != tok.ID {
 		v.CallbackURL = ""
 	}
 	return v

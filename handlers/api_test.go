@@ -269,7 +269,9 @@ var memberPath = regexp.MustCompile(`^/_connector/v3/conversations/([^/]+)/membe
 // the UPN lookup for a user who clicked in the personal chat.
 func (e *apiEnv) serveMember(t *testing.T, fc *fakeConnector, w http.ResponseWriter, r *http.Request, conv, userID string) {
 	e.lookups.Add(1)
-	if r.Method != http.MethodGet || conv != "personal-chat-id" {
+	// A click in a channel thread is looked up in the channel (Teams
+	// answers member lookups there, not per thread).
+	if r.Method != http.MethodGet || (conv != "personal-chat-id" && conv != releasesChannel) {
 		t.Errorf("connector: member lookup %s %s", r.Method, r.URL.Path)
 	}
 	if got := r.Header.Get("Authorization"); got != fc.wantAuth {
@@ -531,8 +533,8 @@ func TestAPICreateGetAndIdempotency(t *testing.T) {
 	if sg.Post.ActivityID != c.ActID || ref.Conversation.ID != c.ID || ref.ServiceURL != e.conn.serviceURL() || ref.Bot.ID != "28:gatebot" {
 		t.Errorf("gate post = %+v ref %+v, want thread %s activity %s", sg.Post, ref, c.ID, c.ActID)
 	}
-	if sg.Requester.ID != "api:ci-prod" {
-		t.Errorf("requester id %q, want api:ci-prod", sg.Requester.ID)
+	if want := "api:ci-prod#" + sg.TokenID; !strings.HasPrefix(sg.TokenID, "tok_") || sg.Requester.ID != want {
+		t.Errorf("requester id %q (token id %q), want api:ci-prod#<token id>", sg.Requester.ID, sg.TokenID)
 	}
 
 	// A retry returns the first gate and posts nothing.
@@ -887,7 +889,7 @@ func TestAPIEndToEnd(t *testing.T) {
 			c := e.lastCreate()
 
 			// Approve via an authenticated invoke.
-			card := invokeCardText(t, e.click(megan, id, "approve", "", c.ActID))
+			card := invokeCardText(t, e.clickIn(channelThread(c.ActID), megan, id, "approve", "", c.ActID))
 			if !strings.Contains(card, "Approved by Megan Bowen") {
 				t.Errorf("invoke answer: %s", card)
 			}
@@ -960,7 +962,7 @@ func TestAPIRejectedCallbackBySweep(t *testing.T) {
 		t.Fatalf("create: %d %s", resp.StatusCode, raw)
 	}
 	id := decode(t, raw)["id"].(string)
-	invokeCardText(t, e.click(megan, id, "reject", "not today", e.lastCreate().ActID))
+	invokeCardText(t, e.clickIn(channelThread(e.lastCreate().ActID), megan, id, "reject", "not today", e.lastCreate().ActID))
 	ds := e.receiver.waitFor("the rejected callback", func(ds []delivery) bool { return slices.Contains(acceptedTypes(ds), "gate.rejected") })
 	last := ds[len(ds)-1].Payload
 	if last.Data.State != "rejected" || last.Data.Reason != "not today" || last.Data.DecidedBy == nil || last.Data.DecidedBy.Name != "Megan Bowen" {
@@ -1044,7 +1046,7 @@ func TestAPIOwnerMayNotApprove(t *testing.T) {
 				}
 				actID := e.lastCreate().ActID
 
-				self := invokeCardText(t, e.click(megan, id, "approve", "", actID))
+				self := invokeCardText(t, e.clickIn(channelThread(actID), megan, id, "approve", "", actID))
 				if !strings.Contains(self, "someone else has to approve") {
 					t.Errorf("the owner's approval should be refused as self-approval: %s", self)
 				}
@@ -1058,7 +1060,7 @@ func TestAPIOwnerMayNotApprove(t *testing.T) {
 					t.Fatalf("after the owner's click: %+v %v", st, err)
 				}
 
-				card := invokeCardText(t, e.click(alex, id, "approve", "", actID))
+				card := invokeCardText(t, e.clickIn(channelThread(actID), alex, id, "approve", "", actID))
 				if !strings.Contains(card, "Approved by Alex Wilber") {
 					t.Errorf("another user's approval: %s", card)
 				}

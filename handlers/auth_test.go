@@ -32,7 +32,7 @@ func TestMessagesEndpointAuth(t *testing.T) {
 	trust := bot.ServiceURLPolicy{TrustedHosts: []string{"smba.trafficmanager.net"}}
 	conn, _ := bot.NewConnector(bot.ConnectorConfig{Trust: trust, HTTPClient: connector.Client()})
 	def := &pipelines.Definition{Name: "demo"}
-	h, err := handlers.New(handlers.Options{Auth: idp.auth, Trust: trust, Connector: conn, Store: store,
+	h, err := handlers.New(handlers.Options{Auth: idp.auth, Trust: trust, Tenants: bot.TenantPolicy{Allowed: []string{"tenant-1"}}, Connector: conn, Store: store,
 		Pipelines: map[string]*handlers.Pipeline{"demo": {Def: def, Provider: &fakeProvider{}, Policy: approvals.Policy{Required: 1, Timeout: time.Hour}}}})
 	if err != nil {
 		t.Fatal(err)

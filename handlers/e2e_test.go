@@ -313,18 +313,36 @@ func (e *testEnv) send(from user, text string) {
 	}
 }
 
-// click sends an Action.Execute invoke and returns the invoke response.
+// click sends an Action.Execute invoke from the personal chat and returns
+// the invoke response.
 func (e *testEnv) click(from user, gateID, verb, reason, replyTo string) map[string]any {
+	e.t.Helper()
+	return e.clickIn(nil, from, gateID, verb, reason, replyTo)
+}
+
+// channelThread is the conversation of a card posted as a new thread in
+// the test channel (the API's channel).
+func channelThread(activityID string) map[string]any {
+	return map[string]any{"id": "19:releases@thread.tacv2;messageid=" + activityID, "conversationType": "channel",
+		"isGroup": true, "tenantId": "tenant-1"}
+}
+
+// clickIn is click from conversation conv (nil: the personal chat).
+func (e *testEnv) clickIn(conv map[string]any, from user, gateID, verb, reason, replyTo string) map[string]any {
 	e.t.Helper()
 	data := map[string]any{"verb": verb, "gateId": gateID}
 	if reason != "" {
 		data["reason"] = reason
 	}
-	resp, body := e.post(e.activity("invoke", from, map[string]any{
+	extra := map[string]any{
 		"name":      "adaptiveCard/action",
 		"replyToId": replyTo,
 		"value":     map[string]any{"action": map[string]any{"type": "Action.Execute", "verb": verb, "data": data}, "trigger": "manual"},
-	}))
+	}
+	if conv != nil {
+		extra["conversation"] = conv
+	}
+	resp, body := e.post(e.activity("invoke", from, extra))
 	if resp.StatusCode != http.StatusOK {
 		e.t.Fatalf("invoke %s: HTTP %d %s (card clicks must always get 200)", verb, resp.StatusCode, body)
 	}

@@ -65,10 +65,6 @@ func (s *Server) openFromChat(ctx context.Context, act *bot.Activity, cmd comman
 	if err != nil {
 		return say(identityUnconfirmed), nil
 	}
-	if !mayRun(p, requester) {
-		log.Info("run refused: not a runner", "pipeline", name, "user_id", requester.ID)
-		return say(fmt.Sprintf("You are not allowed to run %s.", name)), nil
-	}
 	raw := make(map[string]any, len(cmd.KV))
 	message := ""
 	for _, k := range cmd.Keys {
@@ -78,61 +74,63 @@ func (s *Server) openFromChat(ctx context.Context, act *bot.Activity, cmd comman
 		}
 		raw[k] = cmd.KV[k]
 	}
-	inputs, err := p.Def.Resolve(raw)
-	if err != nil {
-		var ie pipelines.InputErrors
-		if errors.As(err, &ie) {
-			lines := make([]string, len(ie))
-			for i, e := range ie {
-				lines[i] = "• " + e.Error()
-			}
-			return func(ctx context.Context) {
-				s.reply(ctx, act, cards.Notice("Cannot run "+name, append(lines, "Example: /run "+name+" "+exampleInputs(p.Def))...), "")
-			}, nil
-		}
-		log.Error("inputs could not be checked", "err", err)
-		return say("Sorry, I could not check those inputs."), nil
-	}
 	ref, _ := json.Marshal(act.Reference())
-	g := &approvals.Gate{
-		Pipeline:  name,
-		Inputs:    inputs,
-		Message:   message,
-		Requester: requester,
-		Origin:    "teams",
-		Policy:    p.Policy,
-		Post:      approvals.Post{Conversation: ref},
-	}
-	g, _, err = s.opt.Store.Create(ctx, g, "")
-	if err != nil {
-		if errors.Is(err, approvals.ErrUnavailable) {
-			return nil, err
+	g, _, err := s.opt.Store.Open(ctx, approvals.Opening{
+		Pipeline: name, Schema: p.Def, Runners: p.Runners, Policy: p.Policy,
+		RawInputs: raw, Message: message, Requester: requester, Origin: "teams",
+		Tenant: tenantOf(act), Conversations: []string{bot.ConversationKey(act.Conversation.ID)},
+		Post: approvals.Post{Conversation: ref},
+	})
+	var (
+		ie  pipelines.InputErrors
+		inv *approvals.InvalidError
+	)
+	switch {
+	case errors.Is(err, approvals.ErrNotRunner):
+		log.Info("run refused: not a runner", "pipeline", name, "user_id", requester.ID)
+		return say(fmt.Sprintf("You are not allowed to run %s.", name)), nil
+	case errors.As(err, &ie):
+		lines := make([]string, len(ie))
+		for i, e := range ie {
+			lines[i] = "• " + e.Error()
 		}
+		return func(ctx context.Context) {
+			s.reply(ctx, act, cards.Notice("Cannot run "+name, append(lines, "Example: /run "+name+" "+exampleInputs(p.Def))...), "")
+		}, nil
+	case errors.As(err, &inv):
+		return say(fmt.Sprintf("Cannot run %s: the %s %s.", name, inv.Field, inv.Reason)), nil
+	case errors.Is(err, approvals.ErrUnavailable):
+		return nil, err
+	case err != nil:
 		log.Error("could not open gate", "err", err)
 		return say("Sorry, I could not open the approval gate. Please try again."), nil
 	}
 	log.Info("gate opened", "gate_id", g.ID, "pipeline", name)
-	return func(ctx context.Context) { s.postGate(ctx, act, g) }, nil
+	return func(ctx context.Context) {
+		if s.claimPost(ctx, g) {
+			s.postGate(ctx, act, g)
+		}
+	}, nil
 }
 
-// postGate posts the gate's card as a reply and remembers where it is.
-func (s *Server) postGate(ctx context.Context, act *bot.Activity, g *approvals.Gate) {
+// postGate posts the gate's card as a reply and records where it is. A
+// card that cannot be posted cancels the gate, so nothing waits on it
+// silently.
+func (s *Server) postGate(ctx context.Context, act *bot.Activity, g *approvals.Gate) error {
 	log := loggerFrom(ctx).With("gate_id", g.ID)
 	id, err := s.reply(ctx, act, s.gateCard(g, ""), "")
 	if err != nil {
 		s.abandon(ctx, g, "could not post the approval card")
-		return
+		return err
 	}
 	if id == "" {
 		log.Warn("connector returned no activity id; the card cannot be updated in place")
-		return
 	}
-	if _, err := s.opt.Store.Update(ctx, g.ID, func(g *approvals.Gate) error {
-		g.Post.ActivityID = id
-		return nil
-	}); err != nil {
+	if _, err := s.opt.Store.SetPost(ctx, g.ID, approvals.Post{Conversation: g.Post.Conversation, ActivityID: id}); err != nil {
 		log.Error("could not record the card's activity id", "err", err)
+		return err
 	}
+	return nil
 }
 
 // abandon cancels a gate nobody can see, so nothing waits on it silently.
@@ -184,18 +182,6 @@ func exampleInputs(d *pipelines.Definition) string {
 
 func needsUPN(list []string) bool {
 	return approvals.Policy{Approvers: list}.NeedsUPN()
-}
-
-func mayRun(p *Pipeline, who approvals.Person) bool {
-	if len(p.Runners) == 0 {
-		return true
-	}
-	for _, r := range p.Runners {
-		if who.Matches(r) {
-			return true
-		}
-	}
-	return false
 }
 
 func (s *Server) pipelineInfos() []cards.PipelineInfo {

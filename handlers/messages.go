@@ -59,6 +59,9 @@ func (s *Server) handleMessages(w http.ResponseWriter, r *http.Request) error {
 	}
 	log = log.With("activity_type", act.Type, "activity_id", act.ID, "conversation_id", act.Conversation.ID)
 	ctx = withLogger(ctx, log)
+	if !s.checkTenant(ctx, w, act, id) {
+		return nil
+	}
 
 	switch act.Type {
 	case bot.TypeInvoke:
@@ -199,12 +202,13 @@ func (s *Server) person(ctx context.Context, act *bot.Activity, needUPN bool) (a
 	if !needUPN {
 		return p, nil
 	}
-	key := act.Conversation.ID + "|" + act.From.ID
+	conv := memberConversation(act)
+	key := conv + "|" + act.From.ID
 	if upn, ok := s.members.get(key); ok {
 		p.UPN = upn
 		return p, nil
 	}
-	m, err := s.opt.Connector.GetMember(ctx, act.ServiceURL, act.Conversation.ID, act.From.ID)
+	m, err := s.opt.Connector.GetMember(ctx, act.ServiceURL, conv, act.From.ID)
 	if err != nil {
 		loggerFrom(ctx).Warn("member lookup failed", "err", err)
 		return p, fmt.Errorf("%w: %w", errNoUPN, err)
@@ -212,4 +216,16 @@ func (s *Server) person(ctx context.Context, act *bot.Activity, needUPN bool) (a
 	s.members.put(key, m.UserPrincipalName)
 	p.UPN = m.UserPrincipalName
 	return p, nil
+}
+
+// memberConversation is where a member of act's conversation is looked up:
+// the team of a channel (as Teams' own SDK does), else the conversation,
+// a channel thread by its channel.
+func memberConversation(act *bot.Activity) string {
+	if act.Conversation.ConversationType == "channel" {
+		if team := act.TeamsChannelData().Team.ID; team != "" {
+			return team
+		}
+	}
+	return bot.ConversationKey(act.Conversation.ID)
 }

@@ -51,12 +51,18 @@ type Connector interface {
 // Store is the part of the approvals store gatebot's handlers and workers
 // use. *approvals.Store implements it.
 type Store interface {
-	Create(ctx context.Context, g *approvals.Gate, idempotencyKey string) (*approvals.Gate, bool, error)
+	Open(ctx context.Context, o approvals.Opening) (*approvals.Gate, bool, error)
+	SetPost(ctx context.Context, id string, post approvals.Post) (*approvals.Gate, error)
+	ClaimPost(ctx context.Context, id string, lease time.Duration) (bool, error)
+	DueUnposted(ctx context.Context, limit int) ([]*approvals.Gate, error)
 	Get(ctx context.Context, id string) (*approvals.Gate, error)
 	List(ctx context.Context, q approvals.ListQuery) ([]*approvals.Gate, string, error)
 	Decide(ctx context.Context, id string, p approvals.Person, approve bool, reason, where string) (*approvals.Gate, approvals.Outcome, error)
 	Update(ctx context.Context, id string, fn func(g *approvals.Gate) error) (*approvals.Gate, error)
 	Cancel(ctx context.Context, id string, by approvals.Person, reason string) (*approvals.Gate, error)
+	CancelPending(ctx context.Context, id string, by approvals.Person, reason string) (*approvals.Gate, error)
+	RunCancelRequested(ctx context.Context, id string, who approvals.Person, reason string) (*approvals.Gate, error)
+	Retry(ctx context.Context, id string, who approvals.Person) (*approvals.Gate, error)
 	ExpireDue(ctx context.Context, limit int) ([]*approvals.Gate, error)
 	AckExpired(ctx context.Context, id string) error
 	ClaimTriggers(ctx context.Context, consumer string, count int, block time.Duration) ([]approvals.Trigger, error)
@@ -100,7 +106,11 @@ type Options struct {
 	// checks at all, which cmd/gatebot allows only on a loopback listener.
 	Auth Authenticator
 	// Trust decides which serviceUrls may be called. Required.
-	Trust     bot.ServiceURLPolicy
+	Trust bot.ServiceURLPolicy
+	// Tenants decides which tenants' activities are acted on. Required
+	// (Allowed non-empty) with Auth; without Auth (local dev mode) an
+	// empty policy serves every tenant and activities without one.
+	Tenants   bot.TenantPolicy
 	Connector Connector // required
 	Store     Store     // required
 	Pipelines map[string]*Pipeline
@@ -128,7 +138,8 @@ type Server struct {
 	byAlias map[string]*Pipeline
 	members *memberCache
 
-	bg sync.WaitGroup // async turn work, waited for on Shutdown
+	refusals Refusals
+	bg       sync.WaitGroup // async turn work, waited for on Shutdown
 }
 
 // New validates o and returns a Server.
@@ -139,6 +150,12 @@ func New(o Options) (*Server, error) {
 	}
 	if o.Store == nil {
 		errs = append(errs, errors.New("handlers: Store is required"))
+	}
+	if o.Auth != nil && len(o.Tenants.Allowed) == 0 {
+		errs = append(errs, errors.New("handlers: Tenants.Allowed is required when inbound auth is on"))
+	}
+	if o.Auth == nil && len(o.Tenants.Allowed) == 0 {
+		o.Tenants = bot.TenantPolicy{Allowed: []string{bot.AnyTenant}, AllowMissing: true}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err

@@ -111,7 +111,7 @@ func BenchmarkAuthenticatedTurn(b *testing.B) {
 	def := &pipelines.Definition{Name: "demo", Inputs: map[string]*pipelines.Input{"version": {Type: pipelines.TypeString}}}
 	def.Compile()
 	conn, _ := bot.NewConnector(bot.ConnectorConfig{Trust: bot.ServiceURLPolicy{TrustedHosts: []string{"smba.trafficmanager.net"}}})
-	h, err := handlers.New(handlers.Options{Auth: auth, Trust: bot.ServiceURLPolicy{TrustedHosts: []string{"smba.trafficmanager.net"}},
+	h, err := handlers.New(handlers.Options{Auth: auth, Tenants: bot.TenantPolicy{Allowed: []string{bot.AnyTenant}, AllowMissing: true}, Trust: bot.ServiceURLPolicy{TrustedHosts: []string{"smba.trafficmanager.net"}},
 		Connector: conn, Store: store,
 		Pipelines: map[string]*handlers.Pipeline{"demo": {Def: def, Provider: &fakeProvider{}, Policy: approvals.Policy{Required: 1, Timeout: time.Hour}}}})
 	if err != nil {

@@ -24,6 +24,7 @@ const (
 	pollLease        = time.Minute
 	triggerBlock     = 2 * time.Second
 	tickEvery        = time.Second
+	unpostedEvery    = 10 * time.Second
 	triggerTries     = 4
 	providerTimeout  = 30 * time.Second
 	// triggerBudget bounds one trigger, provider retries included; it
@@ -35,7 +36,7 @@ const (
 // the run poller and the expiry sweeper.
 func (s *Server) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
-	loops := []func(context.Context){s.triggerLoop, s.pollLoop, s.expiryLoop}
+	loops := []func(context.Context){s.triggerLoop, s.pollLoop, s.expiryLoop, s.unpostedLoop}
 	for _, loop := range loops {
 		wg.Add(1)
 		go func() {

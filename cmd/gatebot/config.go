@@ -14,6 +14,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/gatebot/gatebot/approvals"
+	"github.com/gatebot/gatebot/bot"
 	"github.com/gatebot/gatebot/pipelines"
 )
 
@@ -56,6 +57,9 @@ type BotConfig struct {
 	TrustedServiceURLs []string `yaml:"trusted_service_urls"`
 	InsecureSkipAuth   bool     `yaml:"insecure_skip_auth"`
 	AllowEmulator      bool     `yaml:"allow_emulator"`
+	// AllowedTenants lists the Microsoft Entra tenants whose activities
+	// gatebot acts on; ["*"] serves any. Default: [tenant_id].
+	AllowedTenants []string `yaml:"allowed_tenants"`
 	ManagedIdentity    struct {
 		ClientID string `yaml:"client_id"`
 		Endpoint string `yaml:"endpoint"`
@@ -329,6 +333,7 @@ func (c *Config) validate(reg registry) (map[string]pipelines.Provider, error) {
 			ps.add("bot.trusted_service_urls", "%q must be an https URL", u)
 		}
 	}
+	c.Bot.checkTenants(&ps)
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		ps.add("log.format", "%q is not text or json", c.Log.Format)
 	}
@@ -340,6 +345,13 @@ func (c *Config) validate(reg registry) (map[string]pipelines.Provider, error) {
 		f := "channels." + name
 		if pu, err := url.Parse(ch.ServiceURL); err != nil || pu.Host == "" {
 			ps.add(f+".service_url", "%q is not a URL", ch.ServiceURL)
+		}
+		tenants := c.Bot.tenantPolicy()
+		switch {
+		case ch.TenantID == "":
+			ps.add(f+".tenant_id", "is required: the tenant of the channel's team")
+		case len(tenants.Allowed) > 0 && !tenants.Allows(ch.TenantID):
+			ps.add(f+".tenant_id", "%q is not in bot.allowed_tenants", ch.TenantID)
 		}
 		switch {
 		case ch.ConversationID == "":
@@ -430,6 +442,44 @@ func (c *Config) validate(reg registry) (map[string]pipelines.Provider, error) {
 }
 
 var validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+
+// tenantPolicy is which tenants gatebot serves: bot.allowed_tenants, else
+// the single tenant of bot.tenant_id, else (local dev mode only) any.
+func (b BotConfig) tenantPolicy() bot.TenantPolicy {
+	switch {
+	case len(b.AllowedTenants) > 0:
+		return bot.TenantPolicy{Allowed: b.AllowedTenants, AllowMissing: b.InsecureSkipAuth}
+	case b.TenantID != "":
+		return bot.TenantPolicy{Allowed: []string{b.TenantID}, AllowMissing: b.InsecureSkipAuth}
+	case b.InsecureSkipAuth:
+		return bot.TenantPolicy{Allowed: []string{bot.AnyTenant}, AllowMissing: true}
+	}
+	return bot.TenantPolicy{}
+}
+
+// tenantIDPattern is a Microsoft Entra tenant id (a GUID).
+var tenantIDPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+
+// checkTenants requires an explicit tenant list for a multi-tenant bot:
+// without one, a user of any tenant who sideloads an app carrying
+// gatebot's app id could run and approve pipelines.
+func (b BotConfig) checkTenants(ps *problems) {
+	const f = "bot.allowed_tenants"
+	if len(b.AllowedTenants) == 0 && b.TenantID == "" && !b.InsecureSkipAuth {
+		ps.add(f, `is required for a multi-tenant bot (bot.tenant_id is empty): list the tenant ids gatebot serves, or ["*"] to serve any tenant`)
+	}
+	for _, t := range b.AllowedTenants {
+		switch {
+		case t == bot.AnyTenant && len(b.AllowedTenants) > 1:
+			ps.add(f, `"*" serves every tenant and cannot be combined with tenant ids`)
+		case t != bot.AnyTenant && !tenantIDPattern.MatchString(t):
+			ps.add(f, "%q is not a tenant id (a GUID) or \"*\"", t)
+		}
+	}
+	if b.TenantID != "" && !tenantIDPattern.MatchString(b.TenantID) {
+		ps.add("bot.tenant_id", "%q is not a tenant id (a GUID)", b.TenantID)
+	}
+}
 
 func (pl *PipelineConfig) definition(name string) *pipelines.Definition {
 	return &pipelines.Definition{Name: name, Provider: pl.Provider, Description: pl.Description, Target: pl.Target, Inputs: pl.Inputs}

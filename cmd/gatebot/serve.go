@@ -84,6 +84,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		Logger:    log,
 		Auth:      auth,
 		Trust:     trust,
+		Tenants:   c.Bot.tenantPolicy(),
 		Connector: connector,
 		Store:     store,
 		Pipelines: map[string]*handlers.Pipeline{},
@@ -109,6 +110,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		}
 		opts.Pipelines[name] = hp
 	}
+	warnTenants(c.Bot, log)
 	if opts.API, err = apiOptions(c, rdb, store, log); err != nil {
 		return err
 	}
@@ -198,6 +200,20 @@ func openRedis(c RedisConfig, log *slog.Logger) (redis.UniversalClient, func(), 
 		DialerRetries: 1, DialTimeout: 2 * time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second,
 	})
 	return rdb, func() { rdb.Close() }, nil
+}
+
+// warnTenants says at start-up where tenant checks are relaxed.
+func warnTenants(c BotConfig, log *slog.Logger) {
+	pol := c.tenantPolicy()
+	switch {
+	case c.InsecureSkipAuth && len(c.AllowedTenants) == 0 && c.TenantID == "":
+		log.Warn("TENANT CHECKS ARE OFF in local dev mode: activities from any tenant, or none, are served")
+	case len(pol.Allowed) == 1 && pol.Allowed[0] == bot.AnyTenant:
+		log.Warn(`bot.allowed_tenants is ["*"]: activities from every Microsoft Entra tenant are served`)
+	}
+	if c.AllowEmulator {
+		log.Warn("bot.allow_emulator: activities from the Bot Framework Emulator, which carry no tenant, are served")
+	}
 }
 
 // botSide builds the Bot Framework pieces: inbound auth, the connector

@@ -1,0 +1,149 @@
+package handlers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"sync/atomic"
+
+	"github.com/gatebot/gatebot/approvals"
+	"github.com/gatebot/gatebot/bot"
+)
+
+// notInConversation answers a click or command naming a gate whose card
+// was not posted in the conversation it came from: the same answer a
+// gate that does not exist gets, as far as gate data goes.
+const notInConversation = "This approval gate is not in this conversation."
+
+// Refusals counts activities gatebot dropped at its trust boundaries.
+type Refusals struct {
+	// Tenant counts activities from a tenant that is not served, without
+	// one, or with two that disagree.
+	Tenant atomic.Int64
+	// Conversation counts clicks and commands on a gate from a
+	// conversation its card is not in.
+	Conversation atomic.Int64
+}
+
+// Refusals returns the server's trust-boundary counters.
+func (s *Server) Refusals() *Refusals { return &s.refusals }
+
+// checkTenant reports whether the activity's tenant is served. A refused
+// activity is logged once and counted; the caller answers 200 so Teams
+// does not redeliver it, and does nothing else: no gate, no reply, no
+// connector call with gatebot's token into that conversation.
+func (s *Server) checkTenant(ctx context.Context, w http.ResponseWriter, act *bot.Activity, id *bot.Identity) bool {
+	pol := s.opt.Tenants
+	if id != nil && id.Emulator {
+		pol.AllowMissing = true // the Emulator sends no tenant
+	}
+	tenant, err := pol.Check(act)
+	if err == nil {
+		return true
+	}
+	s.refusals.Tenant.Add(1)
+	loggerFrom(ctx).Warn("dropping an activity from a tenant that is not served", "tenant_id", tenant,
+		"reason", err.Error(), "activity_type", act.Type)
+	w.WriteHeader(http.StatusOK)
+	return false
+}
+
+// tenantOf is the activity's tenant, already checked by checkTenant.
+func tenantOf(act *bot.Activity) string {
+	t, _ := act.Tenant()
+	return t
+}
+
+// postedIn reports whether act comes from a conversation g's card was
+// posted in, in g's tenant. Gates stored before conversations were
+// recorded on them are bound to the conversation of their post.
+func postedIn(g *approvals.Gate, act *bot.Activity) bool {
+	conv, tenant := bot.ConversationKey(act.Conversation.ID), tenantOf(act)
+	if len(g.Conversations) > 0 {
+		return g.PostedIn(tenant, conv)
+	}
+	var ref bot.ConversationReference
+	if len(g.Post.Conversation) == 0 || json.Unmarshal(g.Post.Conversation, &ref) != nil {
+		return false
+	}
+	legacy := *g
+	legacy.Tenant = ref.Conversation.TenantID
+	legacy.Conversations = []string{bot.ConversationKey(ref.Conversation.ID)}
+	return legacy.PostedIn(tenant, conv)
+}
+
+// foreignGate logs and counts a click or command on a gate from a
+// conversation that is not the gate's.
+func (s *Server) foreignGate(ctx context.Context, g *approvals.Gate, act *bot.Activity) {
+	s.refusals.Conversation.Add(1)
+	loggerFrom(ctx).Warn("refusing an action on a gate from another conversation",
+		"gate_conversations", g.Conversations, "gate_tenant", g.Tenant, "tenant_id", tenantOf(act))
+}
+
+// postLease bounds how long one poster holds a gate's card post: longer
+// than a paced, retried post takes.
+const postLease = 2 * asyncBudget
+
+// claimPost takes the right to post g's card; false when another holds it
+// or the store cannot tell (then nobody posts now and the sweep retries).
+func (s *Server) claimPost(ctx context.Context, g *approvals.Gate) bool {
+	ok, err := s.opt.Store.ClaimPost(ctx, g.ID, postLease)
+	if err != nil {
+		loggerFrom(ctx).Warn("could not claim the card post", "gate_id", g.ID, "err", err)
+		return false
+	}
+	return ok
+}
+
+// postUnposted posts the card of a pending gate that has none a minute
+// after it was created: gatebot stopped between storing it and posting
+// it. Chat gates go to the conversation they were asked in, API gates to
+// their pipeline's channel.
+func (s *Server) postUnposted(ctx context.Context, g *approvals.Gate) error {
+	log := loggerFrom(ctx).With("gate_id", g.ID)
+	ctx = withLogger(ctx, log)
+	if !s.claimPost(ctx, g) {
+		return nil
+	}
+	if len(g.Post.Conversation) == 0 {
+		p := s.opt.Pipelines[g.Pipeline]
+		if p == nil {
+			return errors.New("pipeline no longer configured")
+		}
+		ch, ok := s.opt.Channels[p.Channel]
+		if !ok {
+			return errors.New("pipeline has no channel")
+		}
+		_, err := s.postToChannel(ctx, g, ch)
+		return err
+	}
+	var ref bot.ConversationReference
+	if err := json.Unmarshal(g.Post.Conversation, &ref); err != nil {
+		return err
+	}
+	// Reply to the message that asked for the gate, as the normal path does.
+	act := &bot.Activity{ID: ref.ActivityID, Recipient: ref.Bot, Conversation: ref.Conversation,
+		ServiceURL: ref.ServiceURL, ChannelID: ref.ChannelID}
+	if ref.User != nil {
+		act.From = *ref.User
+	}
+	return s.postGate(ctx, act, g)
+}
+
+func (s *Server) unpostedLoop(ctx context.Context) {
+	ctx = s.workerContext(ctx, "unposted")
+	log := loggerFrom(ctx)
+	for sleep(ctx, unpostedEvery) {
+		gates, err := s.opt.Store.DueUnposted(ctx, 100)
+		if err != nil {
+			log.Warn("cannot read unposted gates", "err", err)
+		}
+		for _, g := range gates {
+			log.Warn("posting the card of a gate that was never posted", "gate_id", g.ID, "pipeline", g.Pipeline)
+			if err := s.postUnposted(ctx, g); err != nil {
+				log.Error("could not post an unposted gate's card", "gate_id", g.ID, "err", err)
+			}
+		}
+	}
+}
