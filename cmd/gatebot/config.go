@@ -59,8 +59,8 @@ type BotConfig struct {
 	AllowEmulator      bool     `yaml:"allow_emulator"`
 	// AllowedTenants lists the Microsoft Entra tenants whose activities
 	// gatebot acts on; ["*"] serves any. Default: [tenant_id].
-	AllowedTenants []string `yaml:"allowed_tenants"`
-	ManagedIdentity    struct {
+	AllowedTenants  []string `yaml:"allowed_tenants"`
+	ManagedIdentity struct {
 		ClientID string `yaml:"client_id"`
 		Endpoint string `yaml:"endpoint"`
 		Header   Secret `yaml:"header"`
