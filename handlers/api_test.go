@@ -73,6 +73,8 @@ type apiEnv struct {
 type apiEnvOptions struct {
 	rate  float64 // 0: generous
 	burst int
+	// runners sets the runners of deploy-api.
+	runners []string
 }
 
 func randomHex(n int) string {
@@ -99,7 +101,7 @@ func newAPIEnv(t *testing.T, rdb redis.UniversalClient, o apiEnvOptions) *apiEnv
 		}
 	})
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	store, err := approvals.NewStore(rdb, approvals.Options{Prefix: prefix})
+	store, err := approvals.NewStore(rdb, approvals.Options{Prefix: prefix, UnpostedAfter: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,11 +171,13 @@ func newAPIEnv(t *testing.T, rdb redis.UniversalClient, o apiEnvOptions) *apiEnv
 	pls["opsera-release"].Aliases = []string{opseraID}
 	pls["opsera-release"].StepID = opseraStep
 	pls["no-channel"].Channel = ""
+	pls["deploy-api"].Runners = o.runners
 	h, err := handlers.New(handlers.Options{
 		Logger: log, Trust: trust, Connector: conn, Store: store, Pipelines: pls,
 		Channels: map[string]handlers.Channel{"releases": {ServiceURL: fc.serviceURL(), ConversationID: releasesChannel, TenantID: "tenant-1"}},
 		BotID:    "28:gatebot", BotName: "gatebot",
-		API: handlers.APIOptions{Tokens: e.tokens, Limiter: limiter, Callbacks: e.cb},
+		API:           handlers.APIOptions{Tokens: e.tokens, Limiter: limiter, Callbacks: e.cb},
+		UnpostedEvery: 50 * time.Millisecond,
 	})
 	if err != nil {
 		t.Fatal(err)

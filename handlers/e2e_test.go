@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/gatebot/gatebot/approvals"
@@ -180,11 +181,23 @@ func (p *fakeProvider) calls(gateID string) int {
 }
 
 type testEnv struct {
-	t    *testing.T
-	srv  *httptest.Server
-	conn *fakeConnector
-	prov *fakeProvider
-	h    *handlers.Server
+	t     *testing.T
+	srv   *httptest.Server
+	conn  *fakeConnector
+	prov  *fakeProvider
+	h     *handlers.Server
+	store *approvals.Store
+	// idp, when set, signs every activity posted (Bot Framework auth on).
+	idp *testIdP
+}
+
+// envOptions are newEnvWith's knobs beyond the approval policy.
+type envOptions struct {
+	// signed turns Bot Framework auth on: activities carry tokens from a
+	// test identity provider, and Tenants serves tenants.
+	signed  bool
+	tenants []string
+	runners []string
 }
 
 // redisClients returns the stores the e2e runs against: miniredis always,
@@ -212,7 +225,13 @@ func redisClients(t testing.TB) map[string]redis.UniversalClient {
 
 func newEnv(t *testing.T, rdb redis.UniversalClient, pol approvals.Policy) *testEnv {
 	t.Helper()
-	store, err := approvals.NewStore(rdb, approvals.Options{Prefix: fmt.Sprintf("gbtest:%s:%d:", t.Name(), time.Now().UnixNano())})
+	return newEnvWith(t, rdb, pol, envOptions{})
+}
+
+func newEnvWith(t *testing.T, rdb redis.UniversalClient, pol approvals.Policy, o envOptions) *testEnv {
+	t.Helper()
+	store, err := approvals.NewStore(rdb, approvals.Options{Prefix: fmt.Sprintf("gbtest:%s:%d:", t.Name(), time.Now().UnixNano()),
+		UnpostedAfter: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,13 +249,22 @@ func newEnv(t *testing.T, rdb redis.UniversalClient, pol approvals.Policy) *test
 	if errs := def.Compile(); len(errs) > 0 {
 		t.Fatal(errs)
 	}
-	h, err := handlers.New(handlers.Options{
+	opts := handlers.Options{
 		Logger:    slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Trust:     trust,
 		Connector: conn,
 		Store:     store,
-		Pipelines: map[string]*handlers.Pipeline{"demo": {Def: def, Provider: prov, ProviderType: "fake", Policy: pol, PollEvery: 100 * time.Millisecond}},
-	})
+		Pipelines: map[string]*handlers.Pipeline{"demo": {Def: def, Provider: prov, ProviderType: "fake", Policy: pol,
+			Runners: o.runners, PollEvery: 100 * time.Millisecond}},
+		UnpostedEvery: 50 * time.Millisecond,
+	}
+	var idp *testIdP
+	if o.signed {
+		idp = newTestIdP(t)
+		opts.Auth = idp.auth
+		opts.Tenants = bot.TenantPolicy{Allowed: o.tenants}
+	}
+	h, err := handlers.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,7 +278,7 @@ func newEnv(t *testing.T, rdb redis.UniversalClient, pol approvals.Policy) *test
 		<-done
 		h.Shutdown(context.Background())
 	})
-	return &testEnv{t: t, srv: srv, conn: fc, prov: prov, h: h}
+	return &testEnv{t: t, srv: srv, conn: fc, prov: prov, h: h, store: store, idp: idp}
 }
 
 type testWriter struct{ t *testing.T }
@@ -296,7 +324,12 @@ func (e *testEnv) post(body any) (*http.Response, []byte) {
 	default:
 		b, _ = json.Marshal(v)
 	}
-	resp, err := http.Post(e.srv.URL+"/api/messages", "application/json", bytes.NewReader(b))
+	req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/api/messages", bytes.NewReader(b))
+	req.Header.Set("Content-Type", "application/json")
+	if e.idp != nil {
+		req.Header.Set("Authorization", "Bearer "+e.idp.token(e.t, jwt.MapClaims{"aud": benchAppID, "serviceurl": e.conn.serviceURL()}))
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -123,6 +123,9 @@ type Options struct {
 	Now     func() time.Time
 	// Instance names this replica in the trigger consumer group.
 	Instance string
+	// UnpostedEvery is how often the sweep looks for pending gates whose
+	// card never went up, default 10s.
+	UnpostedEvery time.Duration
 	// MemberCacheTTL bounds how long a looked-up UPN is trusted.
 	MemberCacheTTL time.Duration
 	// API configures the external API (/api/v1, see api.go); without
@@ -171,6 +174,9 @@ func New(o Options) (*Server, error) {
 	}
 	if o.Instance == "" {
 		o.Instance = newID("i_")
+	}
+	if o.UnpostedEvery <= 0 {
+		o.UnpostedEvery = 10 * time.Second
 	}
 	if o.MemberCacheTTL <= 0 {
 		o.MemberCacheTTL = 10 * time.Minute

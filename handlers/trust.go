@@ -134,7 +134,7 @@ func (s *Server) postUnposted(ctx context.Context, g *approvals.Gate) error {
 func (s *Server) unpostedLoop(ctx context.Context) {
 	ctx = s.workerContext(ctx, "unposted")
 	log := loggerFrom(ctx)
-	for sleep(ctx, unpostedEvery) {
+	for sleep(ctx, s.opt.UnpostedEvery) {
 		gates, err := s.opt.Store.DueUnposted(ctx, 100)
 		if err != nil {
 			log.Warn("cannot read unposted gates", "err", err)

@@ -24,7 +24,6 @@ const (
 	pollLease        = time.Minute
 	triggerBlock     = 2 * time.Second
 	tickEvery        = time.Second
-	unpostedEvery    = 10 * time.Second
 	triggerTries     = 4
 	providerTimeout  = 30 * time.Second
 	// triggerBudget bounds one trigger, provider retries included; it
