@@ -216,10 +216,19 @@ func TestActions(t *testing.T) {
 	// Refused before any call.
 	for name, f := range map[string]func() error{
 		"approval without task": func() error { _, err := c.Approve(ctx, releaseID, "", true, ""); return err },
-		"approval type":         func() error { _, err := c.Act(ctx, releaseID, servicestage.ActionApproval, servicestage.ActionBody{TaskName: "t", ApprovalType: "maybe"}); return err },
-		"unknown action":        func() error { _, err := c.Act(ctx, releaseID, "delete", servicestage.ActionBody{}); return err },
-		"tasks with stop":       func() error { _, err := c.Act(ctx, releaseID, servicestage.ActionStop, servicestage.ActionBody{SelectedTasks: []servicestage.SelectedTask{{"s", []string{"t"}}}}); return err },
-		"task name with retry":  func() error { _, err := c.Act(ctx, releaseID, servicestage.ActionRetry, servicestage.ActionBody{TaskName: "t"}); return err },
+		"approval type": func() error {
+			_, err := c.Act(ctx, releaseID, servicestage.ActionApproval, servicestage.ActionBody{TaskName: "t", ApprovalType: "maybe"})
+			return err
+		},
+		"unknown action": func() error { _, err := c.Act(ctx, releaseID, "delete", servicestage.ActionBody{}); return err },
+		"tasks with stop": func() error {
+			_, err := c.Act(ctx, releaseID, servicestage.ActionStop, servicestage.ActionBody{SelectedTasks: []servicestage.SelectedTask{{"s", []string{"t"}}}})
+			return err
+		},
+		"task name with retry": func() error {
+			_, err := c.Act(ctx, releaseID, servicestage.ActionRetry, servicestage.ActionBody{TaskName: "t"})
+			return err
+		},
 	} {
 		if f() == nil {
 			t.Errorf("%s: accepted", name)

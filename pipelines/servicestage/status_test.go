@@ -267,4 +267,3 @@ func TestConfigValidate(t *testing.T) {
 		t.Error("New accepted an empty config")
 	}
 }
-
