@@ -133,8 +133,12 @@ type entry struct {
 //
 // Huawei Cloud API docs: GET /v3/{project_id}/pipeline/pipelines/{id}/records
 // (https://support.huaweicloud.com/intl/en-us/api-servicestage/servicestage_06_0290.html):
-// {count, records[]}, records[].id being the execution id the action API
-// returns.
+// {count, records[]}, records[].id (Integer) being the execution id the
+// action API returns. UNVERIFIED: the copy of the page read for this code
+// ends its field table at pipeline_id, so whether a record carries status
+// (and with which codes) is not confirmed; a record's status is used when
+// present and read with the release task codes, otherwise Status falls back
+// to the release task list.
 func (c *Client) recordStatus(ctx context.Context, pipeline, execution string) (code string, found bool, err error) {
 	p, err := apiclient.Path("/v3/{project_id}/pipeline/pipelines/{id}/records", c.cfg.ProjectID, pipeline)
 	if err != nil {
