@@ -244,6 +244,10 @@ func (c *Client) Status(ctx context.Context, run pipelines.Run) (pipelines.Run, 
 		DetailURL string `json:"detail_url"`
 	}
 	resp, err := c.hw.Do(ctx, http.MethodGet, path+"?"+url.Values{"pipeline_run_id": {run.ID}}.Encode(), "get pipeline run", nil, &ans)
+	if ae := (*pipelines.APIError)(nil); errors.As(err, &ae) && ae.StatusCode == http.StatusNotFound {
+		// The pipeline or run is gone: polling again cannot help.
+		return run, fmt.Errorf("%w: %w", pipelines.ErrRunLost, err)
+	}
 	if err != nil {
 		return run, err
 	}

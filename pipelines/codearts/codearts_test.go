@@ -151,6 +151,7 @@ func TestStatusAndCancel(t *testing.T) {
 		pipelinestest.Exchange{Golden: "v5-detail", Body: detail("IGNORED")},
 		pipelinestest.Exchange{Golden: "v5-detail", Body: `{"id":"` + runID + `","detail_url":"javascript:alert(1)"}`},
 		pipelinestest.Exchange{Golden: "v5-detail", Body: `{"id":"other","status":"RUNNING"}`},
+		pipelinestest.Exchange{Golden: "v5-detail", Status: 404, Body: `{"error_code":"DEVPIPE.00011104","error_msg":"pipeline run not found"}`},
 		pipelinestest.Exchange{Golden: "v5-stop", Body: `{"success":true}`},
 		pipelinestest.Exchange{Golden: "v5-stop", Body: `{"success":false}`},
 	)
@@ -173,6 +174,11 @@ func TestStatusAndCancel(t *testing.T) {
 	if _, err := c.Status(t.Context(), run); !errors.Is(err, apiclient.ErrMalformedResponse) {
 		t.Errorf("another run's answer: %v", err)
 	}
+	_, err = c.Status(t.Context(), run)
+	if !errors.Is(err, pipelines.ErrRunLost) {
+		t.Errorf("404: %v, want ErrRunLost", err)
+	}
+	wantAPIErr(apiErr{Status: 404, Code: "DEVPIPE.00011104", Msg: "pipeline run not found"})(t, err)
 	if err := c.Cancel(t.Context(), run); err != nil {
 		t.Fatal(err)
 	}

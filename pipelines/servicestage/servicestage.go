@@ -141,8 +141,7 @@ func (c *Client) Act(ctx context.Context, pipelineID string, action Action, body
 	return Execution{ID: string(ans.ID), PipelineID: pipelineID, Status: string(ans.Status)}, nil
 }
 
-// Retry, Continue and Rollback perform those actions on a release task
-// (see Act).
+// Retry runs a failed release task again (see Act).
 func (c *Client) Retry(ctx context.Context, pipelineID string) (Execution, error) {
 	return c.Act(ctx, pipelineID, ActionRetry, ActionBody{})
 }

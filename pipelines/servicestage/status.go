@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -112,6 +113,10 @@ func decodeList[T any](raw json.RawMessage, key string) ([]T, error) {
 func get[T any](ctx context.Context, c *Client, path, op, key string) ([]T, error) {
 	var raw json.RawMessage
 	resp, err := c.hw.Do(ctx, http.MethodGet, path, op, nil, &raw)
+	if ae := (*pipelines.APIError)(nil); errors.As(err, &ae) && ae.StatusCode == http.StatusNotFound {
+		// The release task is gone: polling again cannot help.
+		return nil, fmt.Errorf("%w: %w", pipelines.ErrRunLost, err)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -121,12 +121,22 @@ func TestStatusErrors(t *testing.T) {
 	c, _, _ := newClient(t, servicestage.Config{},
 		pipelinestest.Exchange{Golden: "records", Body: `{"records":"x"}`},
 		pipelinestest.Exchange{Golden: "records", Status: 503, Body: `{"error_code":"SVCSTG.00100503","error_msg":"busy"}`},
+		pipelinestest.Exchange{Golden: "records", Status: 404, Body: `{"error_code":"SVCSTG.00100404","error_msg":"pipeline not found"}`},
 	)
 	run := pipelines.Run{ID: "286541", Ref: ref("286541")}
 	_, err := c.Status(t.Context(), run)
 	malformed(t, err)
 	_, err = c.Status(t.Context(), run)
 	wantAPIErr(apiErr{Status: 503, Code: "SVCSTG.00100503", Msg: "busy", Temporary: true})(t, err)
+	if errors.Is(err, pipelines.ErrRunLost) {
+		t.Error("a 503 is not a lost run")
+	}
+	// A deleted release task answers 404: the run is lost, not retried.
+	_, err = c.Status(t.Context(), run)
+	if !errors.Is(err, pipelines.ErrRunLost) {
+		t.Errorf("404: %v, want ErrRunLost", err)
+	}
+	wantAPIErr(apiErr{Status: 404, Code: "SVCSTG.00100404", Msg: "pipeline not found"})(t, err)
 	if _, err := c.Status(t.Context(), pipelines.Run{ID: "1"}); !errors.Is(err, pipelines.ErrRunLost) {
 		t.Errorf("run without reference: %v", err)
 	}
