@@ -265,9 +265,12 @@ func (c *Client) Trigger(ctx context.Context, req pipelines.Request) (pipelines.
 		run.ID = tg.pipeline
 		delete(run.Ref, refExecution)
 	}
-	if ex.Status == "" {
+	switch {
+	case ex.Status == "" && tg.approvalTask != "":
 		run.Status, run.Detail = pipelines.StatusRunning, "approved; release task continues"
-	} else {
+	case ex.Status == "":
+		run.Status, run.Detail = pipelines.StatusQueued, "started"
+	default:
 		settle(&run, ex.Status, c.now())
 	}
 	run.URL = c.cfg.runURL(tg.pipeline, run.Ref[refExecution])
