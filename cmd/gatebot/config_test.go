@@ -162,7 +162,7 @@ func TestEveryProviderTypeConfigures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tokens := env(map[string]string{"HUMANITEC_TOKEN": "h", "NF_TOKEN": "n", "YUNXIAO_TOKEN": "pt-y", "HUAWEI_TOKEN": "c",
+	tokens := env(map[string]string{"HUMANITEC_TOKEN": "h", "NF_TOKEN": "n", "YUNXIAO_TOKEN": "pt-y", "HUAWEI_TOKEN": "c", "HUAWEI_IAM_PASSWORD": "pw",
 		"OPSERA_TOKEN": "o", "GITHUB_TOKEN": "g", "GITLAB_TOKEN": "l", "AZURE_DEVOPS_PAT": "a", "JENKINS_API_TOKEN": "j"})
 	c, err := parseConfig(data, tokens)
 	if err != nil {
@@ -202,5 +202,38 @@ func TestManifestCommand(t *testing.T) {
 	err = run(t.Context(), []string{"manifest", "--out", filepath.Join(t.TempDir(), "x.zip")}, env(nil), &buf, &buf)
 	if err == nil || !strings.Contains(err.Error(), "AppID") {
 		t.Fatalf("a missing app id must be named, got %v", err)
+	}
+}
+
+// TestCodeArtsV3ActionNamesServiceStage: the release task API that older
+// configs reached with `type: codearts, api: v3-action` is ServiceStage's,
+// and config check says which provider type to use instead.
+func TestCodeArtsV3ActionNamesServiceStage(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "old.yaml")
+	os.WriteFile(path, []byte(`bot: {insecure_skip_auth: true}
+providers:
+  ca: {type: codearts, base_url: https://cloudpipeline-ext.cn-north-4.myhuaweicloud.com, token: t0ken, project_id: "0a1b2c3d", api: v3-action}
+pipelines:
+  release: {provider: ca, target: {pipeline_id: caf409b1-10df-483a-b14d-7b05f7e12c88, approval_task: prod-approval}}
+`), 0o600)
+	var out bytes.Buffer
+	err := run(t.Context(), []string{"config", "check", path}, env(nil), &out, &out)
+	if err == nil {
+		t.Fatal("config check accepted type: codearts with api: v3-action")
+	}
+	for _, want := range []string{"providers.ca: api v3-action is ServiceStage's release task API", "type: servicestage"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("config check error lacks %q:\n%v", want, err)
+		}
+	}
+	// The same config as a servicestage provider passes.
+	os.WriteFile(path, []byte(`bot: {insecure_skip_auth: true}
+providers:
+  ss: {type: servicestage, base_url: https://servicestage.cn-north-4.myhuaweicloud.com, token: t0ken, project_id: "0a1b2c3d"}
+pipelines:
+  release: {provider: ss, target: {pipeline_id: caf409b1-10df-483a-b14d-7b05f7e12c88, approval_task: prod-approval}}
+`), 0o600)
+	if err := run(t.Context(), []string{"config", "check", path}, env(nil), &out, &out); err != nil {
+		t.Errorf("servicestage config: %v", err)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/gatebot/gatebot/pipelines/jenkins"
 	"github.com/gatebot/gatebot/pipelines/northflank"
 	"github.com/gatebot/gatebot/pipelines/opsera"
+	"github.com/gatebot/gatebot/pipelines/servicestage"
 	"github.com/gatebot/gatebot/pipelines/simulated"
 	"github.com/gatebot/gatebot/pipelines/webhook"
 	"github.com/gatebot/gatebot/pipelines/yunxiao"
@@ -95,6 +96,7 @@ func providerRegistry(hc *http.Client, log *slog.Logger) registry {
 		azuredevops.ProviderType:   apiProvider(azuredevops.New, azuredevops.WithHTTPClient, azuredevops.WithLogger, hc, log),
 		jenkins.ProviderType:       apiProvider(jenkins.New, jenkins.WithHTTPClient, jenkins.WithLogger, hc, log),
 		codearts.ProviderType:      apiProvider(codearts.New, codearts.WithHTTPClient, codearts.WithLogger, hc, log),
+		servicestage.ProviderType:  apiProvider(servicestage.New, servicestage.WithHTTPClient, servicestage.WithLogger, hc, log),
 		humanitec.ProviderType:     apiProvider(humanitec.New, humanitec.WithHTTPClient, humanitec.WithLogger, hc, log),
 		northflank.ProviderType:    apiProvider(northflank.New, northflank.WithHTTPClient, northflank.WithLogger, hc, log),
 		yunxiao.ProviderType:       apiProvider(yunxiao.New, yunxiao.WithHTTPClient, yunxiao.WithLogger, hc, log),

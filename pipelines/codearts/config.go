@@ -9,22 +9,22 @@ import (
 	"time"
 
 	"github.com/gatebot/gatebot/pipelines/apiclient"
+	"github.com/gatebot/gatebot/pipelines/huaweiiam"
 )
 
 // ProviderType is the config `type` of this provider.
 const ProviderType = "codearts"
 
-// API modes.
-const (
-	// APIV3Action is the seed's release-task action API (the default):
-	// POST /v3/{project_id}/pipeline/pipelines/{pipeline_id}/action.
-	APIV3Action = "v3-action"
-	// APIV5 is CodeArts Pipeline's v5 RunPipeline API.
-	APIV5 = "v5"
-)
+// APIV5 is CodeArts Pipeline's v5 API (RunPipeline, ShowPipelineRunDetail,
+// StopPipelineRun), the only one this provider speaks.
+const APIV5 = "v5"
 
-// Config is one configured CodeArts provider. Exactly one of Token and IAM
-// supplies the X-Auth-Token.
+// apiV3Action is the value older configs used for ServiceStage's release
+// task API, which is now the servicestage provider.
+const apiV3Action = "v3-action"
+
+// Config is one configured CodeArts Pipeline provider. Exactly one of Token
+// and IAM supplies the X-Auth-Token.
 type Config struct {
 	// BaseURL is the regional endpoint, e.g.
 	// https://cloudpipeline-ext.cn-north-4.myhuaweicloud.com.
@@ -32,52 +32,22 @@ type Config struct {
 	// Token is an IAM token given directly (it expires after 24 h; prefer
 	// IAM for a long-running bot).
 	Token apiclient.Secret `yaml:"token"`
-	// ProjectID is the project id in the API paths ({project_id}).
+	// ProjectID is the CodeArts project id in the API paths ({project_id},
+	// 32 characters).
 	ProjectID string `yaml:"project_id"`
-	// API selects the API: "v3-action" (default) or "v5".
+	// API may be empty or "v5"; it is kept so that older configs saying
+	// "v3-action" get a message pointing at the servicestage provider.
 	API string `yaml:"api"`
 	// IAM obtains and refreshes tokens with a password identity.
 	IAM *IAMConfig `yaml:"iam"`
 }
 
-// IAMConfig is an IAM user whose password identity obtains tokens
-// (POST {url}/v3/auth/tokens, scope project).
-type IAMConfig struct {
-	// URL is the IAM endpoint; empty means https://iam.{region}.myhuaweicloud.com.
-	URL string `yaml:"url"`
-	// Domain is the account (domain) name the IAM user belongs to.
-	Domain string `yaml:"domain"`
-	// User is the IAM user name.
-	User string `yaml:"user"`
-	// Password is the IAM user's password.
-	Password apiclient.Secret `yaml:"password"`
-	// Project is the IAM project name the token is scoped to; empty means
-	// Region (Huawei Cloud names a region's default project after it).
-	Project string `yaml:"project"`
-	// Region is the region, e.g. cn-north-4.
-	Region string `yaml:"region"`
-}
+// IAMConfig is the IAM user that obtains tokens (see huaweiiam.Config).
+type IAMConfig = huaweiiam.Config
 
-func (c Config) api() string {
-	if c.API == "" {
-		return APIV3Action
-	}
-	return c.API
-}
-
-func (i IAMConfig) url() string {
-	if i.URL != "" {
-		return i.URL
-	}
-	return "https://iam." + i.Region + ".myhuaweicloud.com"
-}
-
-func (i IAMConfig) project() string {
-	if i.Project != "" {
-		return i.Project
-	}
-	return i.Region
-}
+// ErrReleaseTaskAPI is reported for `api: v3-action`: ServiceStage's
+// release task API is the servicestage provider.
+var ErrReleaseTaskAPI = errors.New(`api v3-action is ServiceStage's release task API, not CodeArts Pipeline's: configure it as a provider of type: servicestage (base_url https://servicestage.{region}.myhuaweicloud.com, project_id = the IAM project id)`)
 
 // Validate reports every problem with c, each naming its field.
 func (c Config) Validate() []error {
@@ -88,41 +58,18 @@ func (c Config) Validate() []error {
 		errs = append(errs, err)
 	}
 	if strings.TrimSpace(c.ProjectID) == "" {
-		errs = append(errs, errors.New("project_id is required"))
+		errs = append(errs, errors.New("project_id is required (the CodeArts project id)"))
 	} else if _, err := apiclient.Path("/{x}", c.ProjectID); err != nil {
 		errs = append(errs, fmt.Errorf("project_id: %v", err))
 	}
-	switch c.api() {
-	case APIV3Action, APIV5:
+	switch c.API {
+	case "", APIV5:
+	case apiV3Action:
+		errs = append(errs, ErrReleaseTaskAPI)
 	default:
-		errs = append(errs, fmt.Errorf("api %q must be %s or %s", c.API, APIV3Action, APIV5))
+		errs = append(errs, fmt.Errorf("api %q is not supported: CodeArts Pipeline is driven through its %s API (leave api out)", c.API, APIV5))
 	}
-	switch {
-	case c.Token == "" && c.IAM == nil:
-		errs = append(errs, errors.New("token or iam is required (an IAM token, or an IAM user to obtain one)"))
-	case c.Token != "" && c.IAM != nil:
-		errs = append(errs, errors.New("token and iam are exclusive: give one"))
-	case c.IAM != nil:
-		i := c.IAM
-		if i.Domain == "" {
-			errs = append(errs, errors.New("iam.domain is required (the account name)"))
-		}
-		if i.User == "" {
-			errs = append(errs, errors.New("iam.user is required"))
-		}
-		if i.Password == "" {
-			errs = append(errs, errors.New("iam.password is required"))
-		}
-		if i.URL == "" && i.Region == "" {
-			errs = append(errs, errors.New("iam.url or iam.region is required"))
-		} else if _, err := apiclient.ParseBaseURL(i.url()); err != nil {
-			errs = append(errs, fmt.Errorf("iam.url: %v", err))
-		}
-		if i.project() == "" {
-			errs = append(errs, errors.New("iam.project or iam.region is required (the token's project scope)"))
-		}
-	}
-	return errs
+	return append(errs, huaweiiam.ValidateAuth(c.Token, c.IAM)...)
 }
 
 // Option configures a Client.
@@ -137,7 +84,8 @@ func WithHTTPClient(hc *http.Client) Option {
 // WithLogger sets the logger; nil discards.
 func WithLogger(l *slog.Logger) Option { return apiclient.WithLogger(l) }
 
-// WithNow sets the clock used for IAM token expiry; nil means time.Now.
+// WithNow sets the clock used for IAM token expiry and for how long an
+// undocumented status is followed; nil means time.Now.
 func WithNow(now func() time.Time) Option {
 	return func(s *apiclient.Settings) error {
 		s.Now = now

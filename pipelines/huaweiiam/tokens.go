@@ -1,8 +1,9 @@
-package codearts
+package huaweiiam
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -22,11 +23,13 @@ const (
 	iamFetchTimeout = 30 * time.Second
 )
 
-// iamTokens obtains IAM tokens with a password identity, caches one until
+// Tokens obtains IAM tokens with a password identity, caches one until
 // shortly before it expires, and lets concurrent callers share one refresh.
-type iamTokens struct {
+// It is safe for concurrent use.
+type Tokens struct {
 	api  *apiclient.Client
-	cfg  IAMConfig
+	prov string
+	cfg  Config
 	now  func() time.Time
 	log  *slog.Logger
 	sf   singleflight.Group
@@ -36,24 +39,44 @@ type iamTokens struct {
 	done bool // tok is set
 }
 
-func newIAMTokens(cfg IAMConfig, hc *http.Client, logger *slog.Logger, now func() time.Time, cached func() []apiclient.Secret) (*iamTokens, error) {
+// NewTokens validates cfg and returns a token source for provider (named in
+// errors and logs). extra lists further secrets to keep out of IAM errors
+// (the provider's own); it may be nil. No call is made until Token.
+func NewTokens(provider string, cfg Config, s apiclient.Settings, extra func() []apiclient.Secret) (*Tokens, error) {
+	if errs := cfg.Validate(); len(errs) > 0 {
+		return nil, fmt.Errorf("%s: %w", provider, errors.Join(errs...))
+	}
+	if s.Now == nil {
+		s.Now = time.Now
+	}
+	if s.Logger == nil {
+		s.Logger = slog.New(slog.DiscardHandler)
+	}
+	t := &Tokens{prov: provider, cfg: cfg, now: s.Now, log: s.Logger}
 	api, err := apiclient.New(apiclient.Options{
-		Provider:    ProviderType,
-		BaseURL:     cfg.url(),
-		HTTPClient:  hc,
-		Logger:      logger,
-		Now:         now,
+		Provider:    provider,
+		BaseURL:     cfg.Endpoint(),
+		HTTPClient:  s.HTTPClient,
+		Logger:      s.Logger,
+		Now:         s.Now,
 		ContentType: "application/json;charset=utf8",
-		Secrets:     func() []apiclient.Secret { return append(cached(), cfg.Password) },
-		ParseError:  parseError,
+		Secrets: func() []apiclient.Secret {
+			out := t.Secrets()
+			if extra != nil {
+				out = append(out, extra()...)
+			}
+			return out
+		},
+		ParseError: ParseError,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("codearts: iam: %w", err)
+		return nil, fmt.Errorf("%s: iam: %w", provider, err)
 	}
-	return &iamTokens{api: api, cfg: cfg, now: now, log: logger}, nil
+	t.api = api
+	return t, nil
 }
 
-func (s *iamTokens) cached() (apiclient.Secret, bool) {
+func (s *Tokens) cached() (apiclient.Secret, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.done && s.now().Before(s.exp.Add(-refreshMargin)) {
@@ -62,19 +85,20 @@ func (s *iamTokens) cached() (apiclient.Secret, bool) {
 	return "", false
 }
 
-// current returns the cached token (valid or not), for redaction.
-func (s *iamTokens) current() []apiclient.Secret {
+// Secrets returns the password and the cached token (valid or not), for
+// redaction.
+func (s *Tokens) Secrets() []apiclient.Secret {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.tok == "" {
-		return nil
+		return []apiclient.Secret{s.cfg.Password}
 	}
-	return []apiclient.Secret{s.tok}
+	return []apiclient.Secret{s.cfg.Password, s.tok}
 }
 
-// invalidate drops tok if it is still the cached token (after a 401: the
+// Invalidate drops tok if it is still the cached token (after a 401: the
 // password or permissions changed, which revokes tokens early).
-func (s *iamTokens) invalidate(tok apiclient.Secret) {
+func (s *Tokens) Invalidate(tok apiclient.Secret) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.tok == tok {
@@ -84,7 +108,7 @@ func (s *iamTokens) invalidate(tok apiclient.Secret) {
 
 // Token returns a valid token, fetching one if needed. Concurrent callers
 // share one fetch, which is detached from any one caller's cancellation.
-func (s *iamTokens) Token(ctx context.Context) (apiclient.Secret, error) {
+func (s *Tokens) Token(ctx context.Context) (apiclient.Secret, error) {
 	if t, ok := s.cached(); ok {
 		return t, nil
 	}
@@ -112,7 +136,7 @@ func (s *iamTokens) Token(ctx context.Context) (apiclient.Secret, error) {
 // Huawei Cloud IAM API docs: Obtaining a User Token Through Password
 // Authentication, POST /v3/auth/tokens; the token is in the X-Subject-Token
 // response header (https://support.huaweicloud.com/intl/en-us/api-iam/iam_30_0001.html).
-func (s *iamTokens) fetch(ctx context.Context) (apiclient.Secret, error) {
+func (s *Tokens) fetch(ctx context.Context) (apiclient.Secret, error) {
 	var body struct {
 		Auth struct {
 			Identity struct {
@@ -137,7 +161,7 @@ func (s *iamTokens) fetch(ctx context.Context) (apiclient.Secret, error) {
 	body.Auth.Identity.Methods = []string{"password"}
 	u := &body.Auth.Identity.Password.User
 	u.Name, u.Password, u.Domain.Name = s.cfg.User, s.cfg.Password.Reveal(), s.cfg.Domain
-	body.Auth.Scope.Project.Name = s.cfg.project()
+	body.Auth.Scope.Project.Name = s.cfg.ProjectName()
 
 	req, err := s.api.NewRequest(ctx, http.MethodPost, "/v3/auth/tokens", body)
 	if err != nil {
@@ -164,13 +188,14 @@ func (s *iamTokens) fetch(ctx context.Context) (apiclient.Secret, error) {
 	s.mu.Lock()
 	s.tok, s.exp, s.done = tok, exp, true
 	s.mu.Unlock()
-	s.log.InfoContext(ctx, "obtained IAM token", "provider", ProviderType, "expires_at", exp)
+	s.log.InfoContext(ctx, "obtained IAM token", "provider", s.prov, "expires_at", exp)
 	return tok, nil
 }
 
-// parseError reads CodeArts' {"error_code","error_msg"} and IAM's
-// {"error":{"code","message","title"}} bodies.
-func parseError(b []byte) (string, string) {
+// ParseError reads the {"error_code","error_msg"} bodies of Huawei Cloud
+// services (CodeArts, ServiceStage) and IAM's
+// {"error":{"code","message","title"}}; it fits apiclient.ErrorParser.
+func ParseError(b []byte) (string, string) {
 	var e struct {
 		Code  string `json:"error_code"`
 		Msg   string `json:"error_msg"`

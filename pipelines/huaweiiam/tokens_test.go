@@ -1,6 +1,7 @@
-package codearts_test
+package huaweiiam_test
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"sync"
@@ -9,7 +10,7 @@ import (
 
 	"github.com/gatebot/gatebot/pipelines"
 	"github.com/gatebot/gatebot/pipelines/apiclient"
-	"github.com/gatebot/gatebot/pipelines/codearts"
+	"github.com/gatebot/gatebot/pipelines/huaweiiam"
 	"github.com/gatebot/gatebot/pipelines/pipelinestest"
 )
 
@@ -26,32 +27,75 @@ func iamAnswer(tok string, expires string) pipelinestest.Exchange {
 		Body:   `{"token":{"expires_at":"` + expires + `","methods":["password"],"catalog":[],"roles":[],"project":{"name":"cn-north-4","id":"p1"},"issued_at":"2026-03-01T12:00:00.000000Z"}}`}
 }
 
-var startOK = `{"id":286541,"pipeline_id":"` + releaseID + `","status":4}`
+const startOK = `{"id":286541,"pipeline_id":"caf409b1-10df-483a-b14d-7b05f7e12c88","status":4}`
 
-// newIAMClient returns a v3-action client whose tokens come from a fake IAM.
-func newIAMClient(t *testing.T, iamEx []pipelinestest.Exchange, ex ...pipelinestest.Exchange) (*codearts.Client, *pipelinestest.SyncBuffer, *clock) {
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
+
+type apiErr struct {
+	Status     int
+	Code, Msg  string
+	RetryAfter time.Duration
+	Temporary  bool
+}
+
+func wantAPIErr(want apiErr) func(*testing.T, error) {
+	return func(t *testing.T, err error) {
+		t.Helper()
+		var ae *pipelines.APIError
+		if !errors.As(err, &ae) {
+			t.Fatalf("err = %v, want *pipelines.APIError", err)
+		}
+		if got := (apiErr{ae.StatusCode, ae.Code, ae.Message, ae.RetryAfter, ae.Temporary()}); got != want {
+			t.Errorf("got %+v, want %+v", got, want)
+		}
+	}
+}
+
+// iamClient is a Client whose tokens come from a fake IAM; trigger posts
+// one start action, the call every provider test repeats.
+type iamClient struct {
+	c *huaweiiam.Client
+}
+
+func (c iamClient) Trigger(ctx context.Context, _ pipelines.Request) (pipelines.Run, error) {
+	var ans struct {
+		ID apiclient.FlexString `json:"id"`
+	}
+	_, err := c.c.Do(ctx, http.MethodPost, "/v3/p1/pipeline/pipelines/caf409b1-10df-483a-b14d-7b05f7e12c88/action?action_id=start", "start release task", struct{}{}, &ans)
+	return pipelines.Run{ID: string(ans.ID)}, err
+}
+
+func newIAMClient(t *testing.T, iamEx []pipelinestest.Exchange, ex ...pipelinestest.Exchange) (iamClient, *pipelinestest.SyncBuffer, *clock) {
 	t.Helper()
 	iam := pipelinestest.NewServer(t, iamEx...)
 	srv := pipelinestest.NewServer(t, ex...)
 	logger, logs := pipelinestest.Logger()
 	clk := &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
-	c, err := codearts.New(codearts.Config{BaseURL: srv.URL, ProjectID: project,
-		IAM: &codearts.IAMConfig{URL: iam.URL, Domain: "acme", User: "gatebot", Password: password, Region: "cn-north-4"}},
-		codearts.WithLogger(logger), codearts.WithHTTPClient(&http.Client{}), codearts.WithNow(clk.now))
+	c, err := huaweiiam.NewClient(huaweiiam.Options{
+		Provider: "servicestage", BaseURL: srv.URL, ContentType: "application/json;charset=utf8",
+		IAM:      &huaweiiam.Config{URL: iam.URL, Domain: "acme", User: "gatebot", Password: password, Region: "cn-north-4"},
+		Settings: apiclient.Settings{HTTPClient: &http.Client{}, Logger: logger, Now: clk.now},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return c, logs, clk
+	return iamClient{c}, logs, clk
 }
 
-var startReq = pipelines.Request{GateID: "g_1", Target: map[string]any{"pipeline_id": releaseID}}
+var startReq = pipelines.Request{GateID: "g_1"}
 
 func TestIAMTokenCachedAndRefreshed(t *testing.T) {
 	c, logs, clk := newIAMClient(t,
 		[]pipelinestest.Exchange{iamAnswer(iamTok1, "2026-03-02T12:00:00.000000Z"), iamAnswer(iamTok2, "2026-03-03T12:00:00.000000Z")},
-		pipelinestest.Exchange{Golden: "v3-start-iam1", Body: startOK},
-		pipelinestest.Exchange{Golden: "v3-start-iam1", Body: startOK},
-		pipelinestest.Exchange{Golden: "v3-start-iam2", Body: startOK},
+		pipelinestest.Exchange{Golden: "start-iam1", Body: startOK},
+		pipelinestest.Exchange{Golden: "start-iam1", Body: startOK},
+		pipelinestest.Exchange{Golden: "start-iam2", Body: startOK},
 	)
 	for range 2 {
 		if _, err := c.Trigger(t.Context(), startReq); err != nil {
@@ -71,7 +115,7 @@ func TestIAMSingleFlight(t *testing.T) {
 	const n = 20
 	ex := make([]pipelinestest.Exchange, n)
 	for i := range ex {
-		ex[i] = pipelinestest.Exchange{Golden: "v3-start-iam1", Body: startOK}
+		ex[i] = pipelinestest.Exchange{Golden: "start-iam1", Body: startOK}
 	}
 	c, _, _ := newIAMClient(t, []pipelinestest.Exchange{iamAnswer(iamTok1, "2026-03-02T12:00:00Z")}, ex...)
 	var wg sync.WaitGroup
@@ -93,10 +137,10 @@ func TestIAMSingleFlight(t *testing.T) {
 func TestIAM401RefreshesOnce(t *testing.T) {
 	c, logs, _ := newIAMClient(t,
 		[]pipelinestest.Exchange{iamAnswer(iamTok1, "2026-03-02T12:00:00Z"), iamAnswer(iamTok2, "2026-03-02T12:00:00Z"), iamAnswer(iamTok3, "2026-03-02T12:00:00Z")},
-		pipelinestest.Exchange{Golden: "v3-start-iam1", Status: 401, Body: `{"error_code":"APIGW.0301","error_msg":"Incorrect IAM authentication information: token ` + iamTok1 + ` revoked"}`},
-		pipelinestest.Exchange{Golden: "v3-start-iam2", Body: startOK},
-		pipelinestest.Exchange{Golden: "v3-start-iam2", Status: 401, Body: `{"error_code":"APIGW.0301","error_msg":"refused"}`},
-		pipelinestest.Exchange{Golden: "v3-start-iam3", Status: 401, Body: `{"error_code":"APIGW.0301","error_msg":"still refused"}`},
+		pipelinestest.Exchange{Golden: "start-iam1", Status: 401, Body: `{"error_code":"APIGW.0301","error_msg":"Incorrect IAM authentication information: token ` + iamTok1 + ` revoked"}`},
+		pipelinestest.Exchange{Golden: "start-iam2", Body: startOK},
+		pipelinestest.Exchange{Golden: "start-iam2", Status: 401, Body: `{"error_code":"APIGW.0301","error_msg":"refused"}`},
+		pipelinestest.Exchange{Golden: "start-iam3", Status: 401, Body: `{"error_code":"APIGW.0301","error_msg":"still refused"}`},
 	)
 	if _, err := c.Trigger(t.Context(), startReq); err != nil {
 		t.Fatal(err)
