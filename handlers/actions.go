@@ -212,8 +212,8 @@ func (s *Server) refused(ctx context.Context, g *approvals.Gate, err error, noti
 	return actionResult{gate: g, notice: notice}
 }
 
-// relayRejection tells providers that wait for the decision (a CodeArts
-// task at an approval step) that the gate ended without approval.
+// relayRejection tells providers that wait for the decision (a
+// ServiceStage release task waiting at an approval task) that the gate ended without approval.
 func (s *Server) relayRejection(ctx context.Context, g *approvals.Gate, reason string) {
 	p := s.opt.Pipelines[g.Pipeline]
 	if p == nil {

@@ -134,7 +134,7 @@ func (t Target) StringList(key string) ([]string, error) {
 }
 
 // Decode converts target[key] into v (a pointer) through JSON, refusing
-// unknown fields, for structured values such as CodeArts' selected_tasks.
+// unknown fields, for structured values such as ServiceStage's selected_tasks.
 // It reports false when the key is absent.
 func (t Target) Decode(key string, v any) (bool, error) {
 	raw, ok := t[key]
