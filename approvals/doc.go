@@ -38,6 +38,10 @@
 //	                             "triggers"; entries are deleted once acked
 //	P audit              stream  audit log, trimmed to ~Options.AuditMaxLen
 //	                             entries and, if set, Options.AuditMaxAge
+//	P unposted           zset    pending gates whose card is not up yet → created +
+//	                             Options.UnpostedAfter (ms); left when SetPost
+//	                             records the post or the gate ends (DueUnposted)
+//	P posting:<id>       string  lease of the one poster of a gate's card (ClaimPost)
 //	P seen:<key>         string  activity de-duplication markers (Once), with TTL
 //	P conv:<key>         string  saved conversation references, no TTL
 //
