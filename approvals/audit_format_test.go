@@ -18,7 +18,7 @@ func TestFormatAuditCannotBeForged(t *testing.T) {
 		At: time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC), GateID: "g_1", Pipeline: "deploy", Event: "opened",
 		Actor: "api:ci#tok_1", ActorID: "api:ci#tok_1", ActorName: forged, Reason: "ok\u202Edetcejer",
 		Inputs: map[string]any{"version": "1.0\n2026-12-02T00:00:00Z forged", "note": "a\u2066b"},
-		Where: "api:ci\rX",
+		Where:  "api:ci\rX",
 	}
 	for _, jsonLines := range []bool{false, true} {
 		var b bytes.Buffer
