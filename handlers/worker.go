@@ -122,7 +122,8 @@ func (s *Server) processTrigger(ctx context.Context, tr approvals.Trigger) {
 		return
 	}
 	p, ok := s.opt.Pipelines[g.Pipeline]
-	_, idempotent := p.providerOrNil().(pipelines.Idempotent)
+	idem, idempotent := p.providerOrNil().(pipelines.Idempotent)
+	idempotent = idempotent && idem.RepeatableTrigger(ctx, pipelines.Request{GateID: g.ID, Pipeline: g.Pipeline, Target: p.Def.Target, Inputs: g.Inputs})
 	var run pipelines.Run
 	switch {
 	case !ok:

@@ -488,7 +488,10 @@ func (c *Client) Cancel(ctx context.Context, run pipelines.Run) error {
 	return err
 }
 
-// IdempotentTrigger marks Trigger as safe to repeat for a gate: Trigger first looks for a run named after the gate.
-func (c *Client) IdempotentTrigger() {}
+// RepeatableTrigger is always true: every run's name carries the gate id
+// (RunName) and Trigger first lists the release flow's runs for one named
+// after the gate, so a repeat after a 5xx, a timeout or a crash finds the
+// earlier run instead of starting a second one.
+func (c *Client) RepeatableTrigger(context.Context, pipelines.Request) bool { return true }
 
 var _ pipelines.Idempotent = (*Client)(nil)
