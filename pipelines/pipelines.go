@@ -147,7 +147,11 @@ type APIError struct {
 	Code       string        // the provider's own error code, if any
 	Message    string        // the provider's message, size-capped
 	RetryAfter time.Duration // from Retry-After or rate-limit headers
-	Err        error         // underlying transport error, if any
+	// RateLimited marks a refusal for a rate limit whatever its status
+	// (GitHub answers 403 with X-RateLimit-Remaining: 0 or Retry-After):
+	// nothing ran, and the call may be repeated after RetryAfter.
+	RateLimited bool
+	Err         error // underlying transport error, if any
 }
 
 func (e *APIError) Error() string {
@@ -170,9 +174,11 @@ func (e *APIError) Error() string {
 func (e *APIError) Unwrap() error { return e.Err }
 
 // Temporary reports whether repeating the call may succeed: transport
-// errors, 408, 429 and 5xx.
+// errors, 408, 429, 5xx and any refusal marked RateLimited.
 func (e *APIError) Temporary() bool {
 	switch {
+	case e.RateLimited:
+		return true
 	case e.StatusCode == 0:
 		return e.Err != nil
 	case e.StatusCode == 408, e.StatusCode == 429, e.StatusCode >= 500:
