@@ -120,7 +120,7 @@ func TestTrigger(t *testing.T) {
 			want: pipelines.Run{Status: pipelines.StatusQueued, Detail: "github: dispatched; waiting for the run to appear", Ref: wantRef(nil)},
 		},
 		{
-			name: "no gate_id_input: the input is not sent",
+			name:   "no gate_id_input: the input is not sent",
 			target: map[string]any{"owner": "acme", "repo": "api", "workflow": "deploy.yml", "ref": "main"},
 			script: []pipelinestest.Exchange{
 				{Golden: "dispatch-gate-input-unset", Status: 200, Body: runDetails},
