@@ -83,8 +83,8 @@ func TestTrigger(t *testing.T) {
 			want:   pipelines.Run{ID: "1234", URL: web, Status: pipelines.StatusRunning, Detail: "azure devops: inProgress", Ref: map[string]string{"pipeline_id": "42"}},
 		},
 		{
-			name:    "400 variable not settable at queue time",
-			ex:      pipelinestest.Exchange{Golden: "run-template-parameters", Status: 400, Body: `{"$id":"1","innerException":null,"message":"You can't set the following variables (GATEBOT_GATE_ID). If you want to be able to set these variables, then edit the pipeline and select Settable at queue time on the variables tab of the pipeline editor.","typeName":"Microsoft.Azure.Pipelines.WebApi.PipelineValidationException, Microsoft.Azure.Pipelines.WebApi","typeKey":"PipelineValidationException","errorCode":0,"eventId":3000}`},
+			name: "400 variable not settable at queue time",
+			ex:   pipelinestest.Exchange{Golden: "run-template-parameters", Status: 400, Body: `{"$id":"1","innerException":null,"message":"You can't set the following variables (GATEBOT_GATE_ID). If you want to be able to set these variables, then edit the pipeline and select Settable at queue time on the variables tab of the pipeline editor.","typeName":"Microsoft.Azure.Pipelines.WebApi.PipelineValidationException, Microsoft.Azure.Pipelines.WebApi","typeKey":"PipelineValidationException","errorCode":0,"eventId":3000}`},
 			wantErr: func(t *testing.T, err error) {
 				apiErr(400, "PipelineValidationException", "You can't set the following variables (GATEBOT_GATE_ID). If you want to be able to set these variables, then edit the pipeline and select Settable at queue time on the variables tab of the pipeline editor.", false, 0)(t, err)
 				if err == nil || !strings.Contains(err.Error(), `"Limit variables that can be set at queue time"`) || !strings.Contains(err.Error(), `"Settable at queue time"`) {
