@@ -210,8 +210,11 @@ func orText(s, dflt string) string {
 }
 
 // mapStatus maps Opsera's status word. The full set is not documented:
-// success→succeeded, failed→failed, stopped→cancelled (inferred), queued
-// or pending→queued, anything else→running.
+// the only documented answer is {"status":"success","message":"Pipeline:
+// X's Run 3 was successful."}. failed→failed, stopped→cancelled and
+// queued/pending→queued are inferred (the run endpoint's and stop
+// endpoint's words); anything else→running. Status does not trust
+// "success" alone: see runSucceeded.
 func mapStatus(s string) pipelines.Status {
 	switch strings.ToLower(strings.TrimSpace(s)) {
 	case "success", "successful", "succeeded", "completed":
@@ -262,8 +265,24 @@ func (c *Client) Status(ctx context.Context, run pipelines.Run) (pipelines.Run, 
 	out.Status = mapStatus(a.Status)
 	out.Detail = strings.TrimSpace(a.Status + ": " + a.Message)
 	out.Detail = strings.TrimSuffix(out.Detail, ":")
+	if out.Status == pipelines.StatusSucceeded && !runSucceeded(a.Message, count) {
+		// "success" may describe the call ("status retrieved"), not the
+		// run: only the documented sentence "… Run N was successful."
+		// counts as the run's success.
+		out.Status = pipelines.StatusRunning
+		out.Detail += " (Opsera did not say run " + strconv.FormatUint(count, 10) + " was successful; still following it)"
+	}
 	return out, nil
 }
+
+// runSucceeded reports whether msg is Opsera's documented success
+// sentence for run n ("Pipeline: X's Run 3 was successful.").
+func runSucceeded(msg string, n uint64) bool {
+	m := runSuccessful.FindStringSubmatch(msg)
+	return m != nil && m[1] == strconv.FormatUint(n, 10)
+}
+
+var runSuccessful = regexp.MustCompile(`(?i)\brun\s+#?([0-9]+)\s+was\s+successful\b`)
 
 // Cancel stops the pipeline. Opsera's stop is per pipeline, not per run,
 // and soft: the current operation finishes first, so the run reaches its
