@@ -256,15 +256,30 @@ func toRun(r run, ref map[string]string) pipelines.Run {
 // (providers.md §8). Environment approvals and runs waiting for an agent
 // are inProgress, so running.
 func MapStatus(state, result string) pipelines.Status {
-	if state != "completed" {
-		return pipelines.StatusRunning // inProgress, canceling, unknown
+	st, _ := mapKnown(state, result)
+	return st
+}
+
+// mapKnown maps the documented RunState (unknown, inProgress, canceling,
+// completed) and RunResult (unknown, succeeded, failed, canceled) values;
+// known is false for others (an unknown state counts as running, an
+// unknown result of a completed run as failed).
+func mapKnown(state, result string) (pipelines.Status, bool) {
+	switch state {
+	case "inProgress", "canceling", "unknown":
+		return pipelines.StatusRunning, true
+	case "completed":
+	default:
+		return pipelines.StatusRunning, false
 	}
 	switch result {
 	case "succeeded":
-		return pipelines.StatusSucceeded
+		return pipelines.StatusSucceeded, true
+	case "failed", "unknown":
+		return pipelines.StatusFailed, true
 	case "canceled":
-		return pipelines.StatusCancelled
-	default: // failed, unknown
-		return pipelines.StatusFailed
+		return pipelines.StatusCancelled, true
+	default:
+		return pipelines.StatusFailed, false
 	}
 }

@@ -401,21 +401,32 @@ func toRun(wr workflowRun, ref map[string]string) pipelines.Run {
 // states (providers.md §6). waiting means an environment's required
 // reviewers have not approved yet, so the run counts as running.
 func MapStatus(status, conclusion string) pipelines.Status {
-	if status != "completed" {
-		switch status {
-		case "requested", "queued", "pending":
-			return pipelines.StatusQueued
-		default: // in_progress, waiting, and states GitHub may add
-			return pipelines.StatusRunning
-		}
+	st, _ := mapKnown(status, conclusion)
+	return st
+}
+
+// mapKnown maps the documented status and conclusion values; known is
+// false for others: an unknown status counts as running, an unknown
+// conclusion of a completed run as failed.
+func mapKnown(status, conclusion string) (pipelines.Status, bool) {
+	switch status {
+	case "requested", "queued", "pending":
+		return pipelines.StatusQueued, true
+	case "in_progress", "waiting":
+		return pipelines.StatusRunning, true
+	case "completed":
+	default:
+		return pipelines.StatusRunning, false
 	}
 	switch conclusion {
 	case "success", "neutral", "skipped":
-		return pipelines.StatusSucceeded
+		return pipelines.StatusSucceeded, true
+	case "failure", "timed_out", "startup_failure", "action_required", "stale":
+		return pipelines.StatusFailed, true
 	case "cancelled":
-		return pipelines.StatusCancelled
-	default: // failure, timed_out, startup_failure, action_required, stale, unknown
-		return pipelines.StatusFailed
+		return pipelines.StatusCancelled, true
+	default:
+		return pipelines.StatusFailed, false
 	}
 }
 

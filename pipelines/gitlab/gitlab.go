@@ -307,16 +307,25 @@ func toRun(pl pipeline, ref map[string]string) pipelines.Run {
 // manual counts as running: the pipeline waits for a person, as a gate
 // would. Unknown values count as running until GitLab reports an end.
 func MapStatus(status string) pipelines.Status {
+	st, _ := mapKnown(status)
+	return st
+}
+
+// mapKnown maps the documented pipeline statuses; known is false for
+// anything else, which counts as running.
+func mapKnown(status string) (pipelines.Status, bool) {
 	switch status {
 	case "created", "waiting_for_resource", "preparing", "pending", "scheduled":
-		return pipelines.StatusQueued
+		return pipelines.StatusQueued, true
+	case "running", "manual", "canceling":
+		return pipelines.StatusRunning, true
 	case "success":
-		return pipelines.StatusSucceeded
+		return pipelines.StatusSucceeded, true
 	case "failed":
-		return pipelines.StatusFailed
+		return pipelines.StatusFailed, true
 	case "canceled", "skipped":
-		return pipelines.StatusCancelled
-	default: // running, manual, canceling, and states GitLab may add
-		return pipelines.StatusRunning
+		return pipelines.StatusCancelled, true
+	default:
+		return pipelines.StatusRunning, false
 	}
 }

@@ -409,19 +409,7 @@ func (c *Client) run(r releaseFlowRun, tg target) pipelines.Run {
 // terminal: a concluded run whose status is not terminal is cancelled if it
 // was aborting, else failed.
 func MapStatus(status string, concluded bool) pipelines.Status {
-	var st pipelines.Status
-	switch strings.ToLower(status) {
-	case "pending", "queued":
-		st = pipelines.StatusQueued
-	case "success":
-		st = pipelines.StatusSucceeded
-	case "failure", "failed":
-		st = pipelines.StatusFailed
-	case "aborted", "skipped":
-		st = pipelines.StatusCancelled
-	default: // running, waiting, retrying, async_wait, approval_wait, aborting, unknown
-		st = pipelines.StatusRunning
-	}
+	st, _ := mapKnown(status)
 	if concluded && !st.Terminal() {
 		if strings.EqualFold(status, "aborting") {
 			return pipelines.StatusCancelled
@@ -429,6 +417,25 @@ func MapStatus(status string, concluded bool) pipelines.Status {
 		return pipelines.StatusFailed
 	}
 	return st
+}
+
+// mapKnown maps the documented status enum; known is false for anything
+// else, which counts as running.
+func mapKnown(status string) (pipelines.Status, bool) {
+	switch strings.ToLower(status) {
+	case "pending", "queued":
+		return pipelines.StatusQueued, true
+	case "running", "waiting", "retrying", "async_wait", "approval_wait", "aborting", "unknown":
+		return pipelines.StatusRunning, true
+	case "success":
+		return pipelines.StatusSucceeded, true
+	case "failure", "failed":
+		return pipelines.StatusFailed, true
+	case "aborted", "skipped":
+		return pipelines.StatusCancelled, true
+	default:
+		return pipelines.StatusRunning, false
+	}
 }
 
 func refTarget(run pipelines.Run) (target, error) {

@@ -427,17 +427,28 @@ type pipelineRun struct {
 // (a manual gate) counts as running; unknown values are running until
 // Yunxiao reports a terminal one.
 func MapStatus(s string) pipelines.Status {
+	st, _ := mapKnown(s)
+	return st
+}
+
+// mapKnown maps the values the docs and the official MCP server list
+// (FAIL, SUCCESS, RUNNING, CANCELED, WAITING) and those clients have seen
+// (INIT, QUEUED, FAILED); known is false for anything else, which counts as
+// running.
+func mapKnown(s string) (st pipelines.Status, known bool) {
 	switch strings.ToUpper(strings.TrimSpace(s)) {
 	case "INIT", "QUEUED", "PENDING":
-		return pipelines.StatusQueued
+		return pipelines.StatusQueued, true
+	case "RUNNING", "WAITING": // WAITING: a manual gate in the pipeline
+		return pipelines.StatusRunning, true
 	case "SUCCESS":
-		return pipelines.StatusSucceeded
+		return pipelines.StatusSucceeded, true
 	case "FAIL", "FAILED":
-		return pipelines.StatusFailed
+		return pipelines.StatusFailed, true
 	case "CANCELED", "CANCELLED":
-		return pipelines.StatusCancelled
-	default: // RUNNING, WAITING, unknown
-		return pipelines.StatusRunning
+		return pipelines.StatusCancelled, true
+	default:
+		return pipelines.StatusRunning, false
 	}
 }
 
@@ -485,11 +496,15 @@ func (c *Client) Status(ctx context.Context, run pipelines.Run) (pipelines.Run, 
 // Cancel stops the run. Yunxiao answers with a boolean; false is reported
 // as an error.
 //
-// UNVERIFIED: the method and path come from a third-party client citing
-// UpdatePipelineRun ("终止流水线运行",
-// https://help.aliyun.com/zh/yunxiao/developer-reference/updatepipelinerun);
-// the page's request body was not read, so none is sent. Check it before
-// relying on cancel.
+// UNVERIFIED, still: the method and path come from a third-party client
+// citing UpdatePipelineRun ("终止流水线运行",
+// https://help.aliyun.com/zh/yunxiao/developer-reference/updatepipelinerun).
+// That official page is not among the sources gatebot's authors could read
+// (searched 2026-12), and Alibaba's own MCP server
+// (aliyun/alibabacloud-devops-mcp-server, operations/flow) has no run-level
+// stop, only a per-job one (PUT …/pipelineRuns/{id}/jobs/{jobId}/stop,
+// answering a boolean). So the request body (none is sent) and the boolean
+// answer are unconfirmed; check them before relying on cancel.
 //
 // Yunxiao API docs: UpdatePipelineRun,
 // PUT /oapi/v1/flow/organizations/{organizationId}/pipelines/{pipelineId}/runs/{pipelineRunId}
