@@ -18,7 +18,7 @@ func TestEveryDocumentedStatusIsMapped(t *testing.T) {
 		{"completed", "skipped"}: pipelines.StatusSucceeded,
 		{"completed", "failure"}: pipelines.StatusFailed, {"completed", "timed_out"}: pipelines.StatusFailed,
 		{"completed", "startup_failure"}: pipelines.StatusFailed, {"completed", "action_required"}: pipelines.StatusFailed,
-		{"completed", "stale"}: pipelines.StatusFailed,
+		{"completed", "stale"}:     pipelines.StatusFailed,
 		{"completed", "cancelled"}: pipelines.StatusCancelled,
 	} {
 		if got, known := mapKnown(in.status, in.conclusion); !known || got != want {
