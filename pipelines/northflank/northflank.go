@@ -39,6 +39,7 @@ import (
 
 // Client is a Northflank pipelines client. It is safe for concurrent use.
 type Client struct {
+	runURL apiclient.RunURL
 	api    *apiclient.Client
 	log    *slog.Logger
 	now    func() time.Time
@@ -64,7 +65,7 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 	if base == "" {
 		base = DefaultBaseURL
 	}
-	c := &Client{log: o.Logger.With("provider", ProviderType), now: o.Now, budget: budget{remaining: -1}}
+	c := &Client{runURL: cfg.RunURL, log: o.Logger.With("provider", ProviderType), now: o.Now, budget: budget{remaining: -1}}
 	auth := apiclient.BearerToken(cfg.Token)
 	api, err := apiclient.New(apiclient.Options{
 		Provider:   ProviderType,
@@ -399,7 +400,14 @@ func (c *Client) run(r releaseFlowRun, tg target) pipelines.Run {
 	if r.Status != "" {
 		st = MapStatus(r.Status, r.Concluded)
 	}
-	return pipelines.Run{ID: r.ID, Status: st, Detail: detail, Ref: ref}
+	return pipelines.Run{ID: r.ID, URL: c.link(tg, r.ID), Status: st, Detail: detail, Ref: ref}
+}
+
+// runURLKeys are the placeholders of Config.RunURL.
+var runURLKeys = []string{"project_id", "pipeline_id", "stage", "run_id"}
+
+func (c *Client) link(tg target, id string) string {
+	return c.runURL.Expand(map[string]string{"project_id": tg.project, "pipeline_id": tg.pipeline, "stage": tg.stage, "run_id": id})
 }
 
 // MapStatus maps a release flow run's status onto gatebot's states:
@@ -474,6 +482,9 @@ func (c *Client) Status(ctx context.Context, run pipelines.Run) (pipelines.Run, 
 	out := run
 	out.Status = MapStatus(ans.Data.Status, ans.Data.Concluded)
 	out.Detail = ans.Data.Status
+	if out.URL == "" {
+		out.URL = c.link(tg, run.ID)
+	}
 	return out, nil
 }
 
