@@ -297,7 +297,9 @@ func (c *Client) run(pr pipelineRun, tg target) pipelines.Run {
 // "a successful, failed, or cancelled status", so it decides terminality:
 // a completed run with an unrecognised status is failed (or cancelled if
 // cancellation was requested), and unknown non-terminal strings are
-// running.
+// running. Only "executing" appears in the spec (its example); the other
+// words are inferred (providers.md §1), which is why completed_at, not
+// the word, decides whether the run ended.
 func mapStatus(pr pipelineRun) (pipelines.Status, string) {
 	s := strings.ToLower(pr.Status)
 	var st pipelines.Status

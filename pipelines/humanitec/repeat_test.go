@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -197,5 +198,19 @@ func TestTriggerStampedRequests(t *testing.T) {
 	run, err := c.Trigger(t.Context(), r)
 	if err != nil || run.ID != "0123abcd" {
 		t.Fatalf("run %+v, err %v", run, err)
+	}
+}
+
+func TestCheckPipelineGateInput(t *testing.T) {
+	t.Parallel()
+	c, err := humanitec.New(humanitec.Config{Token: token, Org: "acme"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	def := pipelines.Definition{Target: map[string]any{"app": "api", "pipeline_id": "deploy", "gate_id_input": "gatebot_gate_id"},
+		Inputs: map[string]*pipelines.Input{"gatebot_gate_id": {}}}
+	errs := c.CheckPipeline(def)
+	if len(errs) != 1 || !strings.Contains(errs[0].Error(), "inputs.gatebot_gate_id: reserved for the gate id") {
+		t.Errorf("CheckPipeline = %v", errs)
 	}
 }
