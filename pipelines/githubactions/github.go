@@ -209,10 +209,36 @@ func (c *Client) Trigger(ctx context.Context, req pipelines.Request) (pipelines.
 		return pipelines.Run{}, fmt.Errorf("githubactions: trigger run: the workflow was dispatched but GitHub did not return the run and no gate_id_input is set to find it: %w", ErrRunNotFound)
 	}
 	return pipelines.Run{
+		URL:    c.workflowURL(t),
 		Status: pipelines.StatusQueued,
 		Detail: "github: dispatched; waiting for the run to appear",
 		Ref:    ref,
 	}, nil
+}
+
+// workflowURL links the workflow's runs page, shown until the dispatched
+// run is known: https://github.com/OWNER/REPO/actions/workflows/FILE on
+// github.com, the same under the host of a GHES base URL ending in
+// /api/v3. A numeric workflow id has no page route, so no link.
+func (c *Client) workflowURL(t target) string {
+	if _, err := strconv.ParseInt(t.Workflow, 10, 64); err == nil {
+		return ""
+	}
+	base := strings.TrimRight(c.cfg.baseURL(), "/")
+	var web string
+	switch {
+	case base == DefaultBaseURL:
+		web = "https://github.com"
+	case strings.HasSuffix(base, "/api/v3"):
+		web = strings.TrimSuffix(base, "/api/v3")
+	default:
+		return ""
+	}
+	p, err := apiclient.Path("/{owner}/{repo}/actions/workflows/{workflow}", t.Owner, t.Repo, t.Workflow)
+	if err != nil {
+		return ""
+	}
+	return web + p
 }
 
 // refusesRunDetails reports a dispatch refused because of the
