@@ -122,7 +122,8 @@ func (s *Server) processTrigger(ctx context.Context, tr approvals.Trigger) {
 		return
 	}
 	p, ok := s.opt.Pipelines[g.Pipeline]
-	_, idempotent := p.providerOrNil().(pipelines.Idempotent)
+	idem, idempotent := p.providerOrNil().(pipelines.Idempotent)
+	idempotent = idempotent && idem.RepeatableTrigger(ctx, pipelines.Request{GateID: g.ID, Pipeline: g.Pipeline, Target: p.Def.Target, Inputs: g.Inputs})
 	var run pipelines.Run
 	switch {
 	case !ok:
@@ -206,6 +207,7 @@ func (s *Server) trigger(ctx context.Context, p *Pipeline, g *approvals.Gate, id
 	req := pipelines.Request{
 		GateID: g.ID, Pipeline: g.Pipeline, Target: p.Def.Target, Inputs: g.Inputs,
 		Message: g.Message, Requester: g.Requester.Display(), Approvers: g.Approvers(),
+		Since: g.CreatedAt, // no run for this gate can be older than the gate
 	}
 	op := func() (pipelines.Run, error) {
 		cctx, cancel := context.WithTimeout(ctx, providerTimeout)
@@ -218,7 +220,7 @@ func (s *Server) trigger(ctx context.Context, p *Pipeline, g *approvals.Gate, id
 		if !errors.As(err, &ae) {
 			return run, backoff.Permanent(err)
 		}
-		refused := ae.StatusCode == http.StatusTooManyRequests || ae.StatusCode == http.StatusRequestTimeout
+		refused := ae.StatusCode == http.StatusTooManyRequests || ae.StatusCode == http.StatusRequestTimeout || ae.RateLimited
 		if !refused && !(idempotent && ae.Temporary()) {
 			return run, backoff.Permanent(err)
 		}

@@ -46,7 +46,7 @@ func (p *scriptedProvider) count() int {
 // idempotentProvider is scriptedProvider that may be repeated safely.
 type idempotentProvider struct{ scriptedProvider }
 
-func (*idempotentProvider) IdempotentTrigger() {}
+func (*idempotentProvider) RepeatableTrigger(context.Context, pipelines.Request) bool { return true }
 
 // approvedTrigger opens a gate, approves it and claims its trigger.
 func approvedTrigger(t *testing.T, prov pipelines.Provider) (*Server, *approvals.Store, approvals.Trigger) {

@@ -3,6 +3,7 @@ package pipelines
 import (
 	"errors"
 	"fmt"
+	"math"
 	"regexp"
 	"slices"
 	"sort"
@@ -213,9 +214,17 @@ func (in *Input) coerce(s string) (any, error) {
 		}
 		v = b
 	case TypeNumber:
+		// ParseFloat also accepts NaN, Inf and ±infinity, and returns ±Inf
+		// for values beyond float64 with a range error: none of them is a
+		// number a pipeline can be given (JSON cannot even carry them).
 		f, err := strconv.ParseFloat(s, 64)
-		if err != nil {
+		switch {
+		case errors.Is(err, strconv.ErrRange):
+			return nil, fmt.Errorf("%q is out of range for a number", s)
+		case err != nil:
 			return nil, fmt.Errorf("%q is not a number", s)
+		case math.IsNaN(f) || math.IsInf(f, 0):
+			return nil, fmt.Errorf("%q is not a finite number", s)
 		}
 		v = f
 	default:

@@ -42,6 +42,10 @@ func TestResolve(t *testing.T) {
 			`replicas: "many" is not a number`,
 			"version: required (string matching ^v?\\d+\\.\\d+\\.\\d+$)",
 		}},
+		{"not finite or out of range", map[string]any{"version": "1.0.0", "replicas": "NaN"}, nil, []string{`replicas: "NaN" is not a finite number`}},
+		{"infinity", map[string]any{"version": "1.0.0", "replicas": "Inf"}, nil, []string{`replicas: "Inf" is not a finite number`}},
+		{"minus infinity", map[string]any{"version": "1.0.0", "replicas": "-infinity"}, nil, []string{`replicas: "-infinity" is not a finite number`}},
+		{"beyond float64", map[string]any{"version": "1.0.0", "replicas": "1e400"}, nil, []string{`replicas: "1e400" is out of range for a number`}},
 		{"pattern", map[string]any{"version": "banana"}, nil, []string{`version: "banana" does not match ^v?\d+\.\d+\.\d+$`}},
 		{"wrong JSON types", map[string]any{"version": 1.0, "dry_run": "true", "region": true}, nil, []string{
 			"region: got a boolean, want string one of eu, us",

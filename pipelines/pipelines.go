@@ -75,6 +75,11 @@ type Request struct {
 	// trails on the provider's side.
 	Requester string
 	Approvers []string
+	// Since, when set, is a time before which no run for this gate can
+	// have been created (the gate's creation, or when its trigger began):
+	// providers that look an earlier run up list only runs created after
+	// it. Zero means unknown; they then look back a bounded window.
+	Since time.Time
 }
 
 // Provider starts runs and reports their status. Implementations must be
@@ -93,14 +98,20 @@ type Canceler interface {
 	Cancel(ctx context.Context, run Run) error
 }
 
-// Idempotent is implemented by providers whose Trigger may be repeated for
-// the same gate without starting a second run: the provider honours an
-// idempotency key, or Trigger first looks for a run stamped with the gate
-// id. gatebot repeats a trigger whose outcome is unknown (a timeout, a 5xx,
-// a worker that died mid-call) only for these; for the others the gate
-// goes to trigger_failed and a person decides.
+// Idempotent is implemented by providers whose Trigger may, for some or all
+// targets, be repeated for the same gate without starting a second run:
+// the provider recognises an earlier call (Trigger first finds a run
+// stamped with the gate id, or the provider documents replaying an
+// idempotency key). gatebot repeats a trigger whose outcome is unknown (a
+// timeout, a 5xx, a worker that died mid-call) only when RepeatableTrigger
+// says so; otherwise the gate goes to trigger_failed and a person decides.
 type Idempotent interface {
-	IdempotentTrigger()
+	// RepeatableTrigger reports whether a repeated Trigger for req.GateID
+	// is recognised at the provider for req's target, so gatebot may call
+	// Trigger again after a 5xx, a timeout or a crash. It answers false
+	// when it cannot tell (a lookup failed): the safe side is never a
+	// second run.
+	RepeatableTrigger(ctx context.Context, req Request) bool
 }
 
 // Rejecter is implemented by providers that must hear of a gate that was
@@ -136,7 +147,11 @@ type APIError struct {
 	Code       string        // the provider's own error code, if any
 	Message    string        // the provider's message, size-capped
 	RetryAfter time.Duration // from Retry-After or rate-limit headers
-	Err        error         // underlying transport error, if any
+	// RateLimited marks a refusal for a rate limit whatever its status
+	// (GitHub answers 403 with X-RateLimit-Remaining: 0 or Retry-After):
+	// nothing ran, and the call may be repeated after RetryAfter.
+	RateLimited bool
+	Err         error // underlying transport error, if any
 }
 
 func (e *APIError) Error() string {
@@ -159,9 +174,11 @@ func (e *APIError) Error() string {
 func (e *APIError) Unwrap() error { return e.Err }
 
 // Temporary reports whether repeating the call may succeed: transport
-// errors, 408, 429 and 5xx.
+// errors, 408, 429, 5xx and any refusal marked RateLimited.
 func (e *APIError) Temporary() bool {
 	switch {
+	case e.RateLimited:
+		return true
 	case e.StatusCode == 0:
 		return e.Err != nil
 	case e.StatusCode == 408, e.StatusCode == 429, e.StatusCode >= 500:

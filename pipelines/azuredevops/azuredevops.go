@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gatebot/gatebot/pipelines"
@@ -153,12 +154,30 @@ func (c *Client) Trigger(ctx context.Context, req pipelines.Request) (pipelines.
 	}
 	var r run
 	if err := c.do(ctx, http.MethodPost, p, body, "trigger run", &r); err != nil {
-		return pipelines.Run{}, err
+		return pipelines.Run{}, explainTriggerError(err)
 	}
 	if r.ID == 0 {
 		return pipelines.Run{}, c.api.Error("trigger run", http.StatusOK, "", "Azure DevOps answered without a run id")
 	}
 	return toRun(r, map[string]string{RefPipelineID: t.PipelineID}), nil
+}
+
+// explainTriggerError names the settings behind Azure DevOps' 400 "You
+// can't set the following variables (…)": the variable is not marked
+// "Settable at queue time" in the pipeline, and the project (or
+// organization) setting "Limit variables that can be set at queue time" is
+// on.
+//
+// Azure DevOps docs: https://learn.microsoft.com/azure/devops/pipelines/process/set-variables-scripts
+// and …/pipelines/security/inputs (Limit variables that can be set at queue time).
+func explainTriggerError(err error) error {
+	var ae *pipelines.APIError
+	if !errors.As(err, &ae) || ae.StatusCode != http.StatusBadRequest || !strings.Contains(ae.Message, "You can't set the following variables") {
+		return err
+	}
+	return fmt.Errorf("azuredevops: the pipeline refuses a queue-time variable gatebot sent: mark it \"Settable at queue time\" on the pipeline's Variables tab, "+
+		"or turn off \"Limit variables that can be set at queue time\" (Project settings > Pipelines > Settings), or drop it "+
+		"(target.gate_id_variable unset, inputs_as: template_parameters): %w", err)
 }
 
 func (c *Client) path(tmpl string, params ...string) (string, error) {
@@ -237,15 +256,30 @@ func toRun(r run, ref map[string]string) pipelines.Run {
 // (providers.md §8). Environment approvals and runs waiting for an agent
 // are inProgress, so running.
 func MapStatus(state, result string) pipelines.Status {
-	if state != "completed" {
-		return pipelines.StatusRunning // inProgress, canceling, unknown
+	st, _ := mapKnown(state, result)
+	return st
+}
+
+// mapKnown maps the documented RunState (unknown, inProgress, canceling,
+// completed) and RunResult (unknown, succeeded, failed, canceled) values;
+// known is false for others (an unknown state counts as running, an
+// unknown result of a completed run as failed).
+func mapKnown(state, result string) (pipelines.Status, bool) {
+	switch state {
+	case "inProgress", "canceling", "unknown":
+		return pipelines.StatusRunning, true
+	case "completed":
+	default:
+		return pipelines.StatusRunning, false
 	}
 	switch result {
 	case "succeeded":
-		return pipelines.StatusSucceeded
+		return pipelines.StatusSucceeded, true
+	case "failed", "unknown":
+		return pipelines.StatusFailed, true
 	case "canceled":
-		return pipelines.StatusCancelled
-	default: // failed, unknown
-		return pipelines.StatusFailed
+		return pipelines.StatusCancelled, true
+	default:
+		return pipelines.StatusFailed, false
 	}
 }

@@ -43,7 +43,7 @@ func newClient(t *testing.T, base string) *azuredevops.Client {
 
 func request(target map[string]any) pipelines.Request {
 	if target == nil {
-		target = map[string]any{"pipeline_id": 42, "ref": "main"}
+		target = map[string]any{"pipeline_id": 42, "ref": "main", "gate_id_variable": "GATEBOT_GATE_ID"}
 	}
 	return pipelines.Request{
 		GateID:   "g-123",
@@ -77,15 +77,20 @@ func TestTrigger(t *testing.T) {
 			want:   pipelines.Run{ID: "1234", URL: web, Status: pipelines.StatusRunning, Detail: "azure devops: inProgress", Ref: map[string]string{"pipeline_id": "42"}},
 		},
 		{
-			name:   "no gate variable",
-			target: map[string]any{"pipeline_id": 42, "ref": "main", "gate_id_variable": ""},
+			name:   "no gate variable unless the target names one",
+			target: map[string]any{"pipeline_id": 42, "ref": "main"},
 			ex:     pipelinestest.Exchange{Golden: "run-no-gate-variable", Status: 200, Body: runBody},
 			want:   pipelines.Run{ID: "1234", URL: web, Status: pipelines.StatusRunning, Detail: "azure devops: inProgress", Ref: map[string]string{"pipeline_id": "42"}},
 		},
 		{
-			name:    "400 variable not settable at queue time",
-			ex:      pipelinestest.Exchange{Golden: "run-template-parameters", Status: 400, Body: `{"$id":"1","innerException":null,"message":"You can't set the following variables (GATEBOT_GATE_ID). If you want to be able to set these variables, then edit the pipeline and select Settable at queue time on the variables tab of the pipeline editor.","typeName":"Microsoft.Azure.Pipelines.WebApi.PipelineValidationException, Microsoft.Azure.Pipelines.WebApi","typeKey":"PipelineValidationException","errorCode":0,"eventId":3000}`},
-			wantErr: apiErr(400, "PipelineValidationException", "You can't set the following variables (GATEBOT_GATE_ID). If you want to be able to set these variables, then edit the pipeline and select Settable at queue time on the variables tab of the pipeline editor.", false, 0),
+			name: "400 variable not settable at queue time",
+			ex:   pipelinestest.Exchange{Golden: "run-template-parameters", Status: 400, Body: `{"$id":"1","innerException":null,"message":"You can't set the following variables (GATEBOT_GATE_ID). If you want to be able to set these variables, then edit the pipeline and select Settable at queue time on the variables tab of the pipeline editor.","typeName":"Microsoft.Azure.Pipelines.WebApi.PipelineValidationException, Microsoft.Azure.Pipelines.WebApi","typeKey":"PipelineValidationException","errorCode":0,"eventId":3000}`},
+			wantErr: func(t *testing.T, err error) {
+				apiErr(400, "PipelineValidationException", "You can't set the following variables (GATEBOT_GATE_ID). If you want to be able to set these variables, then edit the pipeline and select Settable at queue time on the variables tab of the pipeline editor.", false, 0)(t, err)
+				if err == nil || !strings.Contains(err.Error(), `"Limit variables that can be set at queue time"`) || !strings.Contains(err.Error(), `"Settable at queue time"`) {
+					t.Errorf("err = %v, want it to name both settings", err)
+				}
+			},
 		},
 		{
 			name:    "203 sign-in page for a bad PAT",
@@ -271,7 +276,7 @@ func TestConfigAndCheck(t *testing.T) {
 		{"ok", pipelines.Definition{Target: map[string]any{"pipeline_id": 42, "ref": "main"}, Inputs: map[string]*pipelines.Input{"version": {}}}, nil},
 		{"bad target", pipelines.Definition{Target: map[string]any{"pipeline_id": "deploy", "inputs_as": "params", "branch": "x"}},
 			[]string{"target.branch: unknown key", "not a pipeline id", "ref is required", "not one of"}},
-		{"reserved variable", pipelines.Definition{Target: map[string]any{"pipeline_id": 1, "ref": "main", "inputs_as": "variables"}, Inputs: map[string]*pipelines.Input{"GATEBOT_GATE_ID": {}}}, []string{"reserved"}},
+		{"reserved variable", pipelines.Definition{Target: map[string]any{"pipeline_id": 1, "ref": "main", "inputs_as": "variables", "gate_id_variable": "GATEBOT_GATE_ID"}, Inputs: map[string]*pipelines.Input{"GATEBOT_GATE_ID": {}}}, []string{"reserved"}},
 		{"bad input name", pipelines.Definition{Target: map[string]any{"pipeline_id": 1, "ref": "main"}, Inputs: map[string]*pipelines.Input{"a b": {}}}, []string{"not a valid"}},
 	}
 	for _, tt := range tests {

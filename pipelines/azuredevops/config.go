@@ -17,7 +17,11 @@ import (
 // naming the collection.
 const DefaultBaseURL = "https://dev.azure.com"
 
-// DefaultGateIDVariable is the queue-time variable carrying the gate id.
+// DefaultGateIDVariable is the conventional name of a queue-time variable
+// carrying the gate id. No gate variable is sent unless a target names one
+// in gate_id_variable: where the project setting "Limit variables that can
+// be set at queue time" is on, Azure DevOps refuses (400) every variable
+// the pipeline does not mark "Settable at queue time".
 const DefaultGateIDVariable = "GATEBOT_GATE_ID"
 
 // Config is an azure_devops provider section.
@@ -74,7 +78,7 @@ type target struct {
 	PipelineID     string
 	Ref            string // full ref name
 	InputsAs       string
-	GateIDVariable string // "" sends none
+	GateIDVariable string // "" (the default) sends none
 }
 
 var targetKeys = []string{"pipeline_id", "ref", "inputs_as", "gate_id_variable"}
@@ -123,7 +127,6 @@ func parseTarget(m map[string]any) (target, []error) {
 			errs = append(errs, fmt.Errorf("target.inputs_as: %q is not one of template_parameters, variables", v))
 		}
 	}
-	t.GateIDVariable = DefaultGateIDVariable
 	if v, ok, err := apiclient.Target(m).Lookup("gate_id_variable"); err != nil {
 		errs = append(errs, err)
 	} else if ok {

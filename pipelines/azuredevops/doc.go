@@ -13,10 +13,13 @@
 //
 // Inputs go to templateParameters (runtime parameters, which the YAML must
 // declare), or with target.inputs_as: variables to queue-time variables.
-// The gate id goes in the GATEBOT_GATE_ID variable unless
-// target.gate_id_variable names another or is empty. Azure DevOps refuses
-// (400) variables that the pipeline does not mark "settable at queue time",
-// so declare that variable in the pipeline's Variables UI.
+// The gate id goes in a queue-time variable only when
+// target.gate_id_variable names one (conventionally GATEBOT_GATE_ID): where
+// "Limit variables that can be set at queue time" is on (the default for
+// new organizations), Azure DevOps refuses (400) variables the pipeline does
+// not mark "Settable at queue time", so the variable is opt-in and must be
+// declared so in the pipeline's Variables UI. That 400 comes back as an
+// error naming both settings.
 //
 // The Runs API has no cancel and no queued state: a run waiting for an
 // agent is inProgress, reported as running. Cancel uses the Builds API

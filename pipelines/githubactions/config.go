@@ -16,7 +16,10 @@ import (
 // uses https://HOST/api/v3.
 const DefaultBaseURL = "https://api.github.com"
 
-// DefaultGateIDInput is the workflow input that carries the gate id.
+// DefaultGateIDInput is the conventional name of the workflow input that
+// carries the gate id. It is sent only when a target names it in
+// gate_id_input (the workflow must declare it: GitHub refuses undeclared
+// inputs with 422 "Unexpected inputs provided").
 const DefaultGateIDInput = "gatebot_gate_id"
 
 // MaxInputs is the number of inputs a workflow_dispatch accepts (25 since
@@ -100,7 +103,8 @@ func parseTarget(m map[string]any) (target, []error) {
 	req("repo", &t.Repo)
 	req("workflow", &t.Workflow)
 	req("ref", &t.Ref)
-	t.GateIDInput = DefaultGateIDInput
+	// The gate id input is sent only when the target says the workflow
+	// declares it: GitHub refuses undeclared inputs with 422.
 	if v, ok, err := apiclient.Target(m).Lookup("gate_id_input"); err != nil {
 		errs = append(errs, err)
 	} else if ok {

@@ -13,9 +13,11 @@
 // # Finding the run
 //
 // GitHub has no idempotency key, and before February 2026 a dispatch did not
-// say which run it created. gatebot therefore stamps the gate id into a
-// workflow input (gatebot_gate_id unless the target's gate_id_input says
-// otherwise) and asks workflows to show it in their run name:
+// say which run it created. gatebot therefore can stamp the gate id into a
+// workflow input named by the target's gate_id_input (conventionally
+// gatebot_gate_id; it is sent only when the target names it, because GitHub
+// refuses inputs a workflow does not declare with 422 "Unexpected inputs
+// provided") and asks workflows to show it in their run name:
 //
 //	on:
 //	  workflow_dispatch:
@@ -31,7 +33,8 @@
 //     returns a run whose display_title carries the gate id, so a retry
 //     after a crash does not start a second run;
 //   - when the server does not return run details (return_run_details off,
-//     or GitHub Enterprise Server up to 3.20, which answers 400 to the field;
+//     or GitHub Enterprise Server up to 3.20, which answers 400, or 422
+//     "\"return_run_details\" is not a permitted key", to the field;
 //     the client then retries once without it and stops sending it), Trigger
 //     returns a Run with an empty ID and Ref holding the dispatch time, and
 //     Status looks for the run on each poll until it appears. After

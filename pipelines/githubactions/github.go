@@ -180,9 +180,10 @@ func (c *Client) Trigger(ctx context.Context, req pipelines.Request) (pipelines.
 	var out dispatchResponse
 	resp, err := c.dispatch(ctx, t, body, &out)
 	var ae *pipelines.APIError
-	if body.ReturnRunDetails && errors.As(err, &ae) && ae.StatusCode == http.StatusBadRequest {
-		// GHES ≤ 3.20 refuses the unknown field with 400 before dispatching
-		// anything, so sending the request again without it is safe.
+	if body.ReturnRunDetails && errors.As(err, &ae) && refusesRunDetails(ae) {
+		// Older GHES refuses the unknown field (400, or 422 "\"return_run_details\"
+		// is not a permitted key") before dispatching anything, so sending
+		// the request again without it is safe.
 		c.log.WarnContext(ctx, "server refused return_run_details; dispatching without it and finding runs by gate id",
 			"message", ae.Message)
 		body.ReturnRunDetails = false
@@ -193,7 +194,7 @@ func (c *Client) Trigger(ctx context.Context, req pipelines.Request) (pipelines.
 		}
 	}
 	if err != nil {
-		return pipelines.Run{}, err
+		return pipelines.Run{}, explainDispatchError(err, t)
 	}
 	if resp.StatusCode == http.StatusOK && out.WorkflowRunID != 0 {
 		return pipelines.Run{
@@ -208,10 +209,59 @@ func (c *Client) Trigger(ctx context.Context, req pipelines.Request) (pipelines.
 		return pipelines.Run{}, fmt.Errorf("githubactions: trigger run: the workflow was dispatched but GitHub did not return the run and no gate_id_input is set to find it: %w", ErrRunNotFound)
 	}
 	return pipelines.Run{
+		URL:    c.workflowURL(t),
 		Status: pipelines.StatusQueued,
 		Detail: "github: dispatched; waiting for the run to appear",
 		Ref:    ref,
 	}, nil
+}
+
+// workflowURL links the workflow's runs page, shown until the dispatched
+// run is known: https://github.com/OWNER/REPO/actions/workflows/FILE on
+// github.com, the same under the host of a GHES base URL ending in
+// /api/v3. A numeric workflow id has no page route, so no link.
+func (c *Client) workflowURL(t target) string {
+	if _, err := strconv.ParseInt(t.Workflow, 10, 64); err == nil {
+		return ""
+	}
+	base := strings.TrimRight(c.cfg.baseURL(), "/")
+	var web string
+	switch {
+	case base == DefaultBaseURL:
+		web = "https://github.com"
+	case strings.HasSuffix(base, "/api/v3"):
+		web = strings.TrimSuffix(base, "/api/v3")
+	default:
+		return ""
+	}
+	p, err := apiclient.Path("/{owner}/{repo}/actions/workflows/{workflow}", t.Owner, t.Repo, t.Workflow)
+	if err != nil {
+		return ""
+	}
+	return web + p
+}
+
+// refusesRunDetails reports a dispatch refused because of the
+// return_run_details field: any 400 (GHES ≤ 3.20, cli/cli#12672), or a 422
+// naming the field ("\"return_run_details\" is not a permitted key").
+func refusesRunDetails(ae *pipelines.APIError) bool {
+	return ae.StatusCode == http.StatusBadRequest ||
+		ae.StatusCode == http.StatusUnprocessableEntity && strings.Contains(ae.Message, "return_run_details")
+}
+
+// explainDispatchError names the cause of a 422 "Unexpected inputs
+// provided": the workflow's on.workflow_dispatch.inputs does not declare
+// an input gatebot sent, often the gate id input.
+func explainDispatchError(err error, t target) error {
+	var ae *pipelines.APIError
+	if !errors.As(err, &ae) || ae.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(ae.Message, "Unexpected inputs provided") {
+		return err
+	}
+	hint := "declare every pipeline input under on.workflow_dispatch.inputs"
+	if t.GateIDInput != "" && strings.Contains(ae.Message, t.GateIDInput) {
+		hint = fmt.Sprintf("declare the input %q (type: string) in the workflow, or remove target.gate_id_input", t.GateIDInput)
+	}
+	return fmt.Errorf("githubactions: the workflow %s does not declare an input gatebot sent (%s): %w", t.Workflow, hint, err)
 }
 
 func (c *Client) dispatch(ctx context.Context, t target, body dispatchRequest, out *dispatchResponse) (*apiclient.Response, error) {
@@ -231,14 +281,20 @@ func (c *Client) do(ctx context.Context, method, ref string, body any, op string
 	req.Header.Set("X-GitHub-Api-Version", "2022-11-28")
 	resp, err := c.api.Do(req, op, v)
 	var ae *pipelines.APIError
-	if errors.As(err, &ae) && resp != nil && ae.RetryAfter == 0 {
-		// Primary rate limits answer 403 or 429 with the reset time
-		// instead of Retry-After.
+	if errors.As(err, &ae) && resp != nil {
+		// Rate limits answer 403 or 429: the primary limit with
+		// X-RateLimit-Remaining: 0 and the reset time, a secondary limit
+		// with Retry-After. Either way nothing ran, so a 403 of that kind
+		// is temporary, as a 429 is.
 		// https://docs.github.com/rest/using-the-rest-api/rate-limits-for-the-rest-api
-		if resp.Header.Get("X-RateLimit-Remaining") == "0" {
+		exhausted := resp.Header.Get("X-RateLimit-Remaining") == "0"
+		if exhausted && ae.RetryAfter == 0 {
 			if reset, perr := strconv.ParseInt(resp.Header.Get("X-RateLimit-Reset"), 10, 64); perr == nil {
 				ae.RetryAfter = max(time.Unix(reset, 0).Sub(c.now()), time.Second)
 			}
+		}
+		if ae.StatusCode == http.StatusForbidden && (exhausted || resp.Header.Get("Retry-After") != "") {
+			ae.RateLimited = true
 		}
 	}
 	return resp, err
@@ -371,21 +427,32 @@ func toRun(wr workflowRun, ref map[string]string) pipelines.Run {
 // states (providers.md §6). waiting means an environment's required
 // reviewers have not approved yet, so the run counts as running.
 func MapStatus(status, conclusion string) pipelines.Status {
-	if status != "completed" {
-		switch status {
-		case "requested", "queued", "pending":
-			return pipelines.StatusQueued
-		default: // in_progress, waiting, and states GitHub may add
-			return pipelines.StatusRunning
-		}
+	st, _ := mapKnown(status, conclusion)
+	return st
+}
+
+// mapKnown maps the documented status and conclusion values; known is
+// false for others: an unknown status counts as running, an unknown
+// conclusion of a completed run as failed.
+func mapKnown(status, conclusion string) (pipelines.Status, bool) {
+	switch status {
+	case "requested", "queued", "pending":
+		return pipelines.StatusQueued, true
+	case "in_progress", "waiting":
+		return pipelines.StatusRunning, true
+	case "completed":
+	default:
+		return pipelines.StatusRunning, false
 	}
 	switch conclusion {
 	case "success", "neutral", "skipped":
-		return pipelines.StatusSucceeded
+		return pipelines.StatusSucceeded, true
+	case "failure", "timed_out", "startup_failure", "action_required", "stale":
+		return pipelines.StatusFailed, true
 	case "cancelled":
-		return pipelines.StatusCancelled
-	default: // failure, timed_out, startup_failure, action_required, stale, unknown
-		return pipelines.StatusFailed
+		return pipelines.StatusCancelled, true
+	default:
+		return pipelines.StatusFailed, false
 	}
 }
 

@@ -53,7 +53,7 @@ func request() pipelines.Request {
 	return pipelines.Request{
 		GateID:   "g-123",
 		Pipeline: "deploy-api",
-		Target:   map[string]any{"owner": "acme", "repo": "api", "workflow": "deploy.yml", "ref": "main"},
+		Target:   map[string]any{"owner": "acme", "repo": "api", "workflow": "deploy.yml", "ref": "main", "gate_id_input": "gatebot_gate_id"},
 		Inputs:   map[string]any{"version": "1.4.2", "replicas": float64(3), "dry_run": false},
 	}
 }
@@ -109,6 +109,23 @@ func TestTrigger(t *testing.T) {
 				{Golden: "dispatch-no-details", Status: 204},
 			},
 			want: pipelines.Run{Status: pipelines.StatusQueued, Detail: "github: dispatched; waiting for the run to appear", Ref: wantRef(nil)},
+		},
+		{
+			name: "GHES refuses return_run_details with 422: dispatch again without it",
+			script: []pipelinestest.Exchange{
+				{Golden: "find-runs", Status: 200, Body: noRuns},
+				{Golden: "dispatch", Status: 422, Body: `{"message":"Invalid request.\n\n\"return_run_details\" is not a permitted key.","documentation_url":"https://docs.github.com/enterprise-server@3.19/rest"}`},
+				{Golden: "dispatch-no-details", Status: 204},
+			},
+			want: pipelines.Run{Status: pipelines.StatusQueued, Detail: "github: dispatched; waiting for the run to appear", Ref: wantRef(nil)},
+		},
+		{
+			name:   "no gate_id_input: the input is not sent",
+			target: map[string]any{"owner": "acme", "repo": "api", "workflow": "deploy.yml", "ref": "main"},
+			script: []pipelinestest.Exchange{
+				{Golden: "dispatch-gate-input-unset", Status: 200, Body: runDetails},
+			},
+			want: pipelines.Run{ID: "999", URL: "https://github.com/acme/api/actions/runs/999", Status: pipelines.StatusQueued, Detail: "github: dispatched", Ref: wantRef(map[string]string{"gate_id_input": ""})},
 		},
 		{
 			name: "return_run_details off",
@@ -174,7 +191,34 @@ func TestTrigger(t *testing.T) {
 			script: []pipelinestest.Exchange{
 				{Golden: "find-runs", Status: 403, Header: http.Header{"X-RateLimit-Remaining": {"0"}, "X-RateLimit-Reset": {"1795341720"}}, Body: `{"message":"API rate limit exceeded for user ID 1."}`},
 			},
-			wantErr: apiErr(403, "API rate limit exceeded for user ID 1.", false, 2*time.Minute),
+			wantErr: apiErr(403, "API rate limit exceeded for user ID 1.", true, 2*time.Minute),
+		},
+		{
+			name: "403 secondary rate limit with Retry-After is temporary",
+			script: []pipelinestest.Exchange{
+				{Golden: "find-runs", Status: 403, Header: http.Header{"Retry-After": {"60"}}, Body: `{"message":"You have exceeded a secondary rate limit."}`},
+			},
+			wantErr: apiErr(403, "You have exceeded a secondary rate limit.", true, time.Minute),
+		},
+		{
+			name: "403 without rate-limit headers is permanent",
+			script: []pipelinestest.Exchange{
+				{Golden: "find-runs", Status: 403, Header: http.Header{"X-RateLimit-Remaining": {"4999"}}, Body: `{"message":"Resource not accessible by integration"}`},
+			},
+			wantErr: apiErr(403, "Resource not accessible by integration", false, 0),
+		},
+		{
+			name: "422 Unexpected inputs names the gate input",
+			script: []pipelinestest.Exchange{
+				{Golden: "find-runs", Status: 200, Body: noRuns},
+				{Golden: "dispatch", Status: 422, Body: `{"message":"Unexpected inputs provided: [\"gatebot_gate_id\"]","documentation_url":"https://docs.github.com/rest/actions/workflows#create-a-workflow-dispatch-event","status":"422"}`},
+			},
+			wantErr: func(t *testing.T, err error) {
+				apiErr(422, `Unexpected inputs provided: ["gatebot_gate_id"]`, false, 0)(t, err)
+				if err == nil || !strings.Contains(err.Error(), `declare the input "gatebot_gate_id"`) || !strings.Contains(err.Error(), "remove target.gate_id_input") {
+					t.Errorf("err = %v, want it to name the undeclared gate input", err)
+				}
+			},
 		},
 		{
 			name: "malformed run details",
@@ -451,7 +495,7 @@ func TestConfig(t *testing.T) {
 }
 
 func TestCheckPipeline(t *testing.T) {
-	target := map[string]any{"owner": "acme", "repo": "api", "workflow": "deploy.yml", "ref": "main"}
+	target := map[string]any{"owner": "acme", "repo": "api", "workflow": "deploy.yml", "ref": "main", "gate_id_input": "gatebot_gate_id"}
 	many := map[string]*pipelines.Input{}
 	for i := range githubactions.MaxInputs {
 		many[string(rune('a'+i))] = &pipelines.Input{Type: pipelines.TypeString}
@@ -468,6 +512,8 @@ func TestCheckPipeline(t *testing.T) {
 		{"bad input name", githubactions.Config{}, pipelines.Definition{Target: target, Inputs: map[string]*pipelines.Input{"1 version": {}}}, []string{"not a valid"}},
 		{"no way to find runs", githubactions.Config{ReturnRunDetails: bptr(false)},
 			pipelines.Definition{Target: map[string]any{"owner": "acme", "repo": "api", "workflow": "deploy.yml", "ref": "main", "gate_id_input": ""}}, []string{"must not be empty"}},
+		{"no gate input unless the target names it", githubactions.Config{ReturnRunDetails: bptr(false)},
+			pipelines.Definition{Target: map[string]any{"owner": "acme", "repo": "api", "workflow": "deploy.yml", "ref": "main"}}, []string{"must not be empty"}},
 		{"missing keys", githubactions.Config{}, pipelines.Definition{Target: map[string]any{"owner": "acme"}}, []string{"repo", "workflow", "ref"}},
 	}
 	for _, tt := range tests {

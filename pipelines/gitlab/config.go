@@ -57,9 +57,13 @@ type target struct {
 	Project  string // numeric id or full path
 	Ref      string
 	InputsAs string
+	// GateIDInput, in inputs mode, is the spec:inputs entry that carries
+	// the gate id; "" sends the gate id nowhere (inputs mode sends no
+	// pipeline variables at all).
+	GateIDInput string
 }
 
-var targetKeys = []string{"project", "ref", "inputs_as"}
+var targetKeys = []string{"project", "ref", "inputs_as", "gate_id_input"}
 
 var (
 	variableKey = regexp.MustCompile(`^[A-Za-z0-9_]{1,255}$`)
@@ -98,6 +102,17 @@ func parseTarget(m map[string]any) (target, []error) {
 			errs = append(errs, fmt.Errorf("target.inputs_as: %q is not one of variables, inputs", v))
 		}
 	}
+	if v, ok, err := apiclient.Target(m).Lookup("gate_id_input"); err != nil {
+		errs = append(errs, err)
+	} else if ok && v != "" {
+		t.GateIDInput = v
+		switch {
+		case !inputKey.MatchString(v):
+			errs = append(errs, fmt.Errorf("target.gate_id_input: %q is not a valid spec:inputs name", v))
+		case t.InputsAs != InputsAsInputs:
+			errs = append(errs, errors.New("target.gate_id_input: only with inputs_as: inputs (in variables mode the gate id is the "+GateIDVariable+" variable)"))
+		}
+	}
 	return t, errs
 }
 
@@ -110,7 +125,7 @@ func (c *Client) CheckPipeline(def pipelines.Definition) []error {
 	}
 	for _, name := range def.InputNames() {
 		switch {
-		case name == GateIDVariable:
+		case name == GateIDVariable && t.InputsAs != InputsAsInputs, name == t.GateIDInput:
 			errs = append(errs, fmt.Errorf("inputs.%s: reserved for the gate id", name))
 		case t.InputsAs == InputsAsInputs && !inputKey.MatchString(name):
 			errs = append(errs, fmt.Errorf("inputs.%s: not a valid spec:inputs name", name))

@@ -19,7 +19,14 @@
 //     then uses token if configured, else no credentials (enough for public
 //     projects); Cancel needs token.
 //
-// Every pipeline carries the gate id in the GATEBOT_GATE_ID variable.
+// In variables mode every pipeline carries the gate id in the
+// GATEBOT_GATE_ID variable. In inputs mode gatebot sends no pipeline
+// variables at all (many projects forbid them: Settings > CI/CD > Variables
+// > Minimum role to use pipeline variables); the gate id goes in the
+// spec:inputs entry named by target.gate_id_input when the pipeline
+// declares one, else nowhere. A refused-variables answer ("Insufficient
+// permissions to set pipeline variables") comes back as an error naming
+// that setting.
 // GitLab has no idempotency key and its pipeline listing does not show
 // variables, so a Trigger repeated after a crash between the create call
 // and gatebot recording its answer starts a second pipeline; gatebot's

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -138,7 +139,7 @@ type variable struct {
 
 type createRequest struct {
 	Ref       string         `json:"ref"`
-	Variables []variable     `json:"variables"`
+	Variables []variable     `json:"variables,omitempty"`
 	Inputs    map[string]any `json:"inputs,omitempty"`
 }
 
@@ -161,11 +162,15 @@ func (c *Client) Trigger(ctx context.Context, req pipelines.Request) (pipelines.
 	if req.GateID == "" {
 		return pipelines.Run{}, errors.New("gitlab: trigger run: empty gate id")
 	}
+	// Inputs mode sends no pipeline variables at all: many projects
+	// forbid them (Minimum role to use pipeline variables), and spec:inputs
+	// are not gated by that setting. The gate id then travels as an input,
+	// when the pipeline declares one (target.gate_id_input).
 	vars := map[string]string{}
 	if t.InputsAs == InputsAsVariables {
 		vars = pipelines.StringInputs(req.Inputs)
+		vars[GateIDVariable] = req.GateID
 	}
-	vars[GateIDVariable] = req.GateID
 
 	var p string
 	var body any
@@ -191,8 +196,14 @@ func (c *Client) Trigger(ctx context.Context, req pipelines.Request) (pipelines.
 		for _, k := range keys {
 			cr.Variables = append(cr.Variables, variable{Key: k, Value: vars[k], VariableType: "env_var"})
 		}
-		if t.InputsAs == InputsAsInputs && len(req.Inputs) > 0 {
-			cr.Inputs = req.Inputs
+		if t.InputsAs == InputsAsInputs {
+			cr.Inputs = maps.Clone(req.Inputs)
+			if t.GateIDInput != "" {
+				if cr.Inputs == nil {
+					cr.Inputs = map[string]any{}
+				}
+				cr.Inputs[t.GateIDInput] = req.GateID
+			}
 		}
 		body = cr
 	}
@@ -201,7 +212,7 @@ func (c *Client) Trigger(ctx context.Context, req pipelines.Request) (pipelines.
 	}
 	var pl pipeline
 	if err := c.do(ctx, http.MethodPost, p, body, "trigger run", &pl); err != nil {
-		return pipelines.Run{}, err
+		return pipelines.Run{}, explainTriggerError(err, t)
 	}
 	if pl.ID == 0 {
 		return pipelines.Run{}, c.api.Error("trigger run", http.StatusCreated, "", "GitLab answered without a pipeline id")
@@ -211,6 +222,22 @@ func (c *Client) Trigger(ctx context.Context, req pipelines.Request) (pipelines.
 		project = strconv.FormatInt(pl.ProjectID, 10) // survives project renames
 	}
 	return toRun(pl, map[string]string{RefProject: project}), nil
+}
+
+// explainTriggerError names the project setting behind GitLab's
+// "Insufficient permissions to set pipeline variables": the project's
+// Minimum role to use pipeline variables
+// (ci_pipeline_variables_minimum_override_role; no_one_allowed by default
+// for new gitlab.com projects since 17.7) is above the token's role.
+//
+// GitLab docs: https://docs.gitlab.com/ci/variables/#restrict-pipeline-variables
+func explainTriggerError(err error, t target) error {
+	var ae *pipelines.APIError
+	if !errors.As(err, &ae) || !strings.Contains(ae.Message, "Insufficient permissions to set pipeline variables") {
+		return err
+	}
+	return fmt.Errorf("gitlab: project %s refuses pipeline variables (Settings > CI/CD > Variables > Minimum role to use pipeline variables, "+
+		"ci_pipeline_variables_minimum_override_role): allow the token's role, or declare spec:inputs and set target.inputs_as: inputs: %w", t.Project, err)
 }
 
 func (c *Client) do(ctx context.Context, method, ref string, body any, op string, v any) error {
@@ -280,16 +307,25 @@ func toRun(pl pipeline, ref map[string]string) pipelines.Run {
 // manual counts as running: the pipeline waits for a person, as a gate
 // would. Unknown values count as running until GitLab reports an end.
 func MapStatus(status string) pipelines.Status {
+	st, _ := mapKnown(status)
+	return st
+}
+
+// mapKnown maps the documented pipeline statuses; known is false for
+// anything else, which counts as running.
+func mapKnown(status string) (pipelines.Status, bool) {
 	switch status {
 	case "created", "waiting_for_resource", "preparing", "pending", "scheduled":
-		return pipelines.StatusQueued
+		return pipelines.StatusQueued, true
+	case "running", "manual", "canceling":
+		return pipelines.StatusRunning, true
 	case "success":
-		return pipelines.StatusSucceeded
+		return pipelines.StatusSucceeded, true
 	case "failed":
-		return pipelines.StatusFailed
+		return pipelines.StatusFailed, true
 	case "canceled", "skipped":
-		return pipelines.StatusCancelled
-	default: // running, manual, canceling, and states GitLab may add
-		return pipelines.StatusRunning
+		return pipelines.StatusCancelled, true
+	default:
+		return pipelines.StatusRunning, false
 	}
 }

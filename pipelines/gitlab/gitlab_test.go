@@ -77,6 +77,22 @@ func TestTrigger(t *testing.T) {
 			want: pipelines.Run{ID: "4711", URL: "https://gitlab.com/acme/platform/api/-/pipelines/4711", Status: pipelines.StatusQueued, Detail: "gitlab: created", Ref: map[string]string{"project": "278964"}},
 		},
 		{
+			name: "spec:inputs with the gate id as an input, no variables", cfg: tokenOnly,
+			target: map[string]any{"project": 278964, "ref": "v1.4.2", "inputs_as": "inputs", "gate_id_input": "gatebot_gate_id"},
+			ex:     pipelinestest.Exchange{Golden: "create-inputs-gate-input", Status: 201, Body: created},
+			want:   pipelines.Run{ID: "4711", URL: "https://gitlab.com/acme/platform/api/-/pipelines/4711", Status: pipelines.StatusQueued, Detail: "gitlab: created", Ref: map[string]string{"project": "278964"}},
+		},
+		{
+			name: "refused pipeline variables name the project setting", cfg: tokenOnly,
+			ex: pipelinestest.Exchange{Golden: "create-variables", Status: 400, Body: `{"message":{"base":["Insufficient permissions to set pipeline variables"]}}`},
+			wantErr: func(t *testing.T, err error) {
+				apiErr(400, "base: Insufficient permissions to set pipeline variables", false, 0)(t, err)
+				if err == nil || !strings.Contains(err.Error(), "Minimum role to use pipeline variables") || !strings.Contains(err.Error(), "inputs_as: inputs") {
+					t.Errorf("err = %v, want it to name the project setting", err)
+				}
+			},
+		},
+		{
 			name: "trigger token, form body, no PRIVATE-TOKEN", cfg: trigger,
 			ex:   pipelinestest.Exchange{Golden: "trigger-token", Status: 201, Body: `{"id":4711,"status":"pending","web_url":"https://gitlab.com/acme/platform/api/-/pipelines/4711"}`},
 			want: pipelines.Run{ID: "4711", URL: "https://gitlab.com/acme/platform/api/-/pipelines/4711", Status: pipelines.StatusQueued, Detail: "gitlab: pending", Ref: map[string]string{"project": "acme/platform/api"}},
@@ -297,6 +313,8 @@ func TestConfigAndCheck(t *testing.T) {
 		{"ok", gitlab.Config{Token: "x"}, pipelines.Definition{Target: map[string]any{"project": "a/b", "ref": "main"}, Inputs: in("VERSION", "dry_run")}, nil},
 		{"variable keys", gitlab.Config{Token: "x"}, pipelines.Definition{Target: map[string]any{"project": "a/b", "ref": "main"}, Inputs: in("GATEBOT_GATE_ID", "dry-run")}, []string{"reserved", "letters, digits and _"}},
 		{"inputs allow dashes", gitlab.Config{Token: "x"}, pipelines.Definition{Target: map[string]any{"project": "a/b", "ref": "main", "inputs_as": "inputs"}, Inputs: in("dry-run")}, nil},
+		{"gate input only in inputs mode", gitlab.Config{Token: "x"}, pipelines.Definition{Target: map[string]any{"project": "a/b", "ref": "main", "gate_id_input": "gid"}}, []string{"only with inputs_as: inputs"}},
+		{"gate input reserved", gitlab.Config{Token: "x"}, pipelines.Definition{Target: map[string]any{"project": "a/b", "ref": "main", "inputs_as": "inputs", "gate_id_input": "gid"}, Inputs: in("gid", "GATEBOT_GATE_ID")}, []string{"inputs.gid: reserved"}},
 		{"inputs with trigger token", gitlab.Config{TriggerToken: "x"}, pipelines.Definition{Target: map[string]any{"project": "a/b", "ref": "main", "inputs_as": "inputs"}}, []string{"trigger_token"}},
 		{"bad target", gitlab.Config{Token: "x"}, pipelines.Definition{Target: map[string]any{"inputs_as": "env"}}, []string{"project is required", "ref is required", "not one of"}},
 	}

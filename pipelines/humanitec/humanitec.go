@@ -22,8 +22,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/gatebot/gatebot/pipelines"
 	"github.com/gatebot/gatebot/pipelines/apiclient"
@@ -34,6 +37,9 @@ const ProviderType = "humanitec"
 
 // DefaultBaseURL is Humanitec's public API root.
 const DefaultBaseURL = "https://api.humanitec.io"
+
+// DefaultUIURL is the Platform Orchestrator web UI for DefaultBaseURL.
+const DefaultUIURL = "https://app.humanitec.io"
 
 // ErrNotCancellable reports Humanitec's 409 on cancel: the run is in a state
 // (completed, failed, …) from which it cannot be cancelled. The error also
@@ -48,6 +54,10 @@ type Config struct {
 	Token apiclient.Secret `yaml:"token"`
 	// Org is the Humanitec organization id.
 	Org string `yaml:"org"`
+	// UIURL is the Platform Orchestrator web UI root that run links point
+	// at; empty means https://app.humanitec.io when BaseURL is Humanitec's
+	// public API, and no links otherwise.
+	UIURL string `yaml:"ui_url"`
 }
 
 // Validate reports every problem with c, each naming its field.
@@ -60,6 +70,11 @@ func (c Config) Validate() []error {
 	}
 	if c.Token == "" {
 		errs = append(errs, errors.New("token is required (a Humanitec service user API token)"))
+	}
+	if c.UIURL != "" {
+		if _, err := apiclient.ParseBaseURL(c.UIURL); err != nil {
+			errs = append(errs, fmt.Errorf("ui_url: %w", err))
+		}
 	}
 	if strings.TrimSpace(c.Org) == "" {
 		errs = append(errs, errors.New("org is required (the Humanitec organization id)"))
@@ -84,8 +99,10 @@ func WithLogger(l *slog.Logger) Option { return apiclient.WithLogger(l) }
 // Client is a Humanitec pipelines client. It is safe for concurrent use.
 type Client struct {
 	org string
+	ui  string // web UI root without trailing slash; "" builds no links
 	api *apiclient.Client
 	log *slog.Logger
+	now func() time.Time
 }
 
 var (
@@ -121,7 +138,11 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("humanitec: %w", err)
 	}
-	return &Client{org: cfg.Org, api: api, log: o.Logger.With("provider", ProviderType)}, nil
+	ui := strings.TrimRight(cfg.UIURL, "/")
+	if ui == "" && strings.TrimRight(base, "/") == DefaultBaseURL {
+		ui = DefaultUIURL
+	}
+	return &Client{org: cfg.Org, ui: ui, api: api, log: o.Logger.With("provider", ProviderType), now: o.Now}, nil
 }
 
 // parseError reads Humanitec's {"error":"API-000","message":"…"} body.
@@ -138,17 +159,25 @@ func parseError(b []byte) (string, string) {
 
 // Target keys.
 const (
-	keyApp      = "app"
-	keyPipeline = "pipeline_id"
+	keyApp       = "app"
+	keyPipeline  = "pipeline_id"
+	keyGateInput = "gate_id_input"
 )
 
 // CheckPipeline validates a pipeline definition for Humanitec: target.app
-// and target.pipeline_id are required path segments and no other target
-// key is known. Inputs of every gatebot type are forwarded typed, matching
-// the pipeline_call trigger's typed inputs, so none is refused here.
+// and target.pipeline_id are required path segments; target.gate_id_input,
+// optional, names a string input of the pipeline_call trigger that carries
+// the gate id (so no gatebot input may use that name). Inputs of every
+// gatebot type are forwarded typed, matching the pipeline_call trigger's
+// typed inputs, so none is refused here.
 func (c *Client) CheckPipeline(def pipelines.Definition) []error {
 	t := apiclient.Target(def.Target)
-	errs := t.CheckKeys(keyApp, keyPipeline)
+	errs := t.CheckKeys(keyApp, keyPipeline, keyGateInput)
+	if gi, err := t.String(keyGateInput, false); err != nil {
+		errs = append(errs, err)
+	} else if gi != "" && slices.Contains(def.InputNames(), gi) {
+		errs = append(errs, fmt.Errorf("inputs.%s: reserved for the gate id (see target.%s)", gi, keyGateInput))
+	}
 	for _, k := range []string{keyApp, keyPipeline} {
 		v, err := t.String(k, true)
 		if err != nil {
@@ -162,15 +191,16 @@ func (c *Client) CheckPipeline(def pipelines.Definition) []error {
 	return errs
 }
 
-type target struct{ app, pipeline string }
+type target struct{ app, pipeline, gateInput string }
 
 func readTarget(t apiclient.Target) (target, error) {
 	app, err1 := t.String(keyApp, true)
 	pl, err2 := t.String(keyPipeline, true)
-	if err := errors.Join(err1, err2); err != nil {
+	gi, err3 := t.String(keyGateInput, false)
+	if err := errors.Join(err1, err2, err3); err != nil {
 		return target{}, fmt.Errorf("humanitec: %w", err)
 	}
-	return target{app: app, pipeline: pl}, nil
+	return target{app: app, pipeline: pl, gateInput: gi}, nil
 }
 
 // pipelineRun is the part of Humanitec's PipelineRun that gatebot uses.
@@ -184,12 +214,17 @@ type pipelineRun struct {
 	CancellationRequestedAt *string         `json:"cancellation_requested_at"`
 	CompletedAt             *string         `json:"completed_at"`
 	WaitingFor              json.RawMessage `json:"waiting_for"`
+	Inputs                  map[string]any  `json:"inputs"`
 }
 
-// Trigger creates a pipeline run with the typed inputs, using the gate id as
-// Idempotency-Key, so a repeated call after a crash returns the same run.
-// A 204 answer ("valid, but no run was created") is reported as an error
-// wrapping pipelines.ErrNoRun.
+// Trigger creates a pipeline run with the typed inputs. It sends the gate
+// id as Idempotency-Key, but does not rely on it: the API declares the
+// header and documents no replay behaviour. With target.gate_id_input set,
+// the gate id is also stamped into that input, and Trigger first looks
+// for a run of the pipeline stamped with the gate (created since
+// req.Since) and returns it instead of creating another; a 409 answer to
+// the create is looked up the same way. A 204 answer ("valid, but no run
+// was created") is reported as an error wrapping pipelines.ErrNoRun.
 //
 // Humanitec API docs: createPipelineRun,
 // POST /orgs/{orgId}/apps/{appId}/pipelines/{pipelineId}/runs
@@ -206,9 +241,18 @@ func (c *Client) Trigger(ctx context.Context, req pipelines.Request) (pipelines.
 	if err != nil {
 		return pipelines.Run{}, fmt.Errorf("humanitec: %w", err)
 	}
-	inputs := req.Inputs
+	inputs := maps.Clone(req.Inputs)
 	if inputs == nil {
 		inputs = map[string]any{} // the body requires "inputs"
+	}
+	if tg.gateInput != "" {
+		inputs[tg.gateInput] = req.GateID
+		if pr, found, err := c.findRun(ctx, tg, req); err != nil {
+			return pipelines.Run{}, fmt.Errorf("humanitec: look for an earlier run of this gate: %w", err)
+		} else if found {
+			c.log.InfoContext(ctx, "pipeline run already exists for this gate; not creating another", "gate_id", req.GateID, "run_id", pr.ID)
+			return c.run(pr, tg), nil
+		}
 	}
 	hr, err := c.api.NewRequest(ctx, http.MethodPost, p, struct {
 		Inputs map[string]any `json:"inputs"`
@@ -219,6 +263,10 @@ func (c *Client) Trigger(ctx context.Context, req pipelines.Request) (pipelines.
 	hr.Header.Set("Idempotency-Key", req.GateID)
 	var pr pipelineRun
 	resp, err := c.api.Do(hr, "trigger run", &pr)
+	var ae *pipelines.APIError
+	if errors.As(err, &ae) && ae.StatusCode == http.StatusConflict {
+		return c.afterConflict(ctx, tg, req, err)
+	}
 	if err != nil {
 		return pipelines.Run{}, err
 	}
@@ -241,7 +289,7 @@ func (c *Client) run(pr pipelineRun, tg target) pipelines.Run {
 	if pr.Etag != "" {
 		ref["etag"] = pr.Etag
 	}
-	return pipelines.Run{ID: pr.ID, Status: st, Detail: detail, Ref: ref}
+	return pipelines.Run{ID: pr.ID, URL: c.runURL(tg, pr.ID), Status: st, Detail: detail, Ref: ref}
 }
 
 // mapStatus maps a Humanitec run onto gatebot's states. The spec types
@@ -249,7 +297,9 @@ func (c *Client) run(pr pipelineRun, tg target) pipelines.Run {
 // "a successful, failed, or cancelled status", so it decides terminality:
 // a completed run with an unrecognised status is failed (or cancelled if
 // cancellation was requested), and unknown non-terminal strings are
-// running.
+// running. Only "executing" appears in the spec (its example); the other
+// words are inferred (providers.md §1), which is why completed_at, not
+// the word, decides whether the run ended.
 func mapStatus(pr pipelineRun) (pipelines.Status, string) {
 	s := strings.ToLower(pr.Status)
 	var st pipelines.Status
@@ -318,7 +368,9 @@ func (c *Client) Status(ctx context.Context, run pipelines.Run) (pipelines.Run, 
 		pr.ID = run.ID
 	}
 	out := c.run(pr, tg)
-	out.URL = run.URL
+	if out.URL == "" {
+		out.URL = run.URL
+	}
 	return out, nil
 }
 
@@ -352,8 +404,5 @@ func (c *Client) Cancel(ctx context.Context, run pipelines.Run) error {
 	}
 	return err
 }
-
-// IdempotentTrigger marks Trigger as safe to repeat for a gate: the Idempotency-Key header carries the gate id.
-func (c *Client) IdempotentTrigger() {}
 
 var _ pipelines.Idempotent = (*Client)(nil)

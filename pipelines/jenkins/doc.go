@@ -25,6 +25,13 @@
 // crash does not start a second one. (A retry while the first request is
 // still queued is folded by Jenkins itself into the same queue item.)
 //
+// Jenkins drops parameters a job does not define, so that lookup only works
+// when the job defines the gate-id parameter. RepeatableTrigger therefore
+// reads the job's parameter definitions (cached per job) and allows a repeat
+// after a 5xx, a timeout or a crash only when the target sends the
+// parameter and the job defines it; otherwise gatebot treats the trigger as
+// not repeatable and a person checks Jenkins before retrying.
+//
 // Like every provider sub-package it imports only pipelines,
 // pipelines/apiclient and the standard library.
 package jenkins

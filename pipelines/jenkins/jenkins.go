@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gatebot/gatebot/pipelines"
@@ -52,9 +53,21 @@ func WithNow(now func() time.Time) Option { return apiclient.WithNow("jenkins", 
 
 // Client is a Jenkins provider. It is safe for concurrent use.
 type Client struct {
-	cfg Config
-	api *apiclient.Client
-	log *slog.Logger
+	cfg  Config
+	api  *apiclient.Client
+	log  *slog.Logger
+	now  func() time.Time
+	base string // BaseURL without its trailing slash, for job page links
+
+	mu     sync.Mutex
+	params map[string]paramCheck // job path → does it define the gate parameter
+}
+
+// paramCheck is one cached answer to "does this job define parameter p".
+type paramCheck struct {
+	param   string
+	defined bool
+	at      time.Time
 }
 
 var (
@@ -98,7 +111,8 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("jenkins: %w", err)
 	}
-	return &Client{cfg: cfg, api: api, log: o.Logger.With("provider", ProviderType)}, nil
+	return &Client{cfg: cfg, api: api, log: o.Logger.With("provider", ProviderType), now: o.Now,
+		base: strings.TrimRight(cfg.BaseURL, "/"), params: map[string]paramCheck{}}, nil
 }
 
 // jobPath renders "/job/a/job/b" + suffix with every name escaped.
@@ -194,7 +208,7 @@ func (c *Client) Trigger(ctx context.Context, req pipelines.Request) (pipelines.
 			"Jenkins accepted the request but named no queue item (is the job parameterized, and Jenkins 2.x?)")
 	}
 	ref[RefQueueID] = m[1]
-	return pipelines.Run{ID: "queue-" + m[1], Status: pipelines.StatusQueued, Detail: "jenkins: queued", Ref: ref}, nil
+	return pipelines.Run{ID: "queue-" + m[1], URL: c.jobURL(t.Job), Status: pipelines.StatusQueued, Detail: "jenkins: queued", Ref: ref}, nil
 }
 
 func (c *Client) do(ctx context.Context, method, ref string, body any, op string, v any) (*apiclient.Response, error) {
@@ -257,13 +271,13 @@ func (c *Client) Status(ctx context.Context, run pipelines.Run) (pipelines.Run, 
 		case err != nil:
 			return run, err
 		case qi.Cancelled:
-			return pipelines.Run{ID: run.ID, Status: pipelines.StatusCancelled, Detail: "jenkins: cancelled while queued", Ref: ref}, nil
+			return pipelines.Run{ID: run.ID, URL: c.jobURL(job), Status: pipelines.StatusCancelled, Detail: "jenkins: cancelled while queued", Ref: ref}, nil
 		case qi.Executable == nil || qi.Executable.Number == 0:
 			detail := "jenkins: queued"
 			if qi.Why != "" {
 				detail += " (" + apiclient.Truncate(qi.Why, 200) + ")"
 			}
-			return pipelines.Run{ID: run.ID, Status: pipelines.StatusQueued, Detail: detail, Ref: ref}, nil
+			return pipelines.Run{ID: run.ID, URL: c.jobURL(job), Status: pipelines.StatusQueued, Detail: detail, Ref: ref}, nil
 		}
 		ref[RefBuild] = strconv.FormatInt(qi.Executable.Number, 10)
 	}
@@ -345,10 +359,14 @@ func MapBuild(building bool, result string, unstableIsFailure bool) pipelines.St
 
 // Cancel stops the build, or cancels the queue item if the build has not
 // started. It first refreshes the run, because a queued item may have
-// become a build since the last poll.
+// become a build since the last poll; and when cancelItem answers 404 (the
+// item left the queue between the refresh and the cancel: Jenkins answers
+// "Provided id (N) not found" for an item that is no longer queued) it
+// refreshes again and stops the build the item became.
 //
 // Jenkins docs: https://www.jenkins.io/doc/book/using/aborting-a-build/
-// (POST /job/NAME/NUMBER/stop) and POST /queue/cancelItem?id=N.
+// (POST /job/NAME/NUMBER/stop) and POST /queue/cancelItem?id=N (204, or 404
+// for an id no longer in the queue: hudson.model.Queue#doCancelItem).
 func (c *Client) Cancel(ctx context.Context, run pipelines.Run) error {
 	cur, err := c.Status(ctx, run)
 	if err != nil {
@@ -357,15 +375,40 @@ func (c *Client) Cancel(ctx context.Context, run pipelines.Run) error {
 	if cur.Status.Terminal() {
 		return nil // nothing left to stop
 	}
-	var p string
-	if n := cur.Ref[RefBuild]; n != "" {
-		p, err = jobPath(splitJob(cur.Ref[RefJob]), "/{number}/stop", n)
-	} else {
-		p = "/queue/cancelItem?" + url.Values{"id": {cur.Ref[RefQueueID]}}.Encode()
+	if cur.Ref[RefBuild] != "" {
+		return c.stop(ctx, cur)
 	}
+	p := "/queue/cancelItem?" + url.Values{"id": {cur.Ref[RefQueueID]}}.Encode()
+	err = c.post(ctx, p)
+	var ae *pipelines.APIError
+	if !errors.As(err, &ae) || ae.StatusCode != http.StatusNotFound {
+		return err
+	}
+	again, serr := c.Status(ctx, cur)
+	switch {
+	case serr != nil:
+		return fmt.Errorf("jenkins: queue item %s left the queue before it could be cancelled, and reading it again failed: %w", cur.Ref[RefQueueID], serr)
+	case again.Status.Terminal():
+		return nil
+	case again.Ref[RefBuild] != "":
+		c.log.InfoContext(ctx, "queue item became a build while cancelling; stopping the build", "build", again.Ref[RefBuild])
+		return c.stop(ctx, again)
+	}
+	return err
+}
+
+// stop asks Jenkins to abort a started build.
+func (c *Client) stop(ctx context.Context, run pipelines.Run) error {
+	p, err := jobPath(splitJob(run.Ref[RefJob]), "/{number}/stop", run.Ref[RefBuild])
 	if err != nil {
 		return err
 	}
+	return c.post(ctx, p)
+}
+
+// post sends a bodiless POST that Jenkins answers with a redirect once
+// done.
+func (c *Client) post(ctx context.Context, p string) error {
 	resp, err := c.do(ctx, http.MethodPost, p, nil, "cancel run", nil)
 	switch {
 	case resp != nil && resp.StatusCode >= 300 && resp.StatusCode < 400:
@@ -376,7 +419,85 @@ func (c *Client) Cancel(ctx context.Context, run pipelines.Run) error {
 	return err
 }
 
-// IdempotentTrigger marks Trigger as safe to repeat for a gate: Trigger first looks for a build whose GATE_ID parameter is the gate.
-func (c *Client) IdempotentTrigger() {}
+// paramTTL bounds how long a job's "defines the gate parameter" answer is
+// trusted: long enough that a burst of gates asks once, short enough that
+// removing the parameter from a job is noticed.
+const paramTTL = 10 * time.Minute
+
+// RepeatableTrigger reports whether Trigger can recognise an earlier call
+// for the gate: only when the target sends a gate-id parameter AND the job
+// defines it. Jenkins silently drops parameters a job does not define, so
+// a build started without the parameter cannot be found again, and a
+// repeat would queue a second build. The job's parameter definitions are
+// read once through the job API and cached per job; a failed read answers
+// false.
+//
+// Jenkins docs: https://www.jenkins.io/doc/book/using/remote-access-api/
+// (GET /job/NAME/api/json, property[].parameterDefinitions[].name).
+func (c *Client) RepeatableTrigger(ctx context.Context, req pipelines.Request) bool {
+	t, errs := parseTarget(req.Target)
+	if len(errs) > 0 || t.GateIDParam == "" {
+		return false
+	}
+	ok, err := c.jobDefines(ctx, t.Job, t.GateIDParam)
+	if err != nil {
+		c.log.WarnContext(ctx, "cannot read the job's parameters; treating a repeated trigger as unsafe", "job", strings.Join(t.Job, "/"), "err", err)
+		return false
+	}
+	if !ok {
+		c.log.WarnContext(ctx, "job does not define the gate-id parameter; a repeated trigger would start a second build",
+			"job", strings.Join(t.Job, "/"), "parameter", t.GateIDParam)
+	}
+	return ok
+}
+
+func (c *Client) jobDefines(ctx context.Context, job []string, param string) (bool, error) {
+	key := strings.Join(job, "/")
+	c.mu.Lock()
+	pc, ok := c.params[key]
+	c.mu.Unlock()
+	if ok && pc.param == param && c.now().Sub(pc.at) < paramTTL {
+		return pc.defined, nil
+	}
+	p, err := jobPath(job, "/api/json")
+	if err != nil {
+		return false, err
+	}
+	// Pipeline and freestyle jobs list definitions under property[];
+	// older freestyle jobs also under actions[].
+	type defs struct {
+		ParameterDefinitions []struct {
+			Name string `json:"name"`
+		} `json:"parameterDefinitions"`
+	}
+	var out struct {
+		Property []defs `json:"property"`
+		Actions  []defs `json:"actions"`
+	}
+	q := url.Values{"tree": {"property[parameterDefinitions[name]],actions[parameterDefinitions[name]]"}}
+	if _, err := c.do(ctx, http.MethodGet, p+"?"+q.Encode(), nil, "read job parameters", &out); err != nil {
+		return false, err
+	}
+	defined := false
+	for _, d := range append(out.Property, out.Actions...) {
+		for _, pd := range d.ParameterDefinitions {
+			defined = defined || pd.Name == param
+		}
+	}
+	c.mu.Lock()
+	c.params[key] = paramCheck{param: param, defined: defined, at: c.now()}
+	c.mu.Unlock()
+	return defined, nil
+}
+
+// jobURL is the job's page, the link shown while a run is still a queue
+// item.
+func (c *Client) jobURL(job []string) string {
+	p, err := jobPath(job, "/")
+	if err != nil {
+		return ""
+	}
+	return c.base + p
+}
 
 var _ pipelines.Idempotent = (*Client)(nil)

@@ -84,7 +84,7 @@ func TestTrigger(t *testing.T) {
 				{Golden: "find-builds", Status: 200, Body: noBuilds},
 				{Golden: "build-with-parameters", Status: 201, Header: http.Header{"Location": {"https://jenkins.internal.example.com/jenkins/queue/item/417/"}}},
 			},
-			want: pipelines.Run{ID: "queue-417", Status: pipelines.StatusQueued, Detail: "jenkins: queued", Ref: ref(map[string]string{"queue_id": "417"})},
+			want: pipelines.Run{ID: "queue-417", URL: pipelinestest.BaseURL + "/jenkins/job/platform/job/deploy%20api/", Status: pipelines.StatusQueued, Detail: "jenkins: queued", Ref: ref(map[string]string{"queue_id": "417"})},
 		},
 		{
 			name: "a build for the gate exists",
@@ -101,7 +101,7 @@ func TestTrigger(t *testing.T) {
 			script: []pipelinestest.Exchange{
 				{Golden: "build-with-parameters-no-gate", Status: 201, Header: http.Header{"Location": {pipelinestest.BaseURL + "/jenkins/queue/item/9"}}},
 			},
-			want: pipelines.Run{ID: "queue-9", Status: pipelines.StatusQueued, Detail: "jenkins: queued", Ref: map[string]string{"job": "deploy", "gate_id": "g-123", "gate_id_param": "", "queue_id": "9"}},
+			want: pipelines.Run{ID: "queue-9", URL: pipelinestest.BaseURL + "/jenkins/job/deploy/", Status: pipelines.StatusQueued, Detail: "jenkins: queued", Ref: map[string]string{"job": "deploy", "gate_id": "g-123", "gate_id_param": "", "queue_id": "9"}},
 		},
 		{
 			name: "201 without a queue item",
@@ -158,7 +158,9 @@ func TestTrigger(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := newClient(t, pipelinestest.NewServer(t, tt.script...).URL, jenkins.Config{})
+			srv := pipelinestest.NewServer(t, tt.script...)
+			c := newClient(t, srv.URL, jenkins.Config{})
+			tt.want.URL = strings.ReplaceAll(tt.want.URL, pipelinestest.BaseURL, srv.URL)
 			got, err := c.Trigger(t.Context(), request(tt.target))
 			if tt.wantErr != nil {
 				if err != nil && (strings.Contains(err.Error(), token) || strings.Contains(err.Error(), basic)) {
@@ -218,13 +220,13 @@ func TestStatus(t *testing.T) {
 			name:   "still queued",
 			run:    queued,
 			script: []pipelinestest.Exchange{{Golden: "queue-item", Status: 200, Body: `{"_class":"hudson.model.Queue$WaitingItem","id":417,"cancelled":false,"why":"Waiting for next available executor on ‘linux’","executable":null}`}},
-			want:   pipelines.Run{ID: "queue-417", Status: pipelines.StatusQueued, Detail: "jenkins: queued (Waiting for next available executor on ‘linux’)", Ref: queued.Ref},
+			want:   pipelines.Run{ID: "queue-417", URL: pipelinestest.BaseURL + "/jenkins/job/platform/job/deploy%20api/", Status: pipelines.StatusQueued, Detail: "jenkins: queued (Waiting for next available executor on ‘linux’)", Ref: queued.Ref},
 		},
 		{
 			name:   "cancelled in the queue",
 			run:    queued,
 			script: []pipelinestest.Exchange{{Golden: "queue-item", Status: 200, Body: `{"_class":"hudson.model.Queue$CancelledItem","id":417,"cancelled":true}`}},
-			want:   pipelines.Run{ID: "queue-417", Status: pipelines.StatusCancelled, Detail: "jenkins: cancelled while queued", Ref: queued.Ref},
+			want:   pipelines.Run{ID: "queue-417", URL: pipelinestest.BaseURL + "/jenkins/job/platform/job/deploy%20api/", Status: pipelines.StatusCancelled, Detail: "jenkins: cancelled while queued", Ref: queued.Ref},
 		},
 		{
 			name: "queue item names its build",
@@ -279,7 +281,9 @@ func TestStatus(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := newClient(t, pipelinestest.NewServer(t, tt.script...).URL, tt.cfg)
+			srv := pipelinestest.NewServer(t, tt.script...)
+			c := newClient(t, srv.URL, tt.cfg)
+			tt.want.URL = strings.ReplaceAll(tt.want.URL, pipelinestest.BaseURL, srv.URL)
 			got, err := c.Status(t.Context(), tt.run)
 			if tt.wantErr != nil {
 				tt.wantErr(t, err)
@@ -363,6 +367,24 @@ func TestCancel(t *testing.T) {
 			{Golden: "build", Status: 200, Body: running},
 			{Golden: "stop", Status: 302, Header: http.Header{"Location": {pipelinestest.BaseURL + "/jenkins/job/platform/job/deploy%20api/42/"}}},
 		}, nil},
+		{"cancelItem 404: the item just became a build, which is stopped", queued, []pipelinestest.Exchange{
+			{Golden: "queue-item", Status: 200, Body: waiting},
+			{Golden: "cancel-item", Status: 404, Header: http.Header{"Content-Type": {"text/html"}}, Body: "Provided id (417) not found"},
+			{Golden: "queue-item", Status: 200, Body: `{"id":417,"executable":{"number":42,"url":"u"}}`},
+			{Golden: "build", Status: 200, Body: running},
+			{Golden: "stop", Status: 302, Header: http.Header{"Location": {pipelinestest.BaseURL + "/jenkins/job/platform/job/deploy%20api/42/"}}},
+		}, nil},
+		{"cancelItem 404: the build already finished", queued, []pipelinestest.Exchange{
+			{Golden: "queue-item", Status: 200, Body: waiting},
+			{Golden: "cancel-item", Status: 404, Body: "Provided id (417) not found"},
+			{Golden: "queue-item", Status: 200, Body: `{"id":417,"executable":{"number":42,"url":"u"}}`},
+			{Golden: "build", Status: 200, Body: `{"number":42,"url":"u","building":false,"result":"ABORTED"}`},
+		}, nil},
+		{"cancelItem 404 and still queued: the 404 is returned", queued, []pipelinestest.Exchange{
+			{Golden: "queue-item", Status: 200, Body: waiting},
+			{Golden: "cancel-item", Status: 404, Body: "Provided id (417) not found"},
+			{Golden: "queue-item", Status: 200, Body: waiting},
+		}, apiErr(404, "Provided id (417) not found", false, 0)},
 		{"already finished: nothing sent", building, []pipelinestest.Exchange{
 			{Golden: "build", Status: 200, Body: `{"number":42,"url":"u","building":false,"result":"SUCCESS"}`},
 		}, nil},

@@ -23,6 +23,9 @@ type Config struct {
 	// Token is an API token whose role allows Project > Pipelines >
 	// General > Read and Update; sent as a Bearer token.
 	Token apiclient.Secret `yaml:"token"`
+	// RunURL, optional, links runs in the web UI, whose routes are not
+	// documented: a template with {project_id}, {pipeline_id}, {stage}, {run_id} placeholders.
+	RunURL apiclient.RunURL `yaml:"run_url"`
 }
 
 // Validate reports every problem with c, each naming its field.
@@ -37,6 +40,9 @@ func (c Config) Validate() []error {
 	}
 	if c.Token == "" {
 		errs = append(errs, errors.New("token is required (a Northflank API token)"))
+	}
+	if err := c.RunURL.Check("run_url", runURLKeys...); err != nil {
+		errs = append(errs, err)
 	}
 	return errs
 }

@@ -39,6 +39,7 @@ import (
 
 // Client is a Northflank pipelines client. It is safe for concurrent use.
 type Client struct {
+	runURL apiclient.RunURL
 	api    *apiclient.Client
 	log    *slog.Logger
 	now    func() time.Time
@@ -64,7 +65,7 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 	if base == "" {
 		base = DefaultBaseURL
 	}
-	c := &Client{log: o.Logger.With("provider", ProviderType), now: o.Now, budget: budget{remaining: -1}}
+	c := &Client{runURL: cfg.RunURL, log: o.Logger.With("provider", ProviderType), now: o.Now, budget: budget{remaining: -1}}
 	auth := apiclient.BearerToken(cfg.Token)
 	api, err := apiclient.New(apiclient.Options{
 		Provider:   ProviderType,
@@ -399,7 +400,14 @@ func (c *Client) run(r releaseFlowRun, tg target) pipelines.Run {
 	if r.Status != "" {
 		st = MapStatus(r.Status, r.Concluded)
 	}
-	return pipelines.Run{ID: r.ID, Status: st, Detail: detail, Ref: ref}
+	return pipelines.Run{ID: r.ID, URL: c.link(tg, r.ID), Status: st, Detail: detail, Ref: ref}
+}
+
+// runURLKeys are the placeholders of Config.RunURL.
+var runURLKeys = []string{"project_id", "pipeline_id", "stage", "run_id"}
+
+func (c *Client) link(tg target, id string) string {
+	return c.runURL.Expand(map[string]string{"project_id": tg.project, "pipeline_id": tg.pipeline, "stage": tg.stage, "run_id": id})
 }
 
 // MapStatus maps a release flow run's status onto gatebot's states:
@@ -409,19 +417,7 @@ func (c *Client) run(r releaseFlowRun, tg target) pipelines.Run {
 // terminal: a concluded run whose status is not terminal is cancelled if it
 // was aborting, else failed.
 func MapStatus(status string, concluded bool) pipelines.Status {
-	var st pipelines.Status
-	switch strings.ToLower(status) {
-	case "pending", "queued":
-		st = pipelines.StatusQueued
-	case "success":
-		st = pipelines.StatusSucceeded
-	case "failure", "failed":
-		st = pipelines.StatusFailed
-	case "aborted", "skipped":
-		st = pipelines.StatusCancelled
-	default: // running, waiting, retrying, async_wait, approval_wait, aborting, unknown
-		st = pipelines.StatusRunning
-	}
+	st, _ := mapKnown(status)
 	if concluded && !st.Terminal() {
 		if strings.EqualFold(status, "aborting") {
 			return pipelines.StatusCancelled
@@ -429,6 +425,25 @@ func MapStatus(status string, concluded bool) pipelines.Status {
 		return pipelines.StatusFailed
 	}
 	return st
+}
+
+// mapKnown maps the documented status enum; known is false for anything
+// else, which counts as running.
+func mapKnown(status string) (pipelines.Status, bool) {
+	switch strings.ToLower(status) {
+	case "pending", "queued":
+		return pipelines.StatusQueued, true
+	case "running", "waiting", "retrying", "async_wait", "approval_wait", "aborting", "unknown":
+		return pipelines.StatusRunning, true
+	case "success":
+		return pipelines.StatusSucceeded, true
+	case "failure", "failed":
+		return pipelines.StatusFailed, true
+	case "aborted", "skipped":
+		return pipelines.StatusCancelled, true
+	default:
+		return pipelines.StatusRunning, false
+	}
 }
 
 func refTarget(run pipelines.Run) (target, error) {
@@ -467,6 +482,9 @@ func (c *Client) Status(ctx context.Context, run pipelines.Run) (pipelines.Run, 
 	out := run
 	out.Status = MapStatus(ans.Data.Status, ans.Data.Concluded)
 	out.Detail = ans.Data.Status
+	if out.URL == "" {
+		out.URL = c.link(tg, run.ID)
+	}
 	return out, nil
 }
 
@@ -488,7 +506,10 @@ func (c *Client) Cancel(ctx context.Context, run pipelines.Run) error {
 	return err
 }
 
-// IdempotentTrigger marks Trigger as safe to repeat for a gate: Trigger first looks for a run named after the gate.
-func (c *Client) IdempotentTrigger() {}
+// RepeatableTrigger is always true: every run's name carries the gate id
+// (RunName) and Trigger first lists the release flow's runs for one named
+// after the gate, so a repeat after a 5xx, a timeout or a crash finds the
+// earlier run instead of starting a second one.
+func (c *Client) RepeatableTrigger(context.Context, pipelines.Request) bool { return true }
 
 var _ pipelines.Idempotent = (*Client)(nil)

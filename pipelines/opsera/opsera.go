@@ -40,6 +40,9 @@ type Config struct {
 	BaseURL string `yaml:"base_url"`
 	// Token is a personal access token with scope "API Access".
 	Token apiclient.Secret `yaml:"token"`
+	// RunURL, optional, links runs in the web UI, whose routes are not
+	// documented: a template with {pipeline_id}, {run_count} placeholders.
+	RunURL apiclient.RunURL `yaml:"run_url"`
 }
 
 // Validate reports every problem with c, each naming its field.
@@ -52,6 +55,9 @@ func (c Config) Validate() []error {
 	}
 	if c.Token == "" {
 		errs = append(errs, errors.New("token is required (an Opsera personal access token with scope API Access)"))
+	}
+	if err := c.RunURL.Check("run_url", "pipeline_id", "run_count"); err != nil {
+		errs = append(errs, err)
 	}
 	return errs
 }
@@ -70,8 +76,9 @@ func WithLogger(l *slog.Logger) Option { return apiclient.WithLogger(l) }
 
 // Client is an Opsera pipeline client. It is safe for concurrent use.
 type Client struct {
-	api *apiclient.Client
-	log *slog.Logger
+	runURL apiclient.RunURL
+	api    *apiclient.Client
+	log    *slog.Logger
 }
 
 var (
@@ -107,7 +114,7 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opsera: %w", err)
 	}
-	return &Client{api: api, log: o.Logger.With("provider", ProviderType)}, nil
+	return &Client{runURL: cfg.RunURL, api: api, log: o.Logger.With("provider", ProviderType)}, nil
 }
 
 // answer is Opsera's reply shape on every pipeline endpoint.
@@ -180,7 +187,7 @@ func (c *Client) Trigger(ctx context.Context, req pipelines.Request) (pipelines.
 		return pipelines.Run{}, c.api.Malformed("run pipeline", status, fmt.Sprintf("answer carries no usable runCount (%q)", apiclient.Truncate(n, 40)))
 	}
 	c.log.InfoContext(ctx, "pipeline run submitted", "gate_id", req.GateID, "pipeline_id", id, "run_count", n)
-	return pipelines.Run{ID: n, Status: pipelines.StatusQueued, Detail: a.Message,
+	return pipelines.Run{ID: n, URL: c.runURL.Expand(map[string]string{"pipeline_id": id, "run_count": n}), Status: pipelines.StatusQueued, Detail: a.Message,
 		Ref: map[string]string{keyPipeline: id, "run_count": n}}, nil
 }
 
@@ -210,8 +217,11 @@ func orText(s, dflt string) string {
 }
 
 // mapStatus maps Opsera's status word. The full set is not documented:
-// success→succeeded, failed→failed, stopped→cancelled (inferred), queued
-// or pending→queued, anything else→running.
+// the only documented answer is {"status":"success","message":"Pipeline:
+// X's Run 3 was successful."}. failed→failed, stopped→cancelled and
+// queued/pending→queued are inferred (the run endpoint's and stop
+// endpoint's words); anything else→running. Status does not trust
+// "success" alone: see runSucceeded.
 func mapStatus(s string) pipelines.Status {
 	switch strings.ToLower(strings.TrimSpace(s)) {
 	case "success", "successful", "succeeded", "completed":
@@ -259,11 +269,30 @@ func (c *Client) Status(ctx context.Context, run pipelines.Run) (pipelines.Run, 
 		return run, err
 	}
 	out := run
+	if out.URL == "" {
+		out.URL = c.runURL.Expand(map[string]string{"pipeline_id": id, "run_count": strconv.FormatUint(count, 10)})
+	}
 	out.Status = mapStatus(a.Status)
 	out.Detail = strings.TrimSpace(a.Status + ": " + a.Message)
 	out.Detail = strings.TrimSuffix(out.Detail, ":")
+	if out.Status == pipelines.StatusSucceeded && !runSucceeded(a.Message, count) {
+		// "success" may describe the call ("status retrieved"), not the
+		// run: only the documented sentence "… Run N was successful."
+		// counts as the run's success.
+		out.Status = pipelines.StatusRunning
+		out.Detail += " (Opsera did not say run " + strconv.FormatUint(count, 10) + " was successful; still following it)"
+	}
 	return out, nil
 }
+
+// runSucceeded reports whether msg is Opsera's documented success
+// sentence for run n ("Pipeline: X's Run 3 was successful.").
+func runSucceeded(msg string, n uint64) bool {
+	m := runSuccessful.FindStringSubmatch(msg)
+	return m != nil && m[1] == strconv.FormatUint(n, 10)
+}
+
+var runSuccessful = regexp.MustCompile(`(?i)\brun\s+#?([0-9]+)\s+was\s+successful\b`)
 
 // Cancel stops the pipeline. Opsera's stop is per pipeline, not per run,
 // and soft: the current operation finishes first, so the run reaches its

@@ -21,6 +21,7 @@ package pipelinestest
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"flag"
 	"io"
@@ -33,6 +34,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/gatebot/gatebot/pipelines"
 )
 
 // update is the conventional golden-file flag; being a test helper package,
@@ -241,4 +244,31 @@ func AssertNoSecret(t testing.TB, secret string, texts ...string) {
 			t.Errorf("secret leaked in text #%d: %s", i, s)
 		}
 	}
+}
+
+// Redeliver plays gatebot's trigger worker against p for a trigger whose
+// outcome stays unknown: it calls Trigger, and after each ambiguous failure
+// (pipelines.IsTemporary: a 5xx, a timeout, a transport error) it stands
+// for a redelivery, calling Trigger again only if p is pipelines.Idempotent
+// and RepeatableTrigger(req) is true, at most deliveries times in all. It
+// returns the last run and error and how many times Trigger was called.
+// Tests pair it with a fake provider that records every run it starts.
+func Redeliver(ctx context.Context, p pipelines.Provider, req pipelines.Request, deliveries int) (pipelines.Run, int, error) {
+	var run pipelines.Run
+	var err error
+	calls := 0
+	for calls < deliveries {
+		if calls > 0 {
+			idem, ok := p.(pipelines.Idempotent)
+			if !ok || !idem.RepeatableTrigger(ctx, req) {
+				break
+			}
+		}
+		calls++
+		run, err = p.Trigger(ctx, req)
+		if err == nil || !pipelines.IsTemporary(err) {
+			break
+		}
+	}
+	return run, calls, err
 }

@@ -221,7 +221,8 @@ func parseDur(s string) (time.Duration, error) {
 	return d, err
 }
 
-// IdempotentTrigger marks Trigger as safe to repeat for a gate: the run id derives from the gate id.
-func (p *Provider) IdempotentTrigger() {}
+// RepeatableTrigger is always true: the run id derives from the gate id, so
+// a repeated Trigger returns the same run.
+func (p *Provider) RepeatableTrigger(context.Context, pipelines.Request) bool { return true }
 
 var _ pipelines.Idempotent = (*Provider)(nil)

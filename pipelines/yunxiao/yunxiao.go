@@ -60,6 +60,9 @@ type Config struct {
 	// OrganizationID is the organization id; required for the central
 	// edition, unused (and refused) for the region edition.
 	OrganizationID string `yaml:"organization_id"`
+	// RunURL, optional, links runs in the web UI, whose routes are not
+	// documented: a template with {organization_id}, {pipeline_id}, {run_id} placeholders.
+	RunURL apiclient.RunURL `yaml:"run_url"`
 }
 
 func (c Config) edition() string {
@@ -97,6 +100,9 @@ func (c Config) Validate() []error {
 	default:
 		errs = append(errs, fmt.Errorf("edition %q must be central or region", c.Edition))
 	}
+	if err := c.RunURL.Check("run_url", "organization_id", "pipeline_id", "run_id"); err != nil {
+		errs = append(errs, err)
+	}
 	return errs
 }
 
@@ -114,6 +120,7 @@ func WithLogger(l *slog.Logger) Option { return apiclient.WithLogger(l) }
 
 // Client is a Yunxiao Flow client. It is safe for concurrent use.
 type Client struct {
+	runURL  apiclient.RunURL
 	edition string
 	org     string
 	api     *apiclient.Client
@@ -153,7 +160,7 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("yunxiao: %w", err)
 	}
-	return &Client{edition: cfg.edition(), org: cfg.OrganizationID, api: api, log: o.Logger.With("provider", ProviderType)}, nil
+	return &Client{runURL: cfg.RunURL, edition: cfg.edition(), org: cfg.OrganizationID, api: api, log: o.Logger.With("provider", ProviderType)}, nil
 }
 
 // parseError reads Yunxiao's error body: errorCode with errorMessage (or
@@ -401,7 +408,11 @@ func (c *Client) Trigger(ctx context.Context, req pipelines.Request) (pipelines.
 			fmt.Sprintf("want a bare integer run id, got %q", apiclient.Truncate(string(resp.Body), 60)))
 	}
 	c.log.InfoContext(ctx, "pipeline run created", "gate_id", req.GateID, "pipeline_id", tg.pipeline, "run_id", id)
-	return pipelines.Run{ID: id, Status: pipelines.StatusQueued, Ref: map[string]string{keyPipeline: tg.pipeline}}, nil
+	return pipelines.Run{ID: id, URL: c.link(tg.pipeline, id), Status: pipelines.StatusQueued, Ref: map[string]string{keyPipeline: tg.pipeline}}, nil
+}
+
+func (c *Client) link(pipeline, id string) string {
+	return c.runURL.Expand(map[string]string{"organization_id": c.org, "pipeline_id": pipeline, "run_id": id})
 }
 
 // parseRunID reads the bare integer answer (1234), tolerating a JSON
@@ -427,17 +438,28 @@ type pipelineRun struct {
 // (a manual gate) counts as running; unknown values are running until
 // Yunxiao reports a terminal one.
 func MapStatus(s string) pipelines.Status {
+	st, _ := mapKnown(s)
+	return st
+}
+
+// mapKnown maps the values the docs and the official MCP server list
+// (FAIL, SUCCESS, RUNNING, CANCELED, WAITING) and those clients have seen
+// (INIT, QUEUED, FAILED); known is false for anything else, which counts as
+// running.
+func mapKnown(s string) (st pipelines.Status, known bool) {
 	switch strings.ToUpper(strings.TrimSpace(s)) {
 	case "INIT", "QUEUED", "PENDING":
-		return pipelines.StatusQueued
+		return pipelines.StatusQueued, true
+	case "RUNNING", "WAITING": // WAITING: a manual gate in the pipeline
+		return pipelines.StatusRunning, true
 	case "SUCCESS":
-		return pipelines.StatusSucceeded
+		return pipelines.StatusSucceeded, true
 	case "FAIL", "FAILED":
-		return pipelines.StatusFailed
+		return pipelines.StatusFailed, true
 	case "CANCELED", "CANCELLED":
-		return pipelines.StatusCancelled
-	default: // RUNNING, WAITING, unknown
-		return pipelines.StatusRunning
+		return pipelines.StatusCancelled, true
+	default:
+		return pipelines.StatusRunning, false
 	}
 }
 
@@ -477,6 +499,9 @@ func (c *Client) Status(ctx context.Context, run pipelines.Run) (pipelines.Run, 
 		return run, c.api.Malformed("get run", resp.StatusCode, "answer carries no status")
 	}
 	out := run
+	if out.URL == "" {
+		out.URL = c.link(pl, run.ID)
+	}
 	out.Status = MapStatus(pr.Status)
 	out.Detail = pr.Status
 	return out, nil
@@ -485,11 +510,15 @@ func (c *Client) Status(ctx context.Context, run pipelines.Run) (pipelines.Run, 
 // Cancel stops the run. Yunxiao answers with a boolean; false is reported
 // as an error.
 //
-// UNVERIFIED: the method and path come from a third-party client citing
-// UpdatePipelineRun ("终止流水线运行",
-// https://help.aliyun.com/zh/yunxiao/developer-reference/updatepipelinerun);
-// the page's request body was not read, so none is sent. Check it before
-// relying on cancel.
+// UNVERIFIED, still: the method and path come from a third-party client
+// citing UpdatePipelineRun ("终止流水线运行",
+// https://help.aliyun.com/zh/yunxiao/developer-reference/updatepipelinerun).
+// That official page is not among the sources gatebot's authors could read
+// (searched 2026-12), and Alibaba's own MCP server
+// (aliyun/alibabacloud-devops-mcp-server, operations/flow) has no run-level
+// stop, only a per-job one (PUT …/pipelineRuns/{id}/jobs/{jobId}/stop,
+// answering a boolean). So the request body (none is sent) and the boolean
+// answer are unconfirmed; check them before relying on cancel.
 //
 // Yunxiao API docs: UpdatePipelineRun,
 // PUT /oapi/v1/flow/organizations/{organizationId}/pipelines/{pipelineId}/runs/{pipelineRunId}
