@@ -60,7 +60,7 @@ pipelines:
 		`providers.odd.type: "nosuch" is not a provider type`,
 		`pipelines.deploy.provider: "missing" is not a configured provider`,
 		`pipelines.deploy.channel: "nowhere" is not a configured channel`,
-		"pipelines.deploy.approval.required: is 3 but only 2 approvers are listed",
+		"pipelines.deploy.approval.required: is 3 but only 2 distinct approvers are listed",
 		`pipelines.deploy: inputs.version.type: "strnig" is not one of string, number, boolean`,
 		"pipelines.deploy: inputs.tag.pattern:",
 	}
