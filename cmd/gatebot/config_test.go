@@ -17,11 +17,12 @@ func env(m map[string]string) func(string) string {
 func checkConfig(t *testing.T, yaml string, getenv func(string) string) error {
 	t.Helper()
 	c, err := parseConfig([]byte(yaml), getenv)
-	if err != nil {
+	var shape *ConfigError
+	if c == nil || (err != nil && !errors.As(err, &shape)) {
 		return err
 	}
 	c.applyDefaults()
-	_, err = c.validate(providerRegistry(nil, nil))
+	_, err = c.validateAll(shape, providerRegistry(nil, nil))
 	return err
 }
 
