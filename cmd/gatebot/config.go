@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -36,6 +37,10 @@ type Config struct {
 	Providers map[string]ProviderConfig  `yaml:"providers"`
 	Pipelines map[string]*PipelineConfig `yaml:"pipelines"`
 	API       APIConfig                  `yaml:"api"`
+
+	// unsetEnv names the ${NAME} references that were empty when the
+	// config was read.
+	unsetEnv []string
 }
 
 // LogConfig selects log level and format.
@@ -189,7 +194,10 @@ var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}`)
 // placeholders so that `token: ${TOKEN}` parses even inside a flow mapping
 // ({…}), then filled into the parsed scalars, so a value's characters can
 // never change the document's structure.
-func expandEnv(data []byte, getenv func(string) string) (*yaml.Node, error) {
+// The names of ${NAME} references that expanded to nothing are returned, so
+// that a problem such as "bot.app_id: is required" can say why.
+func expandEnv(data []byte, getenv func(string) string) (*yaml.Node, []string, error) {
+	var unset []string
 	nonce := fmt.Sprintf("GATEBOTENV%dX", time.Now().UnixNano())
 	var refs []string
 	text := envRef.ReplaceAllStringFunc(string(data), func(m string) string {
@@ -198,7 +206,7 @@ func expandEnv(data []byte, getenv func(string) string) (*yaml.Node, error) {
 	})
 	var doc yaml.Node
 	if err := yaml.Unmarshal([]byte(text), &doc); err != nil {
-		return nil, fmt.Errorf("config is not valid YAML: %w", err)
+		return nil, nil, fmt.Errorf("config is not valid YAML: %w", err)
 	}
 	placeholder := regexp.MustCompile(nonce + `(\d+)X`)
 	var fill func(n *yaml.Node)
@@ -210,6 +218,9 @@ func expandEnv(data []byte, getenv func(string) string) (*yaml.Node, error) {
 				sub := envRef.FindStringSubmatch(refs[i])
 				if v := getenv(sub[1]); v != "" {
 					return v
+				}
+				if sub[2] == "" && !slices.Contains(unset, sub[1]) {
+					unset = append(unset, sub[1])
 				}
 				return sub[2]
 			})
@@ -226,7 +237,7 @@ func expandEnv(data []byte, getenv func(string) string) (*yaml.Node, error) {
 		}
 	}
 	fill(&doc)
-	return &doc, nil
+	return &doc, unset, nil
 }
 
 // parseConfig decodes and expands a config document. Problems with its
@@ -235,7 +246,7 @@ func expandEnv(data []byte, getenv func(string) string) (*yaml.Node, error) {
 // that `config check` can add the semantic problems to the same list.
 // Only a document that is not YAML at all gives a nil config.
 func parseConfig(data []byte, getenv func(string) string) (*Config, error) {
-	doc, err := expandEnv(data, getenv)
+	doc, unset, err := expandEnv(data, getenv)
 	if err != nil {
 		return nil, err
 	}
@@ -246,14 +257,14 @@ func parseConfig(data []byte, getenv func(string) string) (*Config, error) {
 	for _, p := range checkShape(doc, reflect.TypeFor[Config]()) {
 		ps.add(p.Path, "%s", p.Msg)
 	}
-	var c Config
+	c := Config{unsetEnv: unset}
 	if err := doc.Decode(&c); err != nil && len(ps) == 0 {
 		// The shape check accepts what the decoder does; anything else
 		// is a bug here, still reported rather than ignored.
 		ps.add("config", "%v", err)
 	}
 	if len(ps) > 0 {
-		return &c, &ConfigError{Problems: ps}
+		return &c, &ConfigError{Problems: ps, UnsetEnv: unset}
 	}
 	return &c, nil
 }
@@ -312,11 +323,19 @@ func (p *problems) add(field, format string, args ...any) {
 	*p = append(*p, field+": "+fmt.Sprintf(format, args...))
 }
 
-// ConfigError lists every problem found in a config.
-type ConfigError struct{ Problems []string }
+// ConfigError lists every problem found in a config. UnsetEnv names the
+// ${NAME} references that were empty, often the cause of "is required".
+type ConfigError struct {
+	Problems []string
+	UnsetEnv []string
+}
 
 func (e *ConfigError) Error() string {
-	return fmt.Sprintf("config has %d problem(s):\n  - %s", len(e.Problems), strings.Join(e.Problems, "\n  - "))
+	msg := fmt.Sprintf("config has %d problem(s):\n  - %s", len(e.Problems), strings.Join(e.Problems, "\n  - "))
+	if len(e.UnsetEnv) > 0 {
+		msg += "\n(not set in this environment, so empty: ${" + strings.Join(e.UnsetEnv, "}, ${") + "})"
+	}
+	return msg
 }
 
 // validate checks the whole config, including each provider's and
@@ -437,7 +456,7 @@ func (c *Config) validate(reg registry) (map[string]pipelines.Provider, error) {
 	}
 	c.API.check(&ps)
 	if len(ps) > 0 {
-		return nil, &ConfigError{Problems: ps}
+		return nil, &ConfigError{Problems: ps, UnsetEnv: c.unsetEnv}
 	}
 	return built, nil
 }

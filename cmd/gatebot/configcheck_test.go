@@ -170,3 +170,24 @@ func TestApproverEntries(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigCheckNamesUnsetVariables: a required value that comes from an
+// unset ${NAME} is reported with the variable's name.
+func TestConfigCheckNamesUnsetVariables(t *testing.T) {
+	t.Parallel()
+	const doc = `listen: "0.0.0.0:3978"
+bot: {app_id: "${APP_ID}", app_password: "${APP_PASSWORD:-}"}
+redis: {url: "${REDIS_URL:-redis://r:6379/0}"}
+providers: {demo: {type: simulated}}
+pipelines: {demo: {provider: demo}}
+`
+	err := checkConfig(t, doc, env(map[string]string{"APP_PASSWORD": "x"}))
+	var ce *ConfigError
+	if !errors.As(err, &ce) || !strings.Contains(err.Error(), "bot.app_id: is required") {
+		t.Fatalf("want bot.app_id reported, got %v", err)
+	}
+	// REDIS_URL has a default and APP_PASSWORD is set: only APP_ID is unset.
+	if len(ce.UnsetEnv) != 1 || ce.UnsetEnv[0] != "APP_ID" || !strings.Contains(err.Error(), "so empty: ${APP_ID})") {
+		t.Errorf("unset = %v:\n%v", ce.UnsetEnv, err)
+	}
+}

@@ -178,7 +178,7 @@ func (c *Config) validateAll(shape *ConfigError, reg registry) (map[string]pipel
 	if shape == nil {
 		return built, err
 	}
-	all := &ConfigError{Problems: slices.Clone(shape.Problems)}
+	all := &ConfigError{Problems: slices.Clone(shape.Problems), UnsetEnv: c.unsetEnv}
 	var semantic *ConfigError
 	if errors.As(err, &semantic) {
 		all.Problems = append(all.Problems, semantic.Problems...)
