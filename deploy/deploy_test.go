@@ -1,6 +1,7 @@
 package deploy_test
 
 import (
+	"encoding/json"
 	"net"
 	"os"
 	"path/filepath"
@@ -213,13 +214,33 @@ type chartValues struct {
 		Readiness struct{ Path string }
 	}
 	PodSecurityContext struct {
-		RunAsNonRoot bool `yaml:"runAsNonRoot"`
+		RunAsNonRoot   bool                  `yaml:"runAsNonRoot"`
+		SeccompProfile struct{ Type string } `yaml:"seccompProfile"`
 	} `yaml:"podSecurityContext"`
 	SecurityContext struct {
 		ReadOnlyRootFilesystem   bool `yaml:"readOnlyRootFilesystem"`
 		AllowPrivilegeEscalation bool `yaml:"allowPrivilegeEscalation"`
 		Capabilities             struct{ Drop []string }
+		SeccompProfile           struct{ Type string } `yaml:"seccompProfile"`
 	} `yaml:"securityContext"`
+	Secrets struct {
+		ExistingSecret string            `yaml:"existingSecret"`
+		AppPassword    string            `yaml:"appPassword"`
+		CallbackSecret string            `yaml:"callbackSecret"`
+		RedisURL       string            `yaml:"redisURL"`
+		Keys           map[string]string `yaml:"keys"`
+	} `yaml:"secrets"`
+	Redis struct {
+		Embedded struct {
+			Enabled bool `yaml:"enabled"`
+		} `yaml:"embedded"`
+	} `yaml:"redis"`
+	Ingress struct {
+		Enabled bool `yaml:"enabled"`
+	} `yaml:"ingress"`
+	ServiceMonitor struct {
+		Enabled bool `yaml:"enabled"`
+	} `yaml:"serviceMonitor"`
 	PodDisruptionBudget struct {
 		Enabled      bool `yaml:"enabled"`
 		MinAvailable int  `yaml:"minAvailable"`
@@ -247,6 +268,16 @@ func TestChartValues(t *testing.T) {
 		v.SecurityContext.AllowPrivilegeEscalation || !slices.Contains(v.SecurityContext.Capabilities.Drop, "ALL") {
 		t.Errorf("security context = %+v / %+v", v.PodSecurityContext, v.SecurityContext)
 	}
+	if v.PodSecurityContext.SeccompProfile.Type != "RuntimeDefault" || v.SecurityContext.SeccompProfile.Type != "RuntimeDefault" {
+		t.Errorf("seccomp profiles = %q / %q, want RuntimeDefault", v.PodSecurityContext.SeccompProfile.Type, v.SecurityContext.SeccompProfile.Type)
+	}
+	// Secrets are never defaults; optional parts are off until asked for.
+	if v.Secrets.AppPassword != "" || v.Secrets.CallbackSecret != "" || v.Secrets.RedisURL != "" || v.Secrets.ExistingSecret != "" {
+		t.Errorf("values.yaml carries credentials: %+v", v.Secrets)
+	}
+	if v.Redis.Embedded.Enabled || v.Ingress.Enabled || v.ServiceMonitor.Enabled {
+		t.Error("the in-chart Redis, the Ingress and the ServiceMonitor must be off by default")
+	}
 	if !v.PodDisruptionBudget.Enabled || v.PodDisruptionBudget.MinAvailable < 1 || v.PodDisruptionBudget.MinAvailable >= v.ReplicaCount {
 		t.Errorf("podDisruptionBudget = %+v with %d replicas", v.PodDisruptionBudget, v.ReplicaCount)
 	}
@@ -260,7 +291,15 @@ func TestChartValues(t *testing.T) {
 	}
 	load(t, "helm/gatebot/values.yaml", &raw)
 	cfg, _ := yaml.Marshal(raw.Config)
+	// The chart's credentials Secret sets these (templates/deployment.yaml).
+	dep := string(read(t, "helm/gatebot/templates/deployment.yaml"))
 	secret := map[string]bool{}
+	for name, key := range map[string]string{"MICROSOFT_APP_PASSWORD": "appPassword", "GATEBOT_CALLBACK_SECRET": "callbackSecret", "REDIS_URL": "redisURL"} {
+		if !strings.Contains(dep, "- name: "+name) || !strings.Contains(dep, "key: {{ .Values.secrets.keys."+key+" }}") || v.Secrets.Keys[key] == "" {
+			t.Errorf("deployment.yaml does not read %s from the credentials Secret's secrets.keys.%s", name, key)
+		}
+		secret[name] = true
+	}
 	for _, s := range v.SecretEnv {
 		if s.Name == "" || s.SecretName == "" || s.Key == "" {
 			t.Errorf("secretEnv entry %+v lacks name, secretName or key", s)
@@ -290,8 +329,8 @@ func TestChartTemplates(t *testing.T) {
 		t.Errorf("Chart.yaml = %+v", chart)
 	}
 	dep := string(read(t, "helm/gatebot/templates/deployment.yaml"))
-	// The templates are not rendered here (no helm in CI); these checks
-	// tie them to the values the test above checks.
+	// The templates are rendered by .ci/helm-check.sh (helm is not a Go
+	// dependency); these checks tie them to the values checked above.
 	for _, want := range []string{
 		"replicas: {{ .Values.replicaCount }}",
 		`args: ["serve", "--config", "` + configPath + `"]`,
@@ -311,12 +350,70 @@ func TestChartTemplates(t *testing.T) {
 	if !strings.Contains(cm, "gatebot.yaml: |") || !strings.Contains(cm, "toYaml .Values.config") {
 		t.Errorf("configmap.yaml does not render .Values.config as gatebot.yaml:\n%s", cm)
 	}
-	for _, f := range []string{"service.yaml", "pdb.yaml", "serviceaccount.yaml", "_helpers.tpl"} {
+	for _, f := range []string{"service.yaml", "pdb.yaml", "serviceaccount.yaml", "_helpers.tpl", "secret.yaml", "ingress.yaml", "servicemonitor.yaml", "redis.yaml"} {
 		if _, err := os.Stat(filepath.Join("helm", "gatebot", "templates", f)); err != nil {
 			t.Error(err)
 		}
 	}
 	if pdb := string(read(t, "helm/gatebot/templates/pdb.yaml")); !strings.Contains(pdb, "kind: PodDisruptionBudget") || !strings.Contains(pdb, "policy/v1") {
 		t.Error("pdb.yaml is not a policy/v1 PodDisruptionBudget")
+	}
+}
+
+// TestChartOptionalParts ties the optional templates to what gatebot
+// serves: the Ingress routes only /api, the ServiceMonitor scrapes
+// /metrics on the bot port, and the in-chart Redis keeps an append-only
+// file on its volume.
+func TestChartOptionalParts(t *testing.T) {
+	ing := string(read(t, "helm/gatebot/templates/ingress.yaml"))
+	if !strings.Contains(ing, "path: /api\n") || strings.Count(ing, "path:") != 1 || !strings.Contains(ing, "name: http") {
+		t.Errorf("ingress.yaml must route /api (and only it) to the http port:\n%s", ing)
+	}
+	sm := string(read(t, "helm/gatebot/templates/servicemonitor.yaml"))
+	for _, want := range []string{"kind: ServiceMonitor", "port: http", "path: /metrics"} {
+		if !strings.Contains(sm, want) {
+			t.Errorf("servicemonitor.yaml lacks %q", want)
+		}
+	}
+	rd := string(read(t, "helm/gatebot/templates/redis.yaml"))
+	for _, want := range []string{"kind: StatefulSet", `"--appendonly", "yes"`, "mountPath: /data", "volumeClaimTemplates:", "readOnlyRootFilesystem: true", "runAsNonRoot: true"} {
+		if !strings.Contains(rd, want) {
+			t.Errorf("redis.yaml lacks %q", want)
+		}
+	}
+	sec := string(read(t, "helm/gatebot/templates/secret.yaml"))
+	if !strings.Contains(sec, "if not .Values.secrets.existingSecret") || !strings.Contains(sec, "b64enc") {
+		t.Errorf("secret.yaml must be created only without secrets.existingSecret:\n%s", sec)
+	}
+}
+
+// TestChartValuesSchema checks values.schema.json is JSON Schema that
+// knows every top-level value: it refuses unknown ones, so a value added
+// to values.yaml but not to the schema would break every install.
+func TestChartValuesSchema(t *testing.T) {
+	var schema struct {
+		Schema               string                     `json:"$schema"`
+		Type                 string                     `json:"type"`
+		AdditionalProperties *bool                      `json:"additionalProperties"`
+		Properties           map[string]json.RawMessage `json:"properties"`
+		Required             []string                   `json:"required"`
+	}
+	if err := json.Unmarshal(read(t, "helm/gatebot/values.schema.json"), &schema); err != nil {
+		t.Fatalf("values.schema.json: %v", err)
+	}
+	if schema.Type != "object" || schema.AdditionalProperties == nil || *schema.AdditionalProperties || !strings.Contains(schema.Schema, "json-schema.org") {
+		t.Errorf("schema head = %q %q additionalProperties=%v", schema.Schema, schema.Type, schema.AdditionalProperties)
+	}
+	var values map[string]any
+	load(t, "helm/gatebot/values.yaml", &values)
+	for k := range values {
+		if _, ok := schema.Properties[k]; !ok {
+			t.Errorf("values.yaml has %q, which values.schema.json does not allow", k)
+		}
+	}
+	for _, k := range schema.Required {
+		if _, ok := values[k]; !ok {
+			t.Errorf("values.schema.json requires %q, which values.yaml lacks", k)
+		}
 	}
 }

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -36,6 +38,10 @@ type Config struct {
 	Providers map[string]ProviderConfig  `yaml:"providers"`
 	Pipelines map[string]*PipelineConfig `yaml:"pipelines"`
 	API       APIConfig                  `yaml:"api"`
+
+	// unsetEnv names the ${NAME} references that were empty when the
+	// config was read.
+	unsetEnv []string
 }
 
 // LogConfig selects log level and format.
@@ -76,9 +82,9 @@ type RedisConfig struct {
 
 // ApprovalsConfig tunes the gate store.
 type ApprovalsConfig struct {
-	Retention   Duration `yaml:"retention"`
-	AuditMaxLen int64    `yaml:"audit_max_len"`
-	AuditMaxAge Duration `yaml:"audit_max_age"`
+	Retention   Duration `yaml:"retention" check:"positive"`
+	AuditMaxLen int64    `yaml:"audit_max_len" check:"positive"`
+	AuditMaxAge Duration `yaml:"audit_max_age" check:"positive"`
 }
 
 // ChannelConfig is a Teams conversation gates can be posted to.
@@ -118,23 +124,23 @@ type PipelineConfig struct {
 	Inputs      map[string]*pipelines.Input `yaml:"inputs"`
 	Approval    ApprovalConfig              `yaml:"approval"`
 	Runners     []string                    `yaml:"runners"`
-	PollEvery   Duration                    `yaml:"poll_every"`
+	PollEvery   Duration                    `yaml:"poll_every" check:"positive"`
 }
 
 // ApprovalConfig is a pipeline's approval policy.
 type ApprovalConfig struct {
-	Required          int      `yaml:"required"`
+	Required          int      `yaml:"required" check:"positive"`
 	Approvers         []string `yaml:"approvers"`
 	AllowSelfApproval *bool    `yaml:"allow_self_approval"`
-	Timeout           Duration `yaml:"timeout"`
+	Timeout           Duration `yaml:"timeout" check:"positive"`
 	StepID            string   `yaml:"step_id"`
 }
 
 // APIConfig configures the external HTTP API.
 type APIConfig struct {
 	CallbackHosts []string `yaml:"callback_hosts"`
-	RateLimit     float64  `yaml:"rate_limit"` // requests per second per token
-	RateBurst     int      `yaml:"rate_burst"`
+	RateLimit     float64  `yaml:"rate_limit" check:"nonnegative"` // requests per second per token
+	RateBurst     int      `yaml:"rate_burst" check:"nonnegative"`
 	// CallbackSecret (whsec_…) signs callbacks; without it callback_url is
 	// refused.
 	CallbackSecret Secret `yaml:"callback_secret"`
@@ -157,11 +163,13 @@ func (s Secret) Reveal() string { return string(s) }
 // Duration is a time.Duration written as "90s", "1h" or "30d".
 type Duration time.Duration
 
-// UnmarshalYAML accepts Go durations plus a "d" suffix for days.
+// UnmarshalYAML accepts Go durations plus a "d" suffix for days. Its error
+// is a *yaml.TypeError so that decoding goes on to the other fields; the
+// shape check (checkShape) has already reported it with its field path.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	v, err := parseDuration(n.Value)
 	if err != nil {
-		return fmt.Errorf("line %d: %w", n.Line, err)
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %v", n.Line, err)}}
 	}
 	*d = Duration(v)
 	return nil
@@ -190,7 +198,10 @@ var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}`)
 // placeholders so that `token: ${TOKEN}` parses even inside a flow mapping
 // ({…}), then filled into the parsed scalars, so a value's characters can
 // never change the document's structure.
-func expandEnv(data []byte, getenv func(string) string) (*yaml.Node, error) {
+// The names of ${NAME} references that expanded to nothing are returned, so
+// that a problem such as "bot.app_id: is required" can say why.
+func expandEnv(data []byte, getenv func(string) string) (*yaml.Node, []string, error) {
+	var unset []string
 	nonce := fmt.Sprintf("GATEBOTENV%dX", time.Now().UnixNano())
 	var refs []string
 	text := envRef.ReplaceAllStringFunc(string(data), func(m string) string {
@@ -199,7 +210,7 @@ func expandEnv(data []byte, getenv func(string) string) (*yaml.Node, error) {
 	})
 	var doc yaml.Node
 	if err := yaml.Unmarshal([]byte(text), &doc); err != nil {
-		return nil, fmt.Errorf("config is not valid YAML: %w", err)
+		return nil, nil, fmt.Errorf("config is not valid YAML: %w", err)
 	}
 	placeholder := regexp.MustCompile(nonce + `(\d+)X`)
 	var fill func(n *yaml.Node)
@@ -211,6 +222,9 @@ func expandEnv(data []byte, getenv func(string) string) (*yaml.Node, error) {
 				sub := envRef.FindStringSubmatch(refs[i])
 				if v := getenv(sub[1]); v != "" {
 					return v
+				}
+				if sub[2] == "" && !slices.Contains(unset, sub[1]) {
+					unset = append(unset, sub[1])
 				}
 				return sub[2]
 			})
@@ -227,35 +241,52 @@ func expandEnv(data []byte, getenv func(string) string) (*yaml.Node, error) {
 		}
 	}
 	fill(&doc)
-	return &doc, nil
+	return &doc, unset, nil
 }
 
-// parseConfig decodes and expands a config document. Unknown fields are
-// errors, so typos do not silently fall back to defaults.
+// parseConfig decodes and expands a config document. Problems with its
+// shape (unknown fields, values of the wrong kind) are returned, all of
+// them, as a *ConfigError next to the config decoded from the rest, so
+// that `config check` can add the semantic problems to the same list.
+// Only a document that is not YAML at all gives a nil config.
 func parseConfig(data []byte, getenv func(string) string) (*Config, error) {
-	doc, err := expandEnv(data, getenv)
+	doc, unset, err := expandEnv(data, getenv)
 	if err != nil {
 		return nil, err
 	}
-	if len(doc.Content) == 0 {
+	if len(doc.Content) == 0 || doc.Content[0].Tag == "!!null" {
 		return nil, errors.New("config is empty")
 	}
-	var c Config
-	if err := decodeStrict(doc, &c); err != nil {
-		return nil, fmt.Errorf("config: %w", err)
+	var ps problems
+	for _, p := range checkShape(doc, reflect.TypeFor[Config]()) {
+		ps.add(p.Path, "%s", p.Msg)
+	}
+	c := Config{unsetEnv: unset}
+	if err := doc.Decode(&c); err != nil && len(ps) == 0 {
+		// The shape check accepts what the decoder does; anything else
+		// is a bug here, still reported rather than ignored.
+		ps.add("config", "%v", err)
+	}
+	if len(ps) > 0 {
+		return &c, &ConfigError{Problems: ps, UnsetEnv: unset}
 	}
 	return &c, nil
 }
 
-// decodeStrict decodes n into v, refusing unknown fields.
-func decodeStrict(n *yaml.Node, v any) error {
-	b, err := yaml.Marshal(n)
-	if err != nil {
-		return err
+// decodeStrict decodes n into v after the shape check, returning every
+// problem with its field path relative to n.
+func decodeStrict(n *yaml.Node, v any) []error {
+	var errs []error
+	for _, p := range checkShape(n, reflect.TypeOf(v).Elem()) {
+		errs = append(errs, p)
 	}
-	dec := yaml.NewDecoder(strings.NewReader(string(b)))
-	dec.KnownFields(true)
-	return dec.Decode(v)
+	if len(errs) > 0 {
+		return errs
+	}
+	if err := n.Decode(v); err != nil {
+		return []error{err}
+	}
+	return nil
 }
 
 // applyDefaults fills unset fields.
@@ -296,11 +327,19 @@ func (p *problems) add(field, format string, args ...any) {
 	*p = append(*p, field+": "+fmt.Sprintf(format, args...))
 }
 
-// ConfigError lists every problem found in a config.
-type ConfigError struct{ Problems []string }
+// ConfigError lists every problem found in a config. UnsetEnv names the
+// ${NAME} references that were empty, often the cause of "is required".
+type ConfigError struct {
+	Problems []string
+	UnsetEnv []string
+}
 
 func (e *ConfigError) Error() string {
-	return fmt.Sprintf("config has %d problem(s):\n  - %s", len(e.Problems), strings.Join(e.Problems, "\n  - "))
+	msg := fmt.Sprintf("config has %d problem(s):\n  - %s", len(e.Problems), strings.Join(e.Problems, "\n  - "))
+	if len(e.UnsetEnv) > 0 {
+		msg += "\n(not set in this environment, so empty: ${" + strings.Join(e.UnsetEnv, "}, ${") + "})"
+	}
+	return msg
 }
 
 // validate checks the whole config, including each provider's and
@@ -373,6 +412,10 @@ func (c *Config) validate(reg registry) (map[string]pipelines.Provider, error) {
 		}
 		p, errs := build(&pc.node)
 		for _, e := range errs {
+			if fp, ok := e.(fieldProblem); ok {
+				ps.add(joinPath(f, fp.Path), "%s", fp.Msg)
+				continue
+			}
 			ps.add(f, "%v", e)
 		}
 		if p != nil {
@@ -410,18 +453,7 @@ func (c *Config) validate(reg registry) (map[string]pipelines.Provider, error) {
 			}
 			ids[pl.ID] = name
 		}
-		a := pl.Approval
-		if a.Required < 1 {
-			ps.add(f+".approval.required", "must be at least 1")
-		}
-		if len(a.Approvers) > 0 && a.Required > len(a.Approvers) {
-			ps.add(f+".approval.required", "is %d but only %d approvers are listed", a.Required, len(a.Approvers))
-		}
-		for _, ap := range append(append([]string(nil), a.Approvers...), pl.Runners...) {
-			if strings.TrimSpace(ap) == "" || (strings.HasPrefix(ap, "aad:") && len(ap) == 4) {
-				ps.add(f+".approval", "empty approver or runner entry")
-			}
-		}
+		pl.checkPeople(f, &ps)
 		def := pl.definition(name)
 		for _, e := range def.Compile() {
 			ps.add(f, "%v", e)
@@ -436,9 +468,57 @@ func (c *Config) validate(reg registry) (map[string]pipelines.Provider, error) {
 	}
 	c.API.check(&ps)
 	if len(ps) > 0 {
-		return nil, &ConfigError{Problems: ps}
+		return nil, &ConfigError{Problems: ps, UnsetEnv: c.unsetEnv}
 	}
 	return built, nil
+}
+
+// checkPeople checks the approver and runner lists: each entry a UPN or
+// aad:<object id>, none twice, and enough approvers for the quorum.
+func (pl *PipelineConfig) checkPeople(f string, ps *problems) {
+	a := pl.Approval
+	distinct := map[string]bool{}
+	for i, ap := range a.Approvers {
+		p := fmt.Sprintf("%s.approval.approvers[%d]", f, i)
+		if msg := personEntryProblem(ap); msg != "" {
+			ps.add(p, "%s", msg)
+			continue
+		}
+		key := strings.ToLower(strings.TrimSpace(ap))
+		if distinct[key] {
+			ps.add(p, "%q is listed twice", ap)
+		}
+		distinct[key] = true
+	}
+	if len(a.Approvers) > 0 && a.Required > len(distinct) {
+		ps.add(f+".approval.required", "is %d but only %d distinct approvers are listed, so no gate could ever be approved", a.Required, len(distinct))
+	}
+	for i, r := range pl.Runners {
+		if msg := personEntryProblem(r); msg != "" {
+			ps.add(fmt.Sprintf("%s.runners[%d]", f, i), "%s", msg)
+		}
+	}
+}
+
+var (
+	upnPattern      = regexp.MustCompile(`^[^@\s]+@[^@\s]+\.[^@\s.]+$`)
+	objectIDPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+)
+
+// personEntryProblem says what is wrong with an approver or runner entry,
+// or "" when it is a UPN or aad:<object id> (what Person.Matches reads).
+func personEntryProblem(e string) string {
+	e = strings.TrimSpace(e)
+	if id, ok := strings.CutPrefix(e, "aad:"); ok {
+		if !objectIDPattern.MatchString(id) {
+			return fmt.Sprintf("%q: the Entra object id after aad: must be a GUID such as aad:00000000-0000-0000-0000-000000000000", e)
+		}
+		return ""
+	}
+	if !upnPattern.MatchString(e) {
+		return fmt.Sprintf("%q is neither a UPN (name@example.com) nor aad:<object id>", e)
+	}
+	return ""
 }
 
 var validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)

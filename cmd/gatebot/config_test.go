@@ -17,11 +17,12 @@ func env(m map[string]string) func(string) string {
 func checkConfig(t *testing.T, yaml string, getenv func(string) string) error {
 	t.Helper()
 	c, err := parseConfig([]byte(yaml), getenv)
-	if err != nil {
+	var shape *ConfigError
+	if c == nil || (err != nil && !errors.As(err, &shape)) {
 		return err
 	}
 	c.applyDefaults()
-	_, err = c.validate(providerRegistry(nil, nil))
+	_, err = c.validateAll(shape, providerRegistry(nil, nil))
 	return err
 }
 
@@ -60,7 +61,7 @@ pipelines:
 		`providers.odd.type: "nosuch" is not a provider type`,
 		`pipelines.deploy.provider: "missing" is not a configured provider`,
 		`pipelines.deploy.channel: "nowhere" is not a configured channel`,
-		"pipelines.deploy.approval.required: is 3 but only 2 approvers are listed",
+		"pipelines.deploy.approval.required: is 3 but only 2 distinct approvers are listed",
 		`pipelines.deploy: inputs.version.type: "strnig" is not one of string, number, boolean`,
 		"pipelines.deploy: inputs.tag.pattern:",
 	}

@@ -43,10 +43,7 @@ func providerSection[C any](n *yaml.Node) (C, []error) {
 		Type string `yaml:"type"`
 		Cfg  C      `yaml:",inline"`
 	}
-	if err := decodeStrict(n, &w); err != nil {
-		return w.Cfg, []error{err}
-	}
-	return w.Cfg, nil
+	return w.Cfg, decodeStrict(n, &w)
 }
 
 // validator is what every provider Config offers.

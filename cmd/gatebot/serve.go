@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -33,14 +32,17 @@ type serveHooks struct {
 	listen string
 }
 
-func serve(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer, hooks *serveHooks) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfgPath := fs.String("config", getenv("GATEBOT_CONFIG"), "config file (default: the bundled example, local dev mode)")
-	if err := fs.Parse(args); err != nil {
-		return usageError(err.Error())
+func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, hooks *serveHooks) error {
+	fs := newFlags("serve")
+	cfgPath := fs.String("config", getenv("GATEBOT_CONFIG"), "config file (default: $GATEBOT_CONFIG, else the bundled example in local dev mode)")
+	pos, err := parseArgs(fs, args, "serve", serveUsage, stdout)
+	if err != nil {
+		return err
 	}
-	c, _, err := loadConfig(*cfgPath, getenv)
+	if err := wantArgs(pos, 0, "serve", "", serveUsage); err != nil {
+		return err
+	}
+	c, shape, err := readConfig(*cfgPath, getenv)
 	if err != nil {
 		return err
 	}
@@ -49,7 +51,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	}
 	log := newLogger(c.Log, stderr)
 	hc := &http.Client{Timeout: 30 * time.Second}
-	providers, err := c.validate(providerRegistry(hc, log))
+	providers, err := c.validateAll(shape, providerRegistry(hc, log))
 	if err != nil {
 		return err
 	}

@@ -41,7 +41,7 @@ func TestServeDevModeWithoutConfig(t *testing.T) {
 	errc := make(chan error, 1)
 	var logs syncBuffer
 	go func() {
-		errc <- serve(ctx, nil, env(nil), &logs, &serveHooks{listen: "127.0.0.1:0", ready: func(a string) { addrc <- a }})
+		errc <- serve(ctx, nil, env(nil), io.Discard, &logs, &serveHooks{listen: "127.0.0.1:0", ready: func(a string) { addrc <- a }})
 	}()
 	var addr string
 	select {
@@ -107,7 +107,7 @@ func TestServeRefusesInsecureOffLoopback(t *testing.T) {
 	cfg := filepath.Join(dir, "gatebot.yaml")
 	os.WriteFile(cfg, []byte(strings.Replace(string(exampleConfig), `listen: "127.0.0.1:3978"`, `listen: "0.0.0.0:3978"`, 1)), 0o600)
 	var logs syncBuffer
-	err := serve(t.Context(), []string{"--config", cfg}, env(nil), &logs, nil)
+	err := serve(t.Context(), []string{"--config", cfg}, env(nil), io.Discard, &logs, nil)
 	if err == nil || !strings.Contains(err.Error(), "insecure_skip_auth: is allowed only while listening on a loopback address") {
 		t.Fatalf("want a refusal naming why, got %v", err)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -24,46 +23,33 @@ import (
 // The external API's personal access tokens (`gatebot token …`) and the
 // wiring of the api: config section.
 
-const tokenUsage = `usage:
+const (
+	tokenUsage = `usage:
   gatebot token create [--config FILE] --name NAME --pipelines P1,P2|* [--scopes gates:read,gates:write] [--expires 90d|never] [--creator WHO] [--owner UPN|aad:OBJECT_ID]
   gatebot token list   [--config FILE] [--json]
-  gatebot token revoke [--config FILE] [--by WHO] NAME|ID`
+  gatebot token revoke [--config FILE] [--by WHO] NAME|ID
+
+Personal access tokens for gatebot's HTTP API. gatebot token COMMAND --help explains one.`
+	tokenCreateUsage = `usage: gatebot token create [--config FILE] --name NAME --pipelines P1,P2|* [--scopes gates:read,gates:write] [--expires 90d|never] [--creator WHO] [--owner UPN|aad:OBJECT_ID]
+
+Create an API token and print it once on stdout (what it grants goes to stderr).`
+	tokenListUsage = `usage: gatebot token list [--config FILE] [--json]
+
+List API tokens (never their secrets) with their status and last use.`
+	tokenRevokeUsage = `usage: gatebot token revoke [--config FILE] [--by WHO] NAME|ID
+
+Revoke a token by name or tok_… id; every replica refuses it from its next request.`
+)
 
 var errTokenNoRedis = errors.New("token commands need redis.url: the embedded dev store lives only inside a running gatebot")
 
 // tokenCmd runs `gatebot token create|list|revoke`.
 func tokenCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		return usageError("no token command given\n" + tokenUsage)
-	}
-	switch args[0] {
-	case "create":
-		return tokenCreate(ctx, args[1:], getenv, stdout, stderr)
-	case "list", "ls":
-		return tokenList(ctx, args[1:], getenv, stdout)
-	case "revoke":
-		return tokenRevoke(ctx, args[1:], getenv, stdout)
-	case "help", "-h", "--help":
-		fmt.Fprintln(stdout, tokenUsage)
-		return nil
-	}
-	return usageError(fmt.Sprintf("unknown token command %q\n%s", args[0], tokenUsage))
-}
-
-// tokenFlags parses flags that may come before or after one positional
-// argument, as in `gatebot token revoke ci-prod --config x.yaml`.
-func tokenFlags(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, usageError("token " + fs.Name() + ": " + err.Error() + "\n" + tokenUsage)
-		}
-		if fs.NArg() == 0 {
-			return pos, nil
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
-	}
+	return dispatch("token", args, []subcommand{
+		{name: "create", run: func(a []string) error { return tokenCreate(ctx, a, getenv, stdout, stderr) }},
+		{name: "list", aliases: []string{"ls"}, run: func(a []string) error { return tokenList(ctx, a, getenv, stdout) }},
+		{name: "revoke", run: func(a []string) error { return tokenRevoke(ctx, a, getenv, stdout) }},
+	}, tokenUsage, stdout)
 }
 
 func openTokens(cfgPath string, getenv func(string) string) (*Config, *apitoken.Store, func(), error) {
@@ -108,8 +94,7 @@ func whoami(getenv func(string) string) string {
 // tokenCreate prints the new token once, alone on stdout so that scripts
 // can capture it; what it grants goes to stderr.
 func tokenCreate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("create", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
+	fs := newFlags("token create")
 	cfgPath := fs.String("config", getenv("GATEBOT_CONFIG"), "config file")
 	name := fs.String("name", "", "token name, e.g. ci-prod")
 	scopes := fs.String("scopes", string(apitoken.ScopeRead), "comma-separated: gates:read, gates:write")
@@ -117,15 +102,15 @@ func tokenCreate(ctx context.Context, args []string, getenv func(string) string,
 	expires := fs.String("expires", "90d", `lifetime (e.g. 30d, 12h) or "never"`)
 	creator := fs.String("creator", whoami(getenv), "who creates it, for the record")
 	owner := fs.String("owner", "", "the person gates opened with it are requested by (UPN or aad:<object id>), so they cannot approve them when self-approval is off")
-	pos, err := tokenFlags(fs, args)
+	pos, err := parseArgs(fs, args, "token create", tokenCreateUsage, stdout)
 	if err != nil {
 		return err
 	}
-	if len(pos) > 0 {
-		return usageError(fmt.Sprintf("token create: unexpected %q\n%s", pos[0], tokenUsage))
+	if err := wantArgs(pos, 0, "token create", "", tokenCreateUsage); err != nil {
+		return err
 	}
 	if *name == "" || *pls == "" {
-		return usageError("token create: --name and --pipelines are required\n" + tokenUsage)
+		return usageError("token create: --name and --pipelines are required\n" + tokenCreateUsage)
 	}
 	var ttl time.Duration
 	if *expires != "never" {
@@ -220,16 +205,15 @@ type tokenListEntry struct {
 }
 
 func tokenList(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("list", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
+	fs := newFlags("token list")
 	cfgPath := fs.String("config", getenv("GATEBOT_CONFIG"), "config file")
 	jsonOut := fs.Bool("json", false, "JSON lines")
-	pos, err := tokenFlags(fs, args)
+	pos, err := parseArgs(fs, args, "token list", tokenListUsage, stdout)
 	if err != nil {
 		return err
 	}
-	if len(pos) > 0 {
-		return usageError(fmt.Sprintf("token list: unexpected %q\n%s", pos[0], tokenUsage))
+	if err := wantArgs(pos, 0, "token list", "", tokenListUsage); err != nil {
+		return err
 	}
 	_, tokens, closeRedis, err := openTokens(*cfgPath, getenv)
 	if err != nil {
@@ -273,16 +257,15 @@ func tokenList(ctx context.Context, args []string, getenv func(string) string, s
 }
 
 func tokenRevoke(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("revoke", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
+	fs := newFlags("token revoke")
 	cfgPath := fs.String("config", getenv("GATEBOT_CONFIG"), "config file")
 	by := fs.String("by", whoami(getenv), "who revokes it, for the record")
-	pos, err := tokenFlags(fs, args)
+	pos, err := parseArgs(fs, args, "token revoke", tokenRevokeUsage, stdout)
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		return usageError("token revoke: name the token (NAME or tok_… id)\n" + tokenUsage)
+	if err := wantArgs(pos, 1, "token revoke", "the token (NAME or tok_… id)", tokenRevokeUsage); err != nil {
+		return err
 	}
 	_, tokens, closeRedis, err := openTokens(*cfgPath, getenv)
 	if err != nil {
@@ -299,12 +282,6 @@ func tokenRevoke(ctx context.Context, args []string, getenv func(string) string,
 
 // check validates the api: section.
 func (a *APIConfig) check(ps *problems) {
-	if a.RateLimit < 0 {
-		ps.add("api.rate_limit", "must not be negative")
-	}
-	if a.RateBurst < 0 {
-		ps.add("api.rate_burst", "must not be negative")
-	}
 	if a.CallbackSecret != "" {
 		if _, err := webhook.ParseSecret(a.CallbackSecret.Reveal()); err != nil {
 			ps.add("api.callback_secret", "must be whsec_ followed by the base64 of 24 to 64 random bytes (e.g. whsec_$(openssl rand -base64 32))")

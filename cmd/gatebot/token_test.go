@@ -206,15 +206,15 @@ func TestTokenCommandRefusals(t *testing.T) {
 		usage bool
 		want  string
 	}{
-		{"no subcommand", []string{"token"}, true, "no token command"},
-		{"unknown subcommand", []string{"token", "rotate"}, true, "unknown token command"},
+		{"no subcommand", []string{"token"}, true, "no subcommand"},
+		{"unknown subcommand", []string{"token", "rotate"}, true, "unknown subcommand"},
 		{"no name", []string{"token", "create", "--config", cfg, "--pipelines", "*"}, true, "--name and --pipelines"},
 		{"no pipelines", []string{"token", "create", "--config", cfg, "--name", "x"}, true, "--name and --pipelines"},
 		{"bad expiry", []string{"token", "create", "--config", cfg, "--name", "x", "--pipelines", "*", "--expires", "soon"}, true, "--expires"},
 		{"zero expiry", []string{"token", "create", "--config", cfg, "--name", "x", "--pipelines", "*", "--expires", "0d"}, true, "--expires"},
 		{"unknown flag", []string{"token", "create", "--config", cfg, "--nmae", "x"}, true, "nmae"},
 		{"stray argument", []string{"token", "list", "--config", cfg, "extra"}, true, "unexpected"},
-		{"revoke without name", []string{"token", "revoke", "--config", cfg}, true, "name the token"},
+		{"revoke without name", []string{"token", "revoke", "--config", cfg}, true, "the token (NAME"},
 		{"unknown pipeline", []string{"token", "create", "--config", cfg, "--name", "x", "--pipelines", "deploy-ap"}, false, "known: deploy-api, deploy-web"},
 		{"unknown scope", []string{"token", "create", "--config", cfg, "--name", "x", "--pipelines", "*", "--scopes", "admin"}, false, "admin"},
 		{"bad name", []string{"token", "create", "--config", cfg, "--name", "ci prod", "--pipelines", "*"}, false, "name"},
@@ -296,7 +296,7 @@ func TestServeWithAPI(t *testing.T) {
 	errc := make(chan error, 1)
 	var logs syncBuffer
 	go func() {
-		errc <- serve(ctx, []string{"--config", cfg}, env(nil), &logs, &serveHooks{listen: "127.0.0.1:0", ready: func(a string) { addrc <- a }})
+		errc <- serve(ctx, []string{"--config", cfg}, env(nil), io.Discard, &logs, &serveHooks{listen: "127.0.0.1:0", ready: func(a string) { addrc <- a }})
 	}()
 	var addr string
 	select {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,10 +12,19 @@ import (
 	"github.com/gatebot/gatebot/manifest"
 )
 
+const (
+	auditUsage = `usage: gatebot audit [--config FILE] [--pipeline P] [--user U] [--since T] [--until T] [--limit N] [--json]
+
+Print the audit log (who opened, approved, rejected, cancelled or ran which
+gate), oldest first. Reads the Redis named by the config's redis.url.`
+	manifestUsage = `usage: gatebot manifest [--config FILE] [--out app.zip] [--app-id ID] [--website-url URL] [--version SEMVER]
+
+Build the Teams app package (manifest.json and icons) to upload in Teams.`
+)
+
 // audit prints the audit log, filtered.
 func audit(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("audit", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
+	fs := newFlags("audit")
 	cfgPath := fs.String("config", getenv("GATEBOT_CONFIG"), "config file")
 	pipeline := fs.String("pipeline", "", "only this pipeline")
 	user := fs.String("user", "", "only entries by this user (name, UPN or id)")
@@ -24,8 +32,12 @@ func audit(ctx context.Context, args []string, getenv func(string) string, stdou
 	until := fs.String("until", "", "entries before this time (RFC 3339)")
 	limit := fs.Int("limit", 1000, "at most this many entries")
 	jsonOut := fs.Bool("json", false, "JSON lines instead of text")
-	if err := fs.Parse(args); err != nil {
-		return usageError("audit: " + err.Error())
+	pos, err := parseArgs(fs, args, "audit", auditUsage, stdout)
+	if err != nil {
+		return err
+	}
+	if err := wantArgs(pos, 0, "audit", "", auditUsage); err != nil {
+		return err
 	}
 	c, _, err := loadConfig(*cfgPath, getenv)
 	if err != nil {
@@ -75,15 +87,18 @@ func parseWhen(s string, now time.Time) (time.Time, error) {
 
 // buildManifest writes the Teams app package for the configured bot.
 func buildManifest(args []string, getenv func(string) string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("manifest", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
+	fs := newFlags("manifest")
 	cfgPath := fs.String("config", getenv("GATEBOT_CONFIG"), "config file (for bot.app_id and public_url)")
 	out := fs.String("out", "gatebot-teams-app.zip", "where to write the package")
 	appID := fs.String("app-id", "", "Microsoft App ID (default: bot.app_id from the config)")
 	ver := fs.String("version", "1.0.0", "app package version (semver)")
 	website := fs.String("website-url", "", "https URL of the bot's home page (default: public_url from the config)")
-	if err := fs.Parse(args); err != nil {
-		return usageError("manifest: " + err.Error())
+	pos, err := parseArgs(fs, args, "manifest", manifestUsage, stdout)
+	if err != nil {
+		return err
+	}
+	if err := wantArgs(pos, 0, "manifest", "", manifestUsage); err != nil {
+		return err
 	}
 	o := manifest.Options{AppID: *appID, Version: *ver, WebsiteURL: *website}
 	if *cfgPath != "" {
