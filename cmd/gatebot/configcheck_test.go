@@ -77,6 +77,7 @@ func TestConfigCheckListsEveryProblem(t *testing.T) {
 		// insecure_skip_auth did not decode, so gatebot would start with
 		// auth on: that it then lacks an app id is worth saying too.
 		`bot.app_id: is required`,
+		`bot.allowed_tenants: is required for a multi-tenant bot`,
 		`providers.demo.run_for: "soon" is not a duration such as 90s or 5m`,
 		`providers.hum.tokn: unknown field (line 14); did you mean tokn → token?`,
 		`pipelines.deploy.approval.approvers[1]: "bob" is neither a UPN (name@example.com) nor aad:<object id>`,
@@ -143,7 +144,7 @@ func TestConfigCheckCommandListsEverything(t *testing.T) {
 		t.Fatalf("config check of a bad file: err = %v (exit %d), want exit 1", err, exitCode(err))
 	}
 	msg := err.Error()
-	if !strings.HasPrefix(msg, path+": config has 22 problem(s):") {
+	if !strings.HasPrefix(msg, path+": config has 23 problem(s):") {
 		t.Errorf("message does not start with the file and the count:\n%s", msg)
 	}
 	if out.Len() != 0 {
