@@ -88,7 +88,9 @@ func NewProvider(cfg ProviderConfig) (*Provider, error) {
 }
 
 // HookURL is the url for a webhook provider section named hook.
-func (p *Provider) HookURL(hook string) string { return p.cfg.BaseURL + "/hooks/" + url.PathEscape(hook) }
+func (p *Provider) HookURL(hook string) string {
+	return p.cfg.BaseURL + "/hooks/" + url.PathEscape(hook)
+}
 
 // SetBehaviour sets how hook answers from now on.
 func (p *Provider) SetBehaviour(hook string, b Behaviour) {
