@@ -6,7 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
-		"fmt"
+	"fmt"
 	"io"
 	"net"
 	"net/http"

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"runtime"
 	"slices"
 	"sort"
@@ -67,7 +66,6 @@ type report struct {
 	ApproveToCard  summary        `json:"approve_to_run_card"`
 	OpenToResult   summary        `json:"open_to_result"`
 	ClickFailures  int            `json:"click_failures"`
-	CardSends      summary        `json:"-"`
 	SendsPerGate   float64        `json:"card_sends_per_gate"`
 	MaxSendsOfGate int            `json:"card_sends_max"`
 	IdenticalSends int            `json:"identical_consecutive_card_sends"`
@@ -245,7 +243,7 @@ func (r *report) writeTable(w io.Writer) {
 		fmt.Fprintf(tw, "provider runs\t%d approved gates: %d exactly once, %d missing, %d duplicate; %d unexpected; %d calls\n",
 			u.Approved, u.Exactly1, u.Missing, u.Duplicate, u.Unexpected, u.Calls)
 		for _, g := range r.Special {
-			fmt.Fprintf(tw, "special gate (%s)\tgate %s stopped at %s%s\n", g.Special, orDash(g.GateID), g.Stage, errSuffix(g.Err))
+			fmt.Fprintf(tw, "special gate (%s)\tgate %s: %s%s\n", g.Special, orDash(g.GateID), stageText(g.Stage), errSuffix(g.Err))
 		}
 		if len(r.SpecialCalls) > 0 {
 			fmt.Fprintf(tw, "special conversation calls\t%s\n", mapLine(r.SpecialCalls))
@@ -330,8 +328,15 @@ func orDash(s string) string {
 }
 
 func errSuffix(e string) string {
-	if e == "" || e == http.StatusText(0) {
+	if e == "" {
 		return ""
 	}
 	return " (" + e + ")"
+}
+
+func stageText(stage string) string {
+	if stage == "succeeded" {
+		return "succeeded"
+	}
+	return "stopped waiting for " + stage
 }

@@ -52,7 +52,9 @@ func newTeams(base, serviceURL, appID string, idp *fakes.IdP) *teams {
 	return &teams{base: base, serviceURL: serviceURL, appID: appID, idp: idp, client: &http.Client{Transport: tr, Timeout: 30 * time.Second}}
 }
 
-func (t *teams) nextID() string { return fmt.Sprintf("bench-%d-%d", time.Now().UnixNano(), t.seq.Add(1)) }
+func (t *teams) nextID() string {
+	return fmt.Sprintf("bench-%d-%d", time.Now().UnixNano(), t.seq.Add(1))
+}
 
 // activity builds a group-chat activity from one user, as Teams sends it.
 func (t *teams) activity(c convo, from user, typ, id string) map[string]any {

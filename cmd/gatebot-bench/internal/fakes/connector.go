@@ -288,7 +288,9 @@ func (c *Connector) send(w http.ResponseWriter, r *http.Request, op Op, convID, 
 	default:
 		w.Header().Set("X-Correlating-OperationId", call.ActivityID)
 		if op == OpCreate {
-			writeJSON(w, http.StatusCreated, map[string]string{"id": convID, "activityId": call.ActivityID})
+			// Teams answers a new channel thread with the thread's id: the
+			// channel id plus ";messageid=" and the root message's id.
+			writeJSON(w, http.StatusCreated, map[string]string{"id": convID + ";messageid=" + call.ActivityID, "activityId": call.ActivityID})
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"id": call.ActivityID})
