@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -188,6 +189,11 @@ func (b *bench) drive(ctx context.Context, pid int) (*report, error) {
 	b.settle(ctx)
 
 	rep := b.buildReport(elapsed)
+	if b.opt.callsOut != "" {
+		if err := writeCalls(b.opt.callsOut, b.conn.AllCalls()); err != nil {
+			return rep, err
+		}
+	}
 	rep.Settings = map[string]any{"conversations": b.opt.conversations, "duration": b.opt.duration.String()}
 	if b.opt.scenario == "echo" {
 		rep.Settings["rate"] = b.opt.rate
@@ -250,4 +256,21 @@ func tail(path string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return string(bytes.Join(lines, []byte("\n")))
+}
+
+// writeCalls writes the Connector's record as JSON lines.
+func writeCalls(path string, calls []fakes.Call) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(f)
+	for _, c := range calls {
+		c.Gate = gateOf(c.Body)
+		if err := enc.Encode(c); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	return f.Close()
 }

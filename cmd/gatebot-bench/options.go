@@ -41,6 +41,7 @@ type options struct {
 	startupTimeout    time.Duration
 	logLevel          string
 	gatebotLog        string
+	callsOut          string
 	keepKeys          bool
 	json              bool
 	assertExact       bool
@@ -78,7 +79,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.Float64Var(&o.rate, "rate", 0, "echo: help turns per second over all conversations (0: one per conversation per second)")
 	fs.DurationVar(&o.duration, "duration", 30*time.Second, "hard cap on the driving phase (at most 1h)")
 	fs.DurationVar(&o.think, "think", 0, "pause between a user's steps (card seen → click, between gates)")
-	fs.DurationVar(&o.stepTimeout, "step-timeout", 15*time.Second, "longest wait for one step (card, provider call, run on card, reply)")
+	fs.DurationVar(&o.stepTimeout, "step-timeout", 15*time.Second, "longest wait for a gate's card (or an echo reply), and again for its provider call, run on the card and result")
 	fs.DurationVar(&o.hang, "hang", 60*time.Second, "hang: how long the hanging provider holds its trigger request")
 	fs.StringVar(&o.downMode, "down-mode", "down", "conn-down: down (503, retryable) or refuse (403 BotNotInConversationRoster)")
 	fs.DurationVar(&o.runFor, "run-for", 500*time.Millisecond, "how long a provider run reports running before it succeeds")
@@ -95,6 +96,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.startupTimeout, "startup-timeout", 2*time.Minute, "longest wait for building and starting gatebot")
 	fs.StringVar(&o.logLevel, "log-level", "warn", "gatebot's log level (its log is kept in the temp dir and shown on failure)")
 	fs.StringVar(&o.gatebotLog, "gatebot-log", "", "write the started gatebot's log to this file (default: a temp file, shown on failure)")
+	fs.StringVar(&o.callsOut, "calls-out", "", "write every recorded Connector call (conversation, op, time, status, body hash, identical, gate) to this file as JSON lines")
 	fs.BoolVar(&o.keepKeys, "keep-keys", false, "keep gatebot's Redis keys after the run")
 	fs.BoolVar(&o.json, "json", false, "print the report as JSON")
 	fs.BoolVar(&o.assertExact, "assert-exact", false, "exit 1 unless every approved gate ran exactly once (0 missing, 0 duplicate, 0 unexpected runs)")

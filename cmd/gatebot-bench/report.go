@@ -75,15 +75,15 @@ type report struct {
 
 	Echo *echoReport `json:"echo,omitempty"`
 
-	CPUSeconds  float64 `json:"gatebot_cpu_s"`
-	CPUPerGate  float64 `json:"gatebot_cpu_ms_per_gate"`
-	RSSMiB      float64 `json:"gatebot_rss_mib"`
-	PeakRSSMiB  float64 `json:"gatebot_peak_rss_mib"`
-	ProcNote    string  `json:"gatebot_proc_note,omitempty"`
-	Connector   fakes.ConnectorStats
-	IdP         fakes.IdPStats
-	BadWebhooks int  `json:"bad_webhook_signatures"`
-	ExactOnce   bool `json:"exactly_once_ok"`
+	CPUSeconds  float64              `json:"gatebot_cpu_s"`
+	CPUPerGate  float64              `json:"gatebot_cpu_ms_per_gate"`
+	RSSMiB      float64              `json:"gatebot_rss_mib"`
+	PeakRSSMiB  float64              `json:"gatebot_peak_rss_mib"`
+	ProcNote    string               `json:"gatebot_proc_note,omitempty"`
+	Connector   fakes.ConnectorStats `json:"connector"`
+	IdP         fakes.IdPStats       `json:"idp"`
+	BadWebhooks int                  `json:"bad_webhook_signatures"`
+	ExactOnce   bool                 `json:"exactly_once_ok"`
 }
 
 type echoReport struct {
@@ -280,7 +280,7 @@ func stopped(m map[string]int) string {
 	if len(m) == 0 {
 		return ""
 	}
-	return "; stopped at " + mapLine(m)
+	return "; unfinished, by the step waited for: " + mapLine(m)
 }
 
 func mapLine(m map[string]int) string {

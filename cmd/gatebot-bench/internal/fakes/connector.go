@@ -10,6 +10,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -90,6 +91,8 @@ type Call struct {
 	// accepted card of that activity: a send Teams shows no change for.
 	Identical bool   `json:"identical,omitempty"`
 	Body      []byte `json:"-"`
+	// Gate is the gate id the body names, if any.
+	Gate string `json:"gate,omitempty"`
 }
 
 // OK reports whether the Connector accepted the call.
@@ -387,16 +390,32 @@ func (c *Connector) Calls(id string) []Call {
 	return append([]Call(nil), cv.calls...)
 }
 
+// AllCalls returns a copy of every recorded call, conversation by
+// conversation in the order each received them.
+func (c *Connector) AllCalls() []Call {
+	c.mu.Lock()
+	ids := make([]string, 0, len(c.convs))
+	for id := range c.convs {
+		ids = append(ids, id)
+	}
+	c.mu.Unlock()
+	slices.Sort(ids)
+	var out []Call
+	for _, id := range ids {
+		out = append(out, c.Calls(id)...)
+	}
+	return out
+}
+
 // ConnectorStats sums the recorded calls.
 type ConnectorStats struct {
-	Calls         int            `json:"calls"`
-	ByOp          map[Op]int     `json:"by_op"`
-	ByStatus      map[int]int    `json:"by_status"`
-	Throttled     int            `json:"throttled"`
-	IdenticalSend int            `json:"identical_sends"`
-	Unauthorized  int64          `json:"unauthorized"`
-	Conversations int            `json:"conversations"`
-	MaxPerConv    map[string]int `json:"-"`
+	Calls         int         `json:"calls"`
+	ByOp          map[Op]int  `json:"by_op"`
+	ByStatus      map[int]int `json:"by_status"`
+	Throttled     int         `json:"throttled"`
+	IdenticalSend int         `json:"identical_sends"`
+	Unauthorized  int64       `json:"unauthorized"`
+	Conversations int         `json:"conversations"`
 }
 
 // Stats sums every conversation's calls.
