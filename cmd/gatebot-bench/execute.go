@@ -196,7 +196,11 @@ func (b *bench) drive(ctx context.Context, pid int) (*report, error) {
 	}
 	rep.Settings = map[string]any{"conversations": b.opt.conversations, "duration": b.opt.duration.String()}
 	if b.opt.scenario == "echo" {
-		rep.Settings["rate"] = b.opt.rate
+		rate := b.opt.rate
+		if rate <= 0 {
+			rate = float64(b.opt.conversations)
+		}
+		rep.Settings["rate"] = fmt.Sprintf("%g/s", rate)
 	} else {
 		rep.Settings["gates"] = b.opt.gates
 	}
