@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/gatebot/gatebot/cmd/gatebot-bench/internal/fakes"
 )
 
 func TestSummarizeNearestRank(t *testing.T) {
@@ -124,5 +126,24 @@ func TestGatebotConfig(t *testing.T) {
 		if a := cfg.Pipelines[name].Approval; a.Required != 2 || a.AllowSelfApproval {
 			t.Errorf("%s approval = %+v", name, a)
 		}
+	}
+}
+
+// TestCountRuns: the exactly-once account behind --assert-exact.
+func TestCountRuns(t *testing.T) {
+	t.Parallel()
+	approved := map[string]bool{"g_once": true, "g_twice": true, "g_never": true}
+	triggers := map[string][]fakes.Trigger{
+		"g_once":  {{GateID: "g_once"}},
+		"g_twice": {{GateID: "g_twice"}, {GateID: "g_twice"}},
+		"g_stray": {{GateID: "g_stray"}},
+	}
+	got := countRuns(approved, triggers)
+	want := runs{Approved: 3, Exactly1: 1, Missing: 1, Duplicate: 1, Unexpected: 1, Calls: 4}
+	if got != want {
+		t.Fatalf("countRuns = %+v, want %+v", got, want)
+	}
+	if got := countRuns(map[string]bool{"g": true}, map[string][]fakes.Trigger{"g": {{}}}); got.Missing+got.Duplicate+got.Unexpected != 0 {
+		t.Fatalf("a clean run = %+v", got)
 	}
 }

@@ -94,31 +94,9 @@ func execute(ctx context.Context, opt options, stderr io.Writer) (*report, error
 	rg.prov.SetBehaviour(hookFast, fakes.Behaviour{Latency: opt.providerLatency, ErrorRate: opt.providerErrorRate, RunFor: opt.runFor})
 	rg.prov.SetBehaviour(hookHang, fakes.Behaviour{RunFor: opt.runFor})
 
-	listen := ""
-	if opt.target != "" {
-		u, _ := url.Parse(opt.target)
-		listen = u.Host
-	} else if listen, err = freeLoopbackAddr(); err != nil {
-		return nil, err
-	}
-	params := configParams{
-		Listen: listen, AppID: appID, AppPassword: appPassword,
-		MetadataURL: rg.idp.MetadataURL(), TokenURL: rg.idp.TokenURL(), ServiceURL: rg.base + "/teams/",
-		RedisURL: opt.redis, Prefix: "gatebot-bench:" + id[:12] + ":",
-		HookURLs: map[string]string{hookFast: rg.prov.HookURL(hookFast), hookHang: rg.prov.HookURL(hookHang)},
-		Secret:   secret, LogLevel: opt.logLevel, PollEvery: opt.pollEvery,
-	}
-	cfg, err := gatebotConfig(params)
+	params, cfgPath, err := writeConfig(opt, rg, tmp, id, appID, appPassword, secret)
 	if err != nil {
 		return nil, err
-	}
-	cfgPath := filepath.Join(tmp, "gatebot.yaml")
-	for _, p := range []string{cfgPath, opt.writeConfig} {
-		if p != "" {
-			if err := os.WriteFile(p, cfg, 0o600); err != nil {
-				return nil, err
-			}
-		}
 	}
 	if !opt.keepKeys {
 		defer func() {
@@ -130,48 +108,93 @@ func execute(ctx context.Context, opt options, stderr io.Writer) (*report, error
 		}()
 	}
 
-	b := &bench{opt: opt, conn: rg.conn, prov: rg.prov, idp: rg.idp, gatebotURL: "http://" + listen, apiToken: opt.token}
+	b := &bench{opt: opt, conn: rg.conn, prov: rg.prov, idp: rg.idp, gatebotURL: "http://" + params.Listen, apiToken: opt.token}
 	b.teams = newTeams(b.gatebotURL, params.ServiceURL, appID, rg.idp)
 	sctx, scancel := context.WithTimeout(ctx, opt.startupTimeout)
-	defer scancel()
-	pid := opt.pid
-	if opt.target == "" {
-		bin := opt.gatebot
-		if bin == "" {
-			if bin, err = buildGatebot(sctx, tmp); err != nil {
-				return nil, err
-			}
-		}
-		logPath := opt.gatebotLog
-		if logPath == "" {
-			logPath = filepath.Join(tmp, "gatebot.log")
-		}
-		proc, err := startGatebot(bin, cfgPath, logPath)
-		if err != nil {
-			return nil, err
-		}
-		defer proc.stop(stopGrace)
-		if err := waitReady(sctx, b.gatebotURL, proc.done); err != nil {
-			return nil, fmt.Errorf("%w\ngatebot log:\n%s", err, tail(logPath, 40))
-		}
-		pid = proc.cmd.Process.Pid
-		if opt.scenario == "api" && b.apiToken == "" {
-			if b.apiToken, err = createToken(sctx, bin, cfgPath, "bench-"+id[:8]); err != nil {
-				return nil, err
-			}
-		}
+	pid, stop, err := b.startTarget(sctx, tmp, cfgPath, "bench-"+id[:8], stderr)
+	scancel()
+	defer stop()
+	if err != nil {
+		return nil, err
+	}
+	return b.drive(ctx, pid)
+}
+
+// writeConfig renders gatebot's config for the rig and writes it to the
+// temp dir (and --write-config).
+func writeConfig(opt options, rg *rig, tmp, id, appID, appPassword, secret string) (configParams, string, error) {
+	listen := ""
+	if opt.target != "" {
+		u, _ := url.Parse(opt.target)
+		listen = u.Host
 	} else {
+		var err error
+		if listen, err = freeLoopbackAddr(); err != nil {
+			return configParams{}, "", err
+		}
+	}
+	params := configParams{
+		Listen: listen, AppID: appID, AppPassword: appPassword,
+		MetadataURL: rg.idp.MetadataURL(), TokenURL: rg.idp.TokenURL(), ServiceURL: rg.base + "/teams/",
+		RedisURL: opt.redis, Prefix: "gatebot-bench:" + id[:12] + ":",
+		HookURLs: map[string]string{hookFast: rg.prov.HookURL(hookFast), hookHang: rg.prov.HookURL(hookHang)},
+		Secret:   secret, LogLevel: opt.logLevel, PollEvery: opt.pollEvery,
+	}
+	cfg, err := gatebotConfig(params)
+	if err != nil {
+		return params, "", err
+	}
+	cfgPath := filepath.Join(tmp, "gatebot.yaml")
+	for _, p := range []string{cfgPath, opt.writeConfig} {
+		if p != "" {
+			if err := os.WriteFile(p, cfg, 0o600); err != nil {
+				return params, "", err
+			}
+		}
+	}
+	return params, cfgPath, nil
+}
+
+// startTarget builds and starts gatebot (or waits for --target) until it
+// is ready, and creates the API token the api scenario needs. It returns
+// gatebot's pid (0 if unknown) and a stop function that is always safe to
+// call.
+func (b *bench) startTarget(ctx context.Context, tmp, cfgPath, tokenName string, stderr io.Writer) (int, func(), error) {
+	opt := b.opt
+	nop := func() {}
+	if opt.target != "" {
 		shown := opt.writeConfig
 		if shown == "" {
 			shown = cfgPath
 		}
 		fmt.Fprintf(stderr, "gatebot-bench: start gatebot now: gatebot serve --config %s (waiting %s for %s/readyz)\n", shown, opt.startupTimeout, opt.target)
-		if err := waitReady(sctx, b.gatebotURL, nil); err != nil {
-			return nil, err
+		return opt.pid, nop, waitReady(ctx, b.gatebotURL, nil)
+	}
+	bin := opt.gatebot
+	if bin == "" {
+		var err error
+		if bin, err = buildGatebot(ctx, tmp); err != nil {
+			return 0, nop, err
 		}
 	}
-	scancel()
-	return b.drive(ctx, pid)
+	logPath := opt.gatebotLog
+	if logPath == "" {
+		logPath = filepath.Join(tmp, "gatebot.log")
+	}
+	proc, err := startGatebot(bin, cfgPath, logPath)
+	if err != nil {
+		return 0, nop, err
+	}
+	stop := func() { proc.stop(stopGrace) }
+	if err := waitReady(ctx, b.gatebotURL, proc.done); err != nil {
+		return 0, stop, fmt.Errorf("%w\ngatebot log:\n%s", err, tail(logPath, 40))
+	}
+	if opt.scenario == "api" && b.apiToken == "" {
+		if b.apiToken, err = createToken(ctx, bin, cfgPath, tokenName); err != nil {
+			return 0, stop, err
+		}
+	}
+	return proc.cmd.Process.Pid, stop, nil
 }
 
 // drive runs the scenario for at most --duration, lets in-flight provider

@@ -96,79 +96,41 @@ type echoReport struct {
 	Reply      summary `json:"reply"`
 }
 
+// latencies collects the per-gate timings before they are summarised.
+type latencies struct {
+	open, click, prov, card, result []time.Duration
+	sends                           []int
+}
+
 // buildReport folds gate results, connector records and provider calls.
 func (b *bench) buildReport(elapsed time.Duration) *report {
 	r := &report{Scenario: b.opt.scenario, Elapsed: elapsed.Seconds(), StoppedAt: map[string]int{}, SpecialCalls: map[string]int{}}
 	r.Machine = map[string]any{"goos": runtime.GOOS, "goarch": runtime.GOARCH, "cpus": runtime.NumCPU(), "go": runtime.Version()}
-	var open, click, prov, card, result, sends []time.Duration
-	triggers := b.prov.Triggers()
+	var l latencies
 	approved := map[string]bool{}
 	for _, g := range b.gates {
+		if g.Approved {
+			approved[g.GateID] = true
+		}
 		if g.Special != "" {
 			r.Special = append(r.Special, g)
 			for _, c := range b.conn.Calls(g.Conversation) {
 				r.SpecialCalls[fmt.Sprintf("%s %d", c.Op, c.Status)]++
 			}
-			if g.Approved {
-				approved[g.GateID] = true
-			}
 			continue
 		}
-		r.Gates++
-		if g.Stage == "succeeded" {
-			r.Succeeded++
-		} else {
-			r.StoppedAt[g.Stage]++
-		}
-		if g.GateID == "" {
-			continue
-		}
-		open = append(open, g.OpenToCard)
-		click = append(click, g.ClickAnswers...)
-		r.ClickFailures += g.ClickFailures
-		if g.Approved {
-			approved[g.GateID] = true
-		}
-		if g.ApproveToProvider > 0 {
-			prov = append(prov, g.ApproveToProvider)
-		}
-		if g.ApproveToRunCard > 0 {
-			card = append(card, g.ApproveToRunCard)
-		}
-		if g.OpenToResult > 0 {
-			result = append(result, g.OpenToResult)
-		}
-		n, identical := b.cardSends(g)
-		sends = append(sends, time.Duration(n))
-		r.MaxSendsOfGate = max(r.MaxSendsOfGate, n)
-		r.IdenticalSends += identical
+		b.addGate(r, &l, g)
 	}
-	for id := range approved {
-		r.Runs.Approved++
-		switch n := len(triggers[id]); {
-		case n == 0:
-			r.Runs.Missing++
-		case n == 1:
-			r.Runs.Exactly1++
-		default:
-			r.Runs.Duplicate++
-		}
-	}
-	for id, ts := range triggers {
-		r.Runs.Calls += len(ts)
-		if !approved[id] {
-			r.Runs.Unexpected++
-		}
-	}
+	r.Runs = countRuns(approved, b.prov.Triggers())
 	r.ExactOnce = r.Runs.Missing == 0 && r.Runs.Duplicate == 0 && r.Runs.Unexpected == 0
 	r.OpenToCard, r.ClickToAnswer, r.ApproveToRun, r.ApproveToCard, r.OpenToResult =
-		summarize(open), summarize(click), summarize(prov), summarize(card), summarize(result)
-	if len(sends) > 0 {
+		summarize(l.open), summarize(l.click), summarize(l.prov), summarize(l.card), summarize(l.result)
+	if len(l.sends) > 0 {
 		total := 0
-		for _, s := range sends {
-			total += int(s)
+		for _, n := range l.sends {
+			total += n
 		}
-		r.SendsPerGate = float64(total) / float64(len(sends))
+		r.SendsPerGate = float64(total) / float64(len(l.sends))
 	}
 	if elapsed > 0 {
 		r.Throughput = float64(r.Succeeded) / elapsed.Seconds()
@@ -182,6 +144,58 @@ func (b *bench) buildReport(elapsed time.Duration) *report {
 	}
 	r.Connector, r.IdP, r.BadWebhooks = b.conn.Stats(), b.idp.Stats(), b.prov.BadSignatures()
 	return r
+}
+
+// addGate adds one ordinary gate's outcome and timings.
+func (b *bench) addGate(r *report, l *latencies, g *gateResult) {
+	r.Gates++
+	if g.Stage == "succeeded" {
+		r.Succeeded++
+	} else {
+		r.StoppedAt[g.Stage]++
+	}
+	if g.GateID == "" {
+		return
+	}
+	l.open = append(l.open, g.OpenToCard)
+	l.click = append(l.click, g.ClickAnswers...)
+	r.ClickFailures += g.ClickFailures
+	for _, x := range []struct {
+		d   time.Duration
+		dst *[]time.Duration
+	}{{g.ApproveToProvider, &l.prov}, {g.ApproveToRunCard, &l.card}, {g.OpenToResult, &l.result}} {
+		if x.d > 0 {
+			*x.dst = append(*x.dst, x.d)
+		}
+	}
+	n, identical := b.cardSends(g)
+	l.sends = append(l.sends, n)
+	r.MaxSendsOfGate = max(r.MaxSendsOfGate, n)
+	r.IdenticalSends += identical
+}
+
+// countRuns checks every approved gate ran exactly once and no other gate
+// ran at all.
+func countRuns(approved map[string]bool, triggers map[string][]fakes.Trigger) runs {
+	var u runs
+	for id := range approved {
+		u.Approved++
+		switch n := len(triggers[id]); {
+		case n == 0:
+			u.Missing++
+		case n == 1:
+			u.Exactly1++
+		default:
+			u.Duplicate++
+		}
+	}
+	for id, ts := range triggers {
+		u.Calls += len(ts)
+		if !approved[id] {
+			u.Unexpected++
+		}
+	}
+	return u
 }
 
 // cardSends counts the Connector calls that carried gate g's card (every
