@@ -64,7 +64,7 @@ type Connector struct {
 // NewConnector returns a Connector. A config with no trusted hosts and no
 // loopback is refused: it could never send anything.
 func NewConnector(cfg ConnectorConfig) (*Connector, error) {
-	if len(cfg.Trust.TrustedHosts) == 0 && !cfg.Trust.AllowLoopback {
+	if len(cfg.Trust.TrustedHosts) == 0 && len(cfg.Trust.LoopbackHTTPHosts) == 0 && !cfg.Trust.AllowLoopback {
 		return nil, errors.New("bot: connector needs trusted service hosts")
 	}
 	c := &Connector{

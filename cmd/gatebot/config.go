@@ -368,8 +368,13 @@ func (c *Config) validate(reg registry) (map[string]pipelines.Provider, error) {
 		}
 	}
 	for _, u := range c.Bot.TrustedServiceURLs {
-		if pu, err := url.Parse(u); err != nil || pu.Scheme != "https" || pu.Host == "" {
+		pu, err := url.Parse(u)
+		switch {
+		case err != nil || pu.Host == "" || (pu.Scheme != "https" && pu.Scheme != "http"):
 			ps.add("bot.trusted_service_urls", "%q must be an https URL", u)
+		case pu.Scheme == "http" && !isLoopbackHost(pu.Hostname()):
+			// The bearer token would cross the network in clear text.
+			ps.add("bot.trusted_service_urls", "%q: plain http is allowed only for a loopback host (localhost, 127.0.0.1, [::1])", u)
 		}
 	}
 	c.Bot.checkTenants(&ps)

@@ -223,7 +223,7 @@ func warnTenants(c BotConfig, log *slog.Logger) {
 func botSide(ctx context.Context, c BotConfig, hc *http.Client, log *slog.Logger) (handlers.Authenticator, *bot.Connector, bot.ServiceURLPolicy, error) {
 	if c.InsecureSkipAuth {
 		log.Warn("BOT FRAMEWORK AUTH IS OFF (bot.insecure_skip_auth): no inbound token checks, no outbound tokens; loopback serviceUrls trusted. Local dev only.")
-		trust := bot.ServiceURLPolicy{AllowLoopback: true, TrustedHosts: hostsOf(c.TrustedServiceURLs)}
+		trust := bot.ServiceURLPolicy{AllowLoopback: true, TrustedHosts: hostsOf(c.TrustedServiceURLs, "https")}
 		conn, err := bot.NewConnector(bot.ConnectorConfig{Trust: trust, HTTPClient: hc, Logger: log})
 		return nil, conn, trust, err
 	}
@@ -242,9 +242,14 @@ func botSide(ctx context.Context, c BotConfig, hc *http.Client, log *slog.Logger
 	}
 	hosts := cloud.TrustedServiceHosts
 	if len(c.TrustedServiceURLs) > 0 {
-		hosts = hostsOf(c.TrustedServiceURLs)
+		hosts = hostsOf(c.TrustedServiceURLs, "https")
 	}
-	trust := bot.ServiceURLPolicy{TrustedHosts: hosts}
+	// http entries are loopback only (config check refuses others); the
+	// Emulator's connector is http://localhost:<port>.
+	trust := bot.ServiceURLPolicy{TrustedHosts: hosts, LoopbackHTTPHosts: hostsOf(c.TrustedServiceURLs, "http")}
+	if c.AllowEmulator {
+		trust.LoopbackHTTPHosts = append(trust.LoopbackHTTPHosts, "localhost", "127.0.0.1")
+	}
 	auth, err := bot.NewAuthenticator(bot.AuthConfig{
 		AppID: c.AppID, Cloud: cloud, OpenIDMetadataURL: cloud.OpenIDMetadataURL, Issuer: cloud.Issuer,
 		AllowEmulator: c.AllowEmulator, HTTPClient: hc, Logger: log,
@@ -287,10 +292,11 @@ func botSide(ctx context.Context, c BotConfig, hc *http.Client, log *slog.Logger
 	return auth, conn, trust, nil
 }
 
-func hostsOf(urls []string) []string {
+// hostsOf returns the hosts of the urls with the given scheme.
+func hostsOf(urls []string, scheme string) []string {
 	var hosts []string
 	for _, s := range urls {
-		if u, err := url.Parse(s); err == nil && u.Host != "" {
+		if u, err := url.Parse(s); err == nil && u.Host != "" && strings.EqualFold(u.Scheme, scheme) {
 			hosts = append(hosts, strings.ToLower(u.Hostname()))
 		}
 	}

@@ -1,0 +1,303 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/gatebot/gatebot/cmd/gatebot-bench/internal/fakes"
+)
+
+const (
+	// settleFor is how long the bench waits after driving for provider
+	// calls of approved gates still in flight, before counting missing.
+	settleFor = 3 * time.Second
+	// stopGrace is how long gatebot gets to drain after SIGTERM.
+	stopGrace = 10 * time.Second
+)
+
+// rig is the fakes on their loopback server.
+type rig struct {
+	base string
+	srv  *http.Server
+	idp  *fakes.IdP
+	conn *fakes.Connector
+	prov *fakes.Provider
+}
+
+func startRig(listen, appID, appPassword, secret string) (*rig, error) {
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return nil, fmt.Errorf("fakes: %w", err)
+	}
+	base := "http://" + ln.Addr().String()
+	idp, err := fakes.NewIdP(fakes.IdPConfig{AppID: appID, AppPassword: appPassword, BaseURL: base + "/idp"})
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	prov, err := fakes.NewProvider(fakes.ProviderConfig{Secret: secret, BaseURL: base + "/ci"})
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	conn := fakes.NewConnector(fakes.ConnectorConfig{Tokens: idp})
+	mux := http.NewServeMux()
+	mux.Handle("/idp/", http.StripPrefix("/idp", idp))
+	mux.Handle("/teams/", http.StripPrefix("/teams", conn))
+	mux.Handle("/ci/", http.StripPrefix("/ci", prov))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	return &rig{base: base, srv: srv, idp: idp, conn: conn, prov: prov}, nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// execute sets up the rig and gatebot, runs the scenario and builds the
+// report. The whole run is bounded by --startup-timeout + --duration plus
+// settling and shutdown.
+func execute(ctx context.Context, opt options, stderr io.Writer) (*report, error) {
+	ctx, cancel := context.WithTimeout(ctx, opt.startupTimeout+opt.duration+settleFor+stopGrace)
+	defer cancel()
+	tmp, err := os.MkdirTemp("", "gatebot-bench-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+
+	id := randomHex(16)
+	appID := fmt.Sprintf("%s-%s-%s-%s-%s", id[:8], id[8:12], id[12:16], id[16:20], id[20:32])
+	appPassword := randomHex(24)
+	secretKey := make([]byte, 32)
+	_, _ = rand.Read(secretKey)
+	secret := "whsec_" + base64.StdEncoding.EncodeToString(secretKey)
+	rg, err := startRig(opt.fakesListen, appID, appPassword, secret)
+	if err != nil {
+		return nil, err
+	}
+	defer rg.srv.Close() // also ends hanging provider requests
+	rg.prov.SetBehaviour(hookFast, fakes.Behaviour{Latency: opt.providerLatency, ErrorRate: opt.providerErrorRate, RunFor: opt.runFor})
+	rg.prov.SetBehaviour(hookHang, fakes.Behaviour{RunFor: opt.runFor})
+
+	params, cfgPath, err := writeConfig(opt, rg, tmp, id, appID, appPassword, secret)
+	if err != nil {
+		return nil, err
+	}
+	if !opt.keepKeys {
+		defer func() {
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			defer cancel()
+			if _, err := cleanupRedis(cctx, opt.redis, params.Prefix); err != nil {
+				fmt.Fprintln(stderr, "gatebot-bench: could not delete Redis keys under", params.Prefix+":", err)
+			}
+		}()
+	}
+
+	b := &bench{opt: opt, conn: rg.conn, prov: rg.prov, idp: rg.idp, gatebotURL: "http://" + params.Listen, apiToken: opt.token}
+	b.teams = newTeams(b.gatebotURL, params.ServiceURL, appID, rg.idp)
+	sctx, scancel := context.WithTimeout(ctx, opt.startupTimeout)
+	pid, stop, err := b.startTarget(sctx, tmp, cfgPath, "bench-"+id[:8], stderr)
+	scancel()
+	defer stop()
+	if err != nil {
+		return nil, err
+	}
+	return b.drive(ctx, pid)
+}
+
+// writeConfig renders gatebot's config for the rig and writes it to the
+// temp dir (and --write-config).
+func writeConfig(opt options, rg *rig, tmp, id, appID, appPassword, secret string) (configParams, string, error) {
+	listen := ""
+	if opt.target != "" {
+		u, _ := url.Parse(opt.target)
+		listen = u.Host
+	} else {
+		var err error
+		if listen, err = freeLoopbackAddr(); err != nil {
+			return configParams{}, "", err
+		}
+	}
+	params := configParams{
+		Listen: listen, AppID: appID, AppPassword: appPassword,
+		MetadataURL: rg.idp.MetadataURL(), TokenURL: rg.idp.TokenURL(), ServiceURL: rg.base + "/teams/",
+		RedisURL: opt.redis, Prefix: "gatebot-bench:" + id[:12] + ":",
+		HookURLs: map[string]string{hookFast: rg.prov.HookURL(hookFast), hookHang: rg.prov.HookURL(hookHang)},
+		Secret:   secret, LogLevel: opt.logLevel, PollEvery: opt.pollEvery,
+	}
+	cfg, err := gatebotConfig(params)
+	if err != nil {
+		return params, "", err
+	}
+	cfgPath := filepath.Join(tmp, "gatebot.yaml")
+	for _, p := range []string{cfgPath, opt.writeConfig} {
+		if p != "" {
+			if err := os.WriteFile(p, cfg, 0o600); err != nil {
+				return params, "", err
+			}
+		}
+	}
+	return params, cfgPath, nil
+}
+
+// startTarget builds and starts gatebot (or waits for --target) until it
+// is ready, and creates the API token the api scenario needs. It returns
+// gatebot's pid (0 if unknown) and a stop function that is always safe to
+// call.
+func (b *bench) startTarget(ctx context.Context, tmp, cfgPath, tokenName string, stderr io.Writer) (int, func(), error) {
+	opt := b.opt
+	nop := func() {}
+	if opt.target != "" {
+		shown := opt.writeConfig
+		if shown == "" {
+			shown = cfgPath
+		}
+		fmt.Fprintf(stderr, "gatebot-bench: start gatebot now: gatebot serve --config %s (waiting %s for %s/readyz)\n", shown, opt.startupTimeout, opt.target)
+		return opt.pid, nop, waitReady(ctx, b.gatebotURL, nil)
+	}
+	bin := opt.gatebot
+	if bin == "" {
+		var err error
+		if bin, err = buildGatebot(ctx, tmp); err != nil {
+			return 0, nop, err
+		}
+	}
+	logPath := opt.gatebotLog
+	if logPath == "" {
+		logPath = filepath.Join(tmp, "gatebot.log")
+	}
+	proc, err := startGatebot(bin, cfgPath, logPath)
+	if err != nil {
+		return 0, nop, err
+	}
+	stop := func() { proc.stop(stopGrace) }
+	if err := waitReady(ctx, b.gatebotURL, proc.done); err != nil {
+		return 0, stop, fmt.Errorf("%w\ngatebot log:\n%s", err, tail(logPath, 40))
+	}
+	if opt.scenario == "api" && b.apiToken == "" {
+		if b.apiToken, err = createToken(ctx, bin, cfgPath, tokenName); err != nil {
+			return 0, stop, err
+		}
+	}
+	return proc.cmd.Process.Pid, stop, nil
+}
+
+// drive runs the scenario for at most --duration, lets in-flight provider
+// calls settle, and builds the report with gatebot's CPU and RSS.
+func (b *bench) drive(ctx context.Context, pid int) (*report, error) {
+	var mon *procMonitor
+	if pid > 0 {
+		mon = monitorProc(pid, 250*time.Millisecond)
+	}
+	start := time.Now()
+	dctx, cancel := context.WithTimeout(ctx, b.opt.duration)
+	scenarios[b.opt.scenario](b, dctx)
+	cancel()
+	elapsed := time.Since(start)
+	b.settle(ctx)
+
+	rep := b.buildReport(elapsed)
+	if b.opt.callsOut != "" {
+		if err := writeCalls(b.opt.callsOut, b.conn.AllCalls()); err != nil {
+			return rep, err
+		}
+	}
+	rep.Settings = map[string]any{"conversations": b.opt.conversations, "duration": b.opt.duration.String()}
+	if b.opt.scenario == "echo" {
+		rate := b.opt.rate
+		if rate <= 0 {
+			rate = float64(b.opt.conversations)
+		}
+		rep.Settings["rate"] = fmt.Sprintf("%g/s", rate)
+	} else {
+		rep.Settings["gates"] = b.opt.gates
+	}
+	if b.opt.think > 0 {
+		rep.Settings["think"] = b.opt.think.String()
+	}
+	if mon == nil {
+		rep.ProcNote = "not measured (pass --pid with --target)"
+		return rep, nil
+	}
+	cpu, rss, peak, err := mon.finish()
+	if err != nil {
+		rep.ProcNote = "could not read /proc: " + err.Error()
+		return rep, nil
+	}
+	rep.CPUSeconds = cpu.Seconds()
+	per := rep.Succeeded
+	if rep.Echo != nil {
+		per = rep.Echo.Replied
+	}
+	if per > 0 {
+		rep.CPUPerGate = float64(cpu.Microseconds()) / 1000 / float64(per)
+	}
+	rep.RSSMiB, rep.PeakRSSMiB = float64(rss)/(1<<20), float64(peak)/(1<<20)
+	return rep, nil
+}
+
+// settle waits (at most settleFor) until every approved gate has reached
+// the provider, so a call merely in flight is not counted missing.
+func (b *bench) settle(ctx context.Context) {
+	deadline := time.Now().Add(settleFor)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		trig := b.prov.Triggers()
+		pending := false
+		b.mu.Lock()
+		for _, g := range b.gates {
+			if g.Approved && len(trig[g.GateID]) == 0 {
+				pending = true
+			}
+		}
+		b.mu.Unlock()
+		if !pending {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// tail returns the last n lines of a file, for error messages.
+func tail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	lines := bytes.Split(bytes.TrimRight(b, "\n"), []byte("\n"))
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return string(bytes.Join(lines, []byte("\n")))
+}
+
+// writeCalls writes the Connector's record as JSON lines.
+func writeCalls(path string, calls []fakes.Call) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(f)
+	for _, c := range calls {
+		c.Gate = gateOf(c.Body)
+		if err := enc.Encode(c); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	return f.Close()
+}

@@ -1,0 +1,214 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gatebot/gatebot/cmd/gatebot-bench/internal/fakes"
+)
+
+// bench is one run: the fakes, the Teams client and the results.
+type bench struct {
+	opt        options
+	teams      *teams
+	conn       *fakes.Connector
+	prov       *fakes.Provider
+	idp        *fakes.IdP
+	gatebotURL string
+	apiToken   string
+	claimed    atomic.Int64
+
+	mu    sync.Mutex
+	gates []*gateResult
+	echo  echoStats
+}
+
+// claim reserves the next gate number; false once --gates are taken.
+func (b *bench) claim() (int, bool) {
+	n := int(b.claimed.Add(1))
+	return n, n <= b.opt.gates
+}
+
+// scenarios maps --scenario to its driver.
+var scenarios = map[string]func(*bench, context.Context){
+	"flow":      (*bench).flow,
+	"hang":      (*bench).hang,
+	"conn-down": (*bench).connDown,
+	"echo":      (*bench).echoTurns,
+	"api":       (*bench).api,
+}
+
+// workers runs fn for conversations from..N-1 in parallel until --gates
+// are claimed or ctx ends.
+func (b *bench) workers(ctx context.Context, from int, fn func(ctx context.Context, c convo, n int)) {
+	var wg sync.WaitGroup
+	for i := from; i < b.opt.conversations; i++ {
+		c := b.convo(i)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				n, ok := b.claim()
+				if !ok {
+					return
+				}
+				fn(ctx, c, n)
+				b.think(ctx)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func (b *bench) convo(i int) convo {
+	c := newConvo(i)
+	for _, u := range []user{c.Requester, c.Approvers[0], c.Approvers[1]} {
+		b.conn.AddMember(fakes.Member{ID: u.ID, Name: u.Name, AADObjectID: u.AAD, UserPrincipalName: u.UPN, TenantID: tenantID})
+	}
+	return c
+}
+
+// flow: every conversation opens gates back to back on the fast pipeline.
+func (b *bench) flow(ctx context.Context) {
+	b.workers(ctx, 0, func(ctx context.Context, c convo, n int) { b.runChatGate(ctx, c, pipelineFast, n) })
+}
+
+// disturbed runs one special gate in conversation 0 next to the flow in
+// the other conversations, and stops waiting for it once the flow is
+// done: the special gate is expected to be stuck.
+func (b *bench) disturbed(ctx context.Context, pipeline, label string) {
+	dctx, stop := context.WithCancel(ctx)
+	defer stop()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		g := b.runChatGate(dctx, b.convo(0), pipeline, 0)
+		g.Special = label
+	}()
+	// Let the special gate get stuck first, so the flow runs beside it.
+	select {
+	case <-time.After(300 * time.Millisecond):
+	case <-ctx.Done():
+	}
+	b.workers(ctx, 1, func(ctx context.Context, c convo, n int) { b.runChatGate(ctx, c, pipelineFast, n) })
+	stop()
+	<-done
+}
+
+// hang: conversation 0 approves a gate whose provider hangs (--hang),
+// while the others use the fast pipeline.
+func (b *bench) hang(ctx context.Context) {
+	b.prov.SetBehaviour(hookHang, fakes.Behaviour{Hang: b.opt.hang, RunFor: b.opt.runFor})
+	b.disturbed(ctx, pipelineHang, "provider hangs "+b.opt.hang.String())
+}
+
+// connDown: conversation 0's Connector answers 503 (or 403 with
+// --down-mode refuse) for the whole run, while the others run the flow.
+func (b *bench) connDown(ctx context.Context) {
+	mode, label := fakes.ModeDown, "connector down (503)"
+	if b.opt.downMode == "refuse" {
+		mode, label = fakes.ModeRefuse, "connector refusing (403)"
+	}
+	b.conn.SetMode(newConvo(0).ID, mode)
+	b.disturbed(ctx, pipelineFast, label)
+}
+
+// api: gates opened over the external API with a token from `gatebot
+// token create`, approved in their channel threads.
+func (b *bench) api(ctx context.Context) {
+	b.workers(ctx, 0, func(ctx context.Context, c convo, n int) { b.runAPIGate(ctx, c, n) })
+}
+
+// echoStats counts help turns.
+type echoStats struct {
+	Sent, Acked, Replied, Failed int
+	Ack, Reply                   []time.Duration
+}
+
+// echoTurns: authenticated "help" turns at --rate over all conversations
+// until --messages or the duration.
+func (b *bench) echoTurns(ctx context.Context) {
+	rate := b.opt.rate
+	if rate <= 0 {
+		rate = float64(b.opt.conversations) // ~1 message/s per conversation
+	}
+	interval := time.Duration(float64(b.opt.conversations) / rate * float64(time.Second))
+	var (
+		sent  atomic.Int64
+		wg    sync.WaitGroup
+		waits sync.WaitGroup
+	)
+	for i := 0; i < b.opt.conversations; i++ {
+		c := b.convo(i)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Spread the conversations over one interval.
+			t := time.NewTimer(time.Duration(rand.Int64N(int64(interval) + 1)))
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+				}
+				if b.opt.messages > 0 && sent.Add(1) > int64(b.opt.messages) {
+					return
+				}
+				t.Reset(interval)
+				b.echoOnce(ctx, c, &waits)
+			}
+		}()
+	}
+	wg.Wait()
+	waits.Wait()
+}
+
+func (b *bench) echoOnce(ctx context.Context, c convo, waits *sync.WaitGroup) {
+	id, sentAt, rtt, err := b.teams.message(ctx, c, c.Requester, "help")
+	b.mu.Lock()
+	b.echo.Sent++
+	if err != nil {
+		b.echo.Failed++
+		b.mu.Unlock()
+		return
+	}
+	b.echo.Acked++
+	b.echo.Ack = append(b.echo.Ack, rtt)
+	b.mu.Unlock()
+	waits.Add(1)
+	go func() {
+		defer waits.Done()
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.opt.stepTimeout)
+		defer cancel()
+		reply, _, err := b.conn.Wait(wctx, c.ID, 0, func(call fakes.Call) bool { return call.OK() && call.ReplyToID == id })
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		if err != nil {
+			return
+		}
+		b.echo.Replied++
+		b.echo.Reply = append(b.echo.Reply, reply.At.Sub(sentAt))
+	}()
+}
+
+// describe is the -h text of each scenario.
+var describe = map[string]string{
+	"flow":      "N conversations open gates back to back on a fast webhook pipeline: /run → card → both approvers click (each twice at once) → provider called → run on the card → succeeded.",
+	"hang":      "conversation 0 approves a gate whose provider hangs for --hang while conversations 1..N-1 run the flow; shows whether one stuck provider delays everyone.",
+	"conn-down": "conversation 0's Bot Connector answers 503 (--down-mode down) or 403 (refuse) for the whole run while conversations 1..N-1 run the flow.",
+	"echo":      "authenticated `help` turns at --rate messages/s spread over --conversations (default ~1 msg/s each) for --duration; measures turn ack and reply latency.",
+	"api":       "gates opened with POST /api/v1/gates and a token from `gatebot token create`; each card is a new channel thread, approved there like the flow.",
+}
+
+func scenarioHelp() string {
+	s := ""
+	for _, name := range []string{"flow", "hang", "conn-down", "echo", "api"} {
+		s += fmt.Sprintf("  %-10s %s\n", name, describe[name])
+	}
+	return s
+}
