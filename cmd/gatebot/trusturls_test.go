@@ -36,7 +36,7 @@ func TestTrustedServiceURLsCheck(t *testing.T) {
 			t.Parallel()
 			doc := `
 listen: "127.0.0.1:3978"
-bot: {app_id: app, app_password: pw, trusted_service_urls: ["` + tt.url + `"]}
+bot: {app_id: app, app_password: pw, tenant_id: 11111111-1111-1111-1111-111111111111, trusted_service_urls: ["` + tt.url + `"]}
 redis: {url: "redis://127.0.0.1:6379/0"}
 providers: {demo: {type: simulated}}
 pipelines: {demo: {provider: demo}}
