@@ -68,7 +68,7 @@ func gatebotConfig(p configParams) ([]byte, error) {
 		"bot": map[string]any{
 			"app_id": p.AppID, "app_password": p.AppPassword,
 			"openid_metadata_url": p.MetadataURL, "issuer": "https://api.botframework.com", "token_url": p.TokenURL,
-			"trusted_service_urls": []string{p.ServiceURL},
+			"trusted_service_urls": []string{p.ServiceURL}, "allowed_tenants": []string{tenantID},
 		},
 		"redis":    map[string]any{"url": p.RedisURL, "prefix": p.Prefix},
 		"channels": map[string]any{channelName: map[string]any{"service_url": p.ServiceURL, "conversation_id": channelConversation, "tenant_id": tenantID}},
