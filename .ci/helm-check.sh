@@ -113,8 +113,10 @@ for v in "${values[@]}"; do
   "$helm" template gatebot "$CHART" -f "$v" --show-only templates/configmap.yaml |
     awk '/^  gatebot.yaml: \|/ {on=1; next} on && /^    / {print substr($0, 5); next} on && NF {exit}' >"$work/$name.gatebot.yaml"
   [ -s "$work/$name.gatebot.yaml" ] || die "$v: no gatebot.yaml in the rendered ConfigMap"
+  # The environment the pod gets from every ci/*-values.yaml (env: and secrets:).
   env -i PATH="$PATH" HOME="$HOME" \
     MICROSOFT_APP_ID=00000000-0000-0000-0000-0000000000a1 MICROSOFT_APP_PASSWORD=x \
+    MICROSOFT_APP_TENANT_ID=00000000-0000-0000-0000-0000000000b2 \
     REDIS_URL=redis://redis:6379/0 HUMANITEC_TOKEN=x \
     GATEBOT_CALLBACK_SECRET=whsec_c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA== \
     "$work/gatebot" config check "$work/$name.gatebot.yaml" | sed "s|$work/||"
