@@ -44,7 +44,7 @@ func (s *Server) checkTenant(ctx context.Context, w http.ResponseWriter, act *bo
 	}
 	s.refusals.Tenant.Add(1)
 	loggerFrom(ctx).Warn("dropping an activity from a tenant that is not served", "tenant_id", tenant,
-		"reason", err.Error(), "activity_type", act.Type)
+		"reason", err.Error())
 	w.WriteHeader(http.StatusOK)
 	return false
 }
