@@ -3,7 +3,7 @@ package handlers
 import (
 	"context"
 	"encoding/json"
-	"errors"
+	"fmt"
 	"net/http"
 	"sync/atomic"
 
@@ -109,18 +109,18 @@ func (s *Server) postUnposted(ctx context.Context, g *approvals.Gate) error {
 	if len(g.Post.Conversation) == 0 {
 		p := s.opt.Pipelines[g.Pipeline]
 		if p == nil {
-			return errors.New("pipeline no longer configured")
+			return fmt.Errorf("pipeline %q is no longer configured", g.Pipeline)
 		}
 		ch, ok := s.opt.Channels[p.Channel]
 		if !ok {
-			return errors.New("pipeline has no channel")
+			return fmt.Errorf("pipeline %q has no configured channel %q", g.Pipeline, p.Channel)
 		}
 		_, err := s.postToChannel(ctx, g, ch)
 		return err
 	}
 	var ref bot.ConversationReference
 	if err := json.Unmarshal(g.Post.Conversation, &ref); err != nil {
-		return err
+		return fmt.Errorf("stored conversation reference is unreadable: %w", err)
 	}
 	// Reply to the message that asked for the gate, as the normal path does.
 	act := &bot.Activity{ID: ref.ActivityID, Recipient: ref.Bot, Conversation: ref.Conversation,
