@@ -53,7 +53,7 @@ func BenchmarkApproveToEnqueue(b *testing.B) {
 			wg.Wait()
 			elapsed := time.Since(start)
 			b.StopTimer()
-			if n := e.rdb.XLen(ctx, e.store.triggerKey()).Val(); n != int64(b.N) {
+			if n := e.rdb.XLen(ctx, e.store.triggerKey("deploy-api")).Val(); n != int64(b.N) {
 				b.Fatalf("enqueued %d triggers for %d approvals", n, b.N)
 			}
 			slices.Sort(lat)

@@ -99,7 +99,7 @@ func runConcurrentApprovals(t *testing.T, e *env, n int) {
 	if lost != 0 || extra != 0 {
 		t.Errorf("triggers: %d gates lost, %d extra", lost, extra)
 	}
-	if got := e.rdb.XLen(ctx, e.store.triggerKey()).Val(); got != int64(n) {
+	if got := e.rdb.XLen(ctx, e.store.triggerKey("deploy-api")).Val(); got != int64(n) {
 		t.Errorf("trigger stream length = %d, want %d", got, n)
 	}
 	if got := approvedOutcomes.Load(); got != int64(n) {

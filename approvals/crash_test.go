@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/gatebot/gatebot/pipelines"
 	"os"
 	"os/exec"
 	"strconv"
@@ -26,22 +27,22 @@ type fakeProvider struct {
 	prefix string
 }
 
-func (f fakeProvider) Run(ctx context.Context, idempotencyKey string) (RunInfo, error) {
+func (f fakeProvider) Run(ctx context.Context, idempotencyKey string) (pipelines.Run, error) {
 	if err := f.rdb.HIncrBy(ctx, f.prefix+"fake:calls", idempotencyKey, 1).Err(); err != nil {
-		return RunInfo{}, err
+		return pipelines.Run{}, err
 	}
 	newID := fmt.Sprintf("run-%d", time.Now().UnixNano())
 	set, err := f.rdb.SetNX(ctx, f.prefix+"fake:run:"+idempotencyKey, newID, 0).Result()
 	if err != nil {
-		return RunInfo{}, err
+		return pipelines.Run{}, err
 	}
 	if set {
 		if err := f.rdb.HIncrBy(ctx, f.prefix+"fake:created", idempotencyKey, 1).Err(); err != nil {
-			return RunInfo{}, err
+			return pipelines.Run{}, err
 		}
 	}
 	id, err := f.rdb.Get(ctx, f.prefix+"fake:run:"+idempotencyKey).Result()
-	return RunInfo{ID: id, Status: "queued"}, err
+	return pipelines.Run{ID: id, Status: "queued"}, err
 }
 
 // processTrigger is what a trigger worker does with one claimed trigger;
@@ -59,7 +60,7 @@ func processTrigger(ctx context.Context, s *Store, prov fakeProvider, tr Trigger
 		run, runErr := prov.Run(ctx, g.ID)
 		hook("provider")
 		var te *TransitionError
-		if _, err := s.FinishTrigger(ctx, g.ID, run, runErr, "provider failed"); err != nil && !errors.As(err, &te) {
+		if _, err := s.FinishTrigger(ctx, g.ID, run, runErr, "provider failed", time.Time{}); err != nil && !errors.As(err, &te) {
 			return err
 		}
 		hook("finish")
@@ -98,7 +99,7 @@ func TestHelperProcess(t *testing.T) {
 	prov := fakeProvider{rdb: rdb, prefix: prefix}
 	processed := 0
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); {
-		trs, err := s.ClaimTriggers(ctx, "doomed", 5, 100*time.Millisecond)
+		trs, err := s.ClaimTriggers(ctx, "doomed", map[string]int{"deploy-api": 5}, 100*time.Millisecond)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(2)
@@ -169,7 +170,7 @@ func runCrash(t *testing.T, e *env, point string, n int) {
 	if !ids[crashed] {
 		t.Fatalf("crashed on unknown gate %q", crashed)
 	}
-	pending, err := e.rdb.XPending(ctx, e.store.triggerKey(), triggerGroup).Result()
+	pending, err := e.rdb.XPending(ctx, e.store.triggerKey("deploy-api"), triggerGroup).Result()
 	if err != nil || pending.Count == 0 {
 		t.Fatalf("dead consumer left no pending triggers: %+v %v", pending, err)
 	}
@@ -182,7 +183,7 @@ func runCrash(t *testing.T, e *env, point string, n int) {
 		if time.Now().After(deadline) {
 			t.Fatalf("only %d of %d gates final before the deadline", final, n)
 		}
-		trs, err := e.store.ClaimTriggers(ctx, "survivor", 10, 100*time.Millisecond)
+		trs, err := e.store.ClaimTriggers(ctx, "survivor", map[string]int{"deploy-api": 10}, 100*time.Millisecond)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -195,8 +196,9 @@ func runCrash(t *testing.T, e *env, point string, n int) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, id := range polls {
-			if _, err := e.store.Update(ctx, id, func(g *Gate) error {
+		for _, pg := range polls {
+			id := pg.ID
+			if _, err := e.store.updateWith(ctx, id, func(g *Gate) error {
 				g.Run.Status = "succeeded"
 				return g.Transition(StateSucceeded, time.Now())
 			}); err != nil {
@@ -246,10 +248,10 @@ func runCrash(t *testing.T, e *env, point string, n int) {
 	if len(created) != n || len(calls) != n {
 		t.Errorf("provider saw %d keys (%d created), want %d", len(calls), len(created), n)
 	}
-	if p, err := e.rdb.XPending(ctx, e.store.triggerKey(), triggerGroup).Result(); err != nil || p.Count != 0 {
+	if p, err := e.rdb.XPending(ctx, e.store.triggerKey("deploy-api"), triggerGroup).Result(); err != nil || p.Count != 0 {
 		t.Errorf("pending triggers left: %+v %v", p, err)
 	}
-	if l := e.rdb.XLen(ctx, e.store.triggerKey()).Val(); l != 0 {
+	if l := e.rdb.XLen(ctx, e.store.triggerKey("deploy-api")).Val(); l != 0 {
 		t.Errorf("trigger stream length %d after all acks", l)
 	}
 	if l := e.rdb.ZCard(ctx, e.store.pollKey()).Val(); l != 0 {

@@ -6,8 +6,10 @@
 // audit log.
 //
 // It must not import net/http serving code, Teams or Bot Framework packages,
-// nor gatebot's bot, cards, handlers or pipelines packages: callers translate
-// their world into Person, Policy and RunInfo.
+// nor gatebot's bot, cards, handlers or engine packages: callers translate
+// their world into Person and Policy. It imports the top-level pipelines
+// package (stdlib only) for the one run type, pipelines.Run, that a gate
+// stores and providers report.
 //
 // # Redis key layout
 //

@@ -3,6 +3,7 @@ package approvals
 import (
 	"context"
 	"errors"
+	"github.com/gatebot/gatebot/pipelines"
 	"net"
 	"testing"
 	"time"
@@ -34,16 +35,18 @@ func TestUnavailable(t *testing.T) {
 		{"Get", func() error { _, err := s.Get(ctx, g.ID); return err }},
 		{"Create", func() error { _, _, err := s.Create(ctx, newGate("x", 1, 0), "k"); return err }},
 		{"Decide", func() error { _, _, err := s.Decide(ctx, g.ID, bob, true, "", ""); return err }},
-		{"Update", func() error { _, err := s.Update(ctx, g.ID, func(*Gate) error { return nil }); return err }},
+		{"Update", func() error { _, err := s.updateWith(ctx, g.ID, func(*Gate) error { return nil }); return err }},
 		{"Cancel", func() error { _, err := s.Cancel(ctx, g.ID, bob, ""); return err }},
 		{"ExpireDue", func() error { _, err := s.ExpireDue(ctx, 10); return err }},
-		{"ClaimTriggers", func() error { _, err := s.ClaimTriggers(ctx, "c", 1, 0); return err }},
+		{"ClaimTriggers", func() error { _, err := s.ClaimTriggers(ctx, "c", map[string]int{"deploy-api": 1}, 0); return err }},
 		{"AckTrigger", func() error { return s.AckTrigger(ctx, Trigger{MessageID: "1-0"}) }},
 		{"BeginTrigger", func() error { _, _, err := s.BeginTrigger(ctx, g.ID); return err }},
-		{"FinishTrigger", func() error { _, err := s.FinishTrigger(ctx, g.ID, RunInfo{}, nil, ""); return err }},
-		{"SchedulePoll", func() error { return s.SchedulePoll(ctx, g.ID, time.Now()) }},
+		{"FinishTrigger", func() error { _, err := s.FinishTrigger(ctx, g.ID, pipelines.Run{}, nil, "", time.Time{}); return err }},
+		{"DeferPoll", func() error { return s.DeferPoll(ctx, g.ID, time.Now()) }},
 		{"ClaimPolls", func() error { _, err := s.ClaimPolls(ctx, 1, time.Second); return err }},
-		{"UnschedulePoll", func() error { return s.UnschedulePoll(ctx, g.ID) }},
+		{"RecordRun", func() error { _, err := s.RecordRun(ctx, g.ID, pipelines.Run{}, time.Now()); return err }},
+		{"ClaimCardSyncs", func() error { _, err := s.ClaimCardSyncs(ctx, 1, time.Second); return err }},
+		{"ClaimCallbacks", func() error { _, err := s.ClaimCallbacks(ctx, 1, time.Second); return err }},
 		{"List", func() error { _, _, err := s.List(ctx, ListQuery{}); return err }},
 		{"Audit", func() error { _, err := s.Audit(ctx, AuditQuery{}); return err }},
 		{"Once", func() error { _, err := s.Once(ctx, "a", time.Minute); return err }},
@@ -102,7 +105,7 @@ func TestUnavailable(t *testing.T) {
 	if _, out, err := s.Decide(ctx, g.ID, bob, true, "", ""); err != nil || out != OutcomeApproved {
 		t.Fatalf("Decide after recovery: %v %v", out, err)
 	}
-	trs, err := s.ClaimTriggers(ctx, "c", 5, 0)
+	trs, err := s.ClaimTriggers(ctx, "c", map[string]int{"deploy-api": 5}, 0)
 	if err != nil || len(trs) != 1 || trs[0].GateID != g.ID {
 		t.Errorf("ClaimTriggers after recovery: %+v %v", trs, err)
 	}

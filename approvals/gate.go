@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/gatebot/gatebot/pipelines"
 )
 
 // State is where a gate is in its life.
@@ -119,16 +121,6 @@ type Vote struct {
 	At      time.Time `json:"at"`
 }
 
-// RunInfo is the provider run a gate started, as the pipelines layer
-// reported it last.
-type RunInfo struct {
-	ID     string            `json:"id,omitempty"`
-	URL    string            `json:"url,omitempty"`
-	Status string            `json:"st,omitempty"`
-	Detail string            `json:"dt,omitempty"`
-	Ref    map[string]string `json:"ref,omitempty"`
-}
-
 // Post is where a gate's card lives, opaque to this package: the channel
 // layer's conversation reference and the card's activity id. PostedAt is
 // set once the card is up (SetPost), even when the channel returned no
@@ -154,19 +146,19 @@ type Gate struct {
 	// Conversations every conversation its card was posted in (channel
 	// threads by their channel id): a click acts on the gate only from
 	// one of those, in that tenant (see PostedIn).
-	Tenant        string    `json:"tn,omitempty"`
-	Conversations []string  `json:"cv,omitempty"`
-	Policy        Policy    `json:"pol"`
-	State         State     `json:"st"`
-	Votes         []Vote    `json:"v,omitempty"`
-	CreatedAt     time.Time `json:"ca"`
-	Deadline      time.Time `json:"dl"`
-	UpdatedAt     time.Time `json:"ua"`
-	DecidedBy     *Person   `json:"db,omitempty"` // who rejected, cancelled or retried last
-	Reason        string    `json:"why,omitempty"`
-	Run           *RunInfo  `json:"run,omitempty"`
-	Error         string    `json:"err,omitempty"` // last trigger error, user-safe
-	Attempts      int       `json:"att,omitempty"` // trigger attempts
+	Tenant        string         `json:"tn,omitempty"`
+	Conversations []string       `json:"cv,omitempty"`
+	Policy        Policy         `json:"pol"`
+	State         State          `json:"st"`
+	Votes         []Vote         `json:"v,omitempty"`
+	CreatedAt     time.Time      `json:"ca"`
+	Deadline      time.Time      `json:"dl"`
+	UpdatedAt     time.Time      `json:"ua"`
+	DecidedBy     *Person        `json:"db,omitempty"` // who rejected, cancelled or retried last
+	Reason        string         `json:"why,omitempty"`
+	Run           *pipelines.Run `json:"run,omitempty"`
+	Error         string         `json:"err,omitempty"` // last trigger error, user-safe
+	Attempts      int            `json:"att,omitempty"` // trigger attempts
 	// TriggerLease is when the consumer that began the trigger is presumed
 	// dead: until then no other consumer calls the provider for this gate.
 	// Set while triggering only.

@@ -174,7 +174,7 @@ func mustCreate(tb testing.TB, s *Store, g *Gate) *Gate {
 // triggerCounts returns how many trigger stream entries name each gate.
 func triggerCounts(tb testing.TB, e *env) map[string]int {
 	tb.Helper()
-	msgs, err := e.rdb.XRange(context.Background(), e.store.triggerKey(), "-", "+").Result()
+	msgs, err := e.rdb.XRange(context.Background(), e.store.triggerKey("deploy-api"), "-", "+").Result()
 	if err != nil {
 		tb.Fatalf("XRANGE triggers: %v", err)
 	}

@@ -14,13 +14,20 @@ import (
 const DefaultUnpostedAfter = time.Minute
 
 // SetPost records where g's card was posted and that it is up, taking the
-// gate off the unposted schedule in the same transaction. It may be called
-// again for the same gate (a card re-posted); the latest post wins.
-func (s *Store) SetPost(ctx context.Context, id string, post Post) (*Gate, error) {
+// gate off the unposted schedule in the same transaction. digest is the
+// digest of the card posted (see ClaimCardSyncs), so the card syncer does
+// not send the same card again; the gate's card is queued for a sync, which
+// brings it up to date if the gate changed while it was being posted. It
+// may be called again for the same gate (a card re-posted); the latest
+// post wins.
+func (s *Store) SetPost(ctx context.Context, id string, post Post, digest string) (*Gate, error) {
 	return s.update(ctx, "record post", id, func(g *Gate, now time.Time) ([]auditNote, error) {
 		post.PostedAt = now
 		g.Post = post
-		return nil, nil
+		if digest == "" || post.ActivityID == "" {
+			return nil, nil
+		}
+		return []auditNote{{cardDigest: digest}}, nil
 	})
 }
 

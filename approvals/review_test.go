@@ -3,6 +3,7 @@ package approvals
 import (
 	"context"
 	"errors"
+	"github.com/gatebot/gatebot/pipelines"
 	"testing"
 	"time"
 
@@ -44,7 +45,7 @@ func TestBeginTriggerLease(t *testing.T) {
 		if err != nil || !call || again.Attempts != 2 || !again.TriggerLease.Equal(e.clock.Now().Add(vis)) {
 			t.Fatalf("BeginTrigger after lease: call=%v err=%v gate=%+v", call, err, again)
 		}
-		fin, err := e.store.FinishTrigger(ctx, g.ID, RunInfo{ID: "r1"}, nil, "")
+		fin, err := e.store.FinishTrigger(ctx, g.ID, pipelines.Run{ID: "r1"}, nil, "", time.Time{})
 		if err != nil || fin.State != StateRunning || !fin.TriggerLease.IsZero() {
 			t.Fatalf("FinishTrigger: %v %+v", err, fin)
 		}
@@ -74,14 +75,14 @@ func TestRunAfterCancel(t *testing.T) {
 		if _, call, err := e.store.BeginTrigger(ctx, g.ID); !call || err != nil {
 			t.Fatalf("BeginTrigger B: %v %v", call, err)
 		}
-		if _, err := e.store.FinishTrigger(ctx, g.ID, RunInfo{}, errors.New("500"), "provider down"); err != nil {
+		if _, err := e.store.FinishTrigger(ctx, g.ID, pipelines.Run{}, errors.New("500"), "provider down", time.Time{}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := e.store.Cancel(ctx, g.ID, carol, "never mind"); err != nil {
 			t.Fatal(err)
 		}
 		// A comes back with a run.
-		got, err := e.store.FinishTrigger(ctx, g.ID, RunInfo{ID: "r-late", URL: "https://ci/r-late"}, nil, "")
+		got, err := e.store.FinishTrigger(ctx, g.ID, pipelines.Run{ID: "r-late", URL: "https://ci/r-late"}, nil, "", time.Time{})
 		if !errors.Is(err, ErrRunAfterCancel) {
 			t.Fatalf("late FinishTrigger: err = %v, want ErrRunAfterCancel", err)
 		}
@@ -104,7 +105,7 @@ func TestRunAfterCancel(t *testing.T) {
 			t.Errorf("last audit entry = %+v, want run_after_cancel", last)
 		}
 		// The same late run again is reported again but changes nothing.
-		again, err := e.store.FinishTrigger(ctx, g.ID, RunInfo{ID: "r-late"}, nil, "")
+		again, err := e.store.FinishTrigger(ctx, g.ID, pipelines.Run{ID: "r-late"}, nil, "", time.Time{})
 		if !errors.Is(err, ErrRunAfterCancel) || again.Version != got.Version {
 			t.Errorf("repeat late FinishTrigger: %v version %d→%d", err, got.Version, again.Version)
 		}
@@ -175,7 +176,7 @@ func TestUpdateEnforcesTransitions(t *testing.T) {
 		ctx := context.Background()
 		g := mustCreate(t, e.store, newGate("deploy-api", 2, time.Hour))
 		for _, to := range []State{StateApproved, StateRunning, StateSucceeded} {
-			got, err := e.store.Update(ctx, g.ID, func(g *Gate) error { g.State = to; return nil })
+			got, err := e.store.updateWith(ctx, g.ID, func(g *Gate) error { g.State = to; return nil })
 			if !isTransition(err, StatePending, to) {
 				t.Errorf("Update pending→%s: err = %v, want *TransitionError", to, err)
 			}
@@ -205,21 +206,21 @@ func TestSchedulePollFinal(t *testing.T) {
 		if _, _, err := e.store.BeginTrigger(ctx, g.ID); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := e.store.FinishTrigger(ctx, g.ID, RunInfo{ID: "r1"}, nil, ""); err != nil {
+		if _, err := e.store.FinishTrigger(ctx, g.ID, pipelines.Run{ID: "r1"}, nil, "", time.Time{}); err != nil {
 			t.Fatal(err)
 		}
 		at := e.clock.Now().Add(time.Minute)
-		if err := e.store.SchedulePoll(ctx, g.ID, at); err != nil {
+		if err := e.store.DeferPoll(ctx, g.ID, at); err != nil {
 			t.Fatal(err)
 		}
 		if sc, err := e.rdb.ZScore(ctx, e.store.pollKey(), g.ID).Result(); err != nil || sc != ms(at) {
 			t.Errorf("running gate poll score = %v %v, want %v", sc, err, ms(at))
 		}
-		if _, err := e.store.Update(ctx, g.ID, func(g *Gate) error { return g.Transition(StateSucceeded, e.clock.Now()) }); err != nil {
+		if _, err := e.store.updateWith(ctx, g.ID, func(g *Gate) error { return g.Transition(StateSucceeded, e.clock.Now()) }); err != nil {
 			t.Fatal(err)
 		}
 		// A poll that was in flight when the gate ended reschedules it.
-		if err := e.store.SchedulePoll(ctx, g.ID, at); err != nil {
+		if err := e.store.DeferPoll(ctx, g.ID, at); err != nil {
 			t.Fatal(err)
 		}
 		if err := e.rdb.ZScore(ctx, e.store.pollKey(), g.ID).Err(); !errors.Is(err, redis.Nil) {

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/gatebot/gatebot/pipelines"
 )
 
 // claimScript takes up to ARGV[2] members of the schedule KEYS[1] whose
@@ -122,33 +124,96 @@ func (s *Store) AckExpired(ctx context.Context, id string) error {
 	return nil
 }
 
-// SchedulePoll moves the gate's next run-status poll to at, to be taken
-// by whichever replica claims it first (ClaimPolls). It only reschedules
-// (ZADD XX): a gate enters the poll schedule when FinishTrigger makes it
-// running and leaves it when it ends or is unscheduled, so a poll that was
-// in flight meanwhile does not bring it back.
-func (s *Store) SchedulePoll(ctx context.Context, id string, at time.Time) error {
+// DeferPoll moves the gate's next run-status poll to at, to be taken by
+// whichever replica claims it first (ClaimPolls): the status was not
+// available, or this replica cannot poll it now. It only reschedules (ZADD
+// XX): a gate enters the poll schedule when it becomes running and leaves
+// it when it ends, so a poll in flight meanwhile does not bring it back.
+func (s *Store) DeferPoll(ctx context.Context, id string, at time.Time) error {
 	if err := s.rdb.ZAddXX(ctx, s.pollKey(), redis.Z{Score: ms(at), Member: id}).Err(); err != nil {
-		return unavailable("schedule poll", err)
+		return unavailable("defer poll", err)
 	}
 	return nil
 }
 
-// ClaimPolls returns up to limit gate ids whose poll is due and pushes each
-// forward by lease, so other replicas skip them meanwhile. The caller polls
-// the run and then calls SchedulePoll for the next time, or lets the gate
-// reach a final state, which unschedules it.
-func (s *Store) ClaimPolls(ctx context.Context, limit int, lease time.Duration) ([]string, error) {
+// ClaimPolls returns up to limit running gates whose poll is due, each
+// pushed forward by lease so other replicas skip it meanwhile. Gates that
+// are no longer running, or have no run, leave the schedule. The caller
+// polls each run and calls RecordRun (or DeferPoll when nothing changed or
+// the status is unavailable).
+func (s *Store) ClaimPolls(ctx context.Context, limit int, lease time.Duration) ([]*Gate, error) {
 	if lease <= 0 {
 		lease = scheduleLease
 	}
-	return s.claim(ctx, s.pollKey(), limit, lease)
+	ids, err := s.claim(ctx, s.pollKey(), limit, lease)
+	if err != nil || len(ids) == 0 {
+		return nil, err
+	}
+	var out []*Gate
+	var errs []error
+	for _, id := range ids {
+		g, err := s.Get(ctx, id)
+		switch {
+		case errors.Is(err, ErrNotFound):
+		case err != nil:
+			errs = append(errs, err) // the lease runs out and it is claimed again
+			continue
+		case g.State == StateRunning && g.Run != nil:
+			out = append(out, g)
+			continue
+		}
+		if err := s.rdb.ZRem(ctx, s.pollKey(), id).Err(); err != nil {
+			errs = append(errs, unavailable("unschedule poll", err))
+		}
+	}
+	return out, errors.Join(errs...)
 }
 
-// UnschedulePoll stops polling the gate's run.
-func (s *Store) UnschedulePoll(ctx context.Context, id string) error {
-	if err := s.rdb.ZRem(ctx, s.pollKey(), id).Err(); err != nil {
-		return unavailable("unschedule poll", err)
+// RecordRun stores a polled run's latest state on a running gate, ends the
+// gate when the run ended, and otherwise schedules its next poll at next,
+// in one transaction. A gate that is no longer running comes back
+// unchanged, with no error.
+func (s *Store) RecordRun(ctx context.Context, id string, run pipelines.Run, next time.Time) (*Gate, error) {
+	g, err := s.update(ctx, "record run", id, func(g *Gate, now time.Time) ([]auditNote, error) {
+		if g.State != StateRunning {
+			return nil, errSkip
+		}
+		ref := map[string]string(nil)
+		if g.Run != nil {
+			ref = g.Run.Ref
+		}
+		r := run
+		if r.Ref == nil {
+			r.Ref = ref // providers report coordinates once, at the trigger
+		}
+		g.Run = &r
+		if to, ok := finalState(run.Status); ok {
+			if err := g.Transition(to, now); err != nil {
+				return nil, err
+			}
+			return []auditNote{{event: string(to), from: StateRunning, to: to, actor: runEndedBy(g, to), reason: g.reasonIf(to)}}, nil
+		}
+		return []auditNote{{pollAt: next}}, nil
+	})
+	if errors.Is(err, errSkip) {
+		return g, nil
+	}
+	return g, err
+}
+
+// runEndedBy names who ended a run that ended cancelled after someone
+// asked the provider to stop it (RunCancelRequested recorded them).
+func runEndedBy(g *Gate, to State) *Person {
+	if to == StateCancelled && g.DecidedBy != nil {
+		return g.DecidedBy
 	}
 	return nil
+}
+
+// reasonIf is the cancel request's reason for a run that ended cancelled.
+func (g *Gate) reasonIf(to State) string {
+	if to == StateCancelled {
+		return g.Reason
+	}
+	return ""
 }

@@ -73,12 +73,11 @@ type Store struct {
 	codec recordCodec
 
 	mu            sync.Mutex
-	reclaimCursor string // XAUTOCLAIM position in the trigger pending list
+	reclaimCursor map[string]string // per pipeline: XAUTOCLAIM position in the pending list
 }
 
-// NewStore returns a Store on rdb. It creates the trigger consumer group
-// (with MKSTREAM) if it is missing; when Redis does not answer yet that is
-// logged, not fatal, because the group is created again on first use.
+// NewStore returns a Store on rdb. It does not talk to Redis: trigger
+// consumers call PrepareTriggers, and everything else works on first use.
 func NewStore(rdb redis.UniversalClient, opts Options) (*Store, error) {
 	if rdb == nil {
 		return nil, errors.New("approvals: nil redis client")
@@ -108,13 +107,7 @@ func NewStore(rdb redis.UniversalClient, opts Options) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Store{rdb: rdb, opts: opts, log: log}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := s.ensureGroup(ctx); err != nil {
-		log.Warn("trigger consumer group not created yet", "err", err)
-	}
-	return s, nil
+	return &Store{rdb: rdb, opts: opts, log: log, reclaimCursor: map[string]string{}}, nil
 }
 
 // now is the store clock at millisecond precision, in UTC, which keeps the
@@ -122,16 +115,16 @@ func NewStore(rdb redis.UniversalClient, opts Options) (*Store, error) {
 func (s *Store) now() time.Time { return s.opts.Now().UTC().Truncate(time.Millisecond) }
 
 // Key names; see the package doc for the layout.
-func (s *Store) gateKey(id string) string { return s.opts.Prefix + "g:" + id }
-func (s *Store) idemKey(k string) string  { return s.opts.Prefix + "idem:" + k }
-func (s *Store) dueKey() string           { return s.opts.Prefix + "due" }
-func (s *Store) pollKey() string          { return s.opts.Prefix + "poll" }
-func (s *Store) endedKey() string         { return s.opts.Prefix + "ended" }
-func (s *Store) triggerKey() string       { return s.opts.Prefix + "triggers" }
-func (s *Store) auditKey() string         { return s.opts.Prefix + "audit" }
-func (s *Store) seenKey(k string) string  { return s.opts.Prefix + "seen:" + k }
-func (s *Store) convKey(k string) string  { return s.opts.Prefix + "conv:" + k }
-func (s *Store) unpostedKey() string      { return s.opts.Prefix + "unposted" }
+func (s *Store) gateKey(id string) string   { return s.opts.Prefix + "g:" + id }
+func (s *Store) idemKey(k string) string    { return s.opts.Prefix + "idem:" + k }
+func (s *Store) dueKey() string             { return s.opts.Prefix + "due" }
+func (s *Store) pollKey() string            { return s.opts.Prefix + "poll" }
+func (s *Store) endedKey() string           { return s.opts.Prefix + "ended" }
+func (s *Store) triggerKey(p string) string { return s.opts.Prefix + "t:" + p }
+func (s *Store) auditKey() string           { return s.opts.Prefix + "audit" }
+func (s *Store) seenKey(k string) string    { return s.opts.Prefix + "seen:" + k }
+func (s *Store) convKey(k string) string    { return s.opts.Prefix + "conv:" + k }
+func (s *Store) unpostedKey() string        { return s.opts.Prefix + "unposted" }
 func (s *Store) postingKey(id string) string {
 	return s.opts.Prefix + "posting:" + id
 }
@@ -336,13 +329,18 @@ func (s *Store) retryTx(ctx context.Context, op string, fn func(tx *redis.Tx) er
 	return err
 }
 
-// auditNote describes one audit entry a change produces.
+// auditNote describes one audit entry a change produces, or (event "")
+// another consequence the change's MULTI must write.
 type auditNote struct {
 	event    string
 	actor    *Person
 	where    string
 	reason   string
 	from, to State
+	// pollAt, when set on a running gate, is its next run-status poll.
+	pollAt time.Time
+	// cardDigest, when set, is the digest of the card just posted.
+	cardDigest string
 }
 
 // change is the mutation a caller makes to a gate inside a transaction; it
@@ -391,7 +389,7 @@ func (s *Store) update(ctx context.Context, op, id string, fn change) (*Gate, er
 		if old != nw {
 			covered := false
 			for _, n := range notes {
-				if n.to == nw {
+				if n.event != "" && n.to == nw {
 					covered = true
 				}
 			}
@@ -404,6 +402,15 @@ func (s *Store) update(ctx context.Context, op, id string, fn change) (*Gate, er
 			return backoff.Permanent(err)
 		}
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			// The outbox: what must follow this change, in its own MULTI.
+			if g.Post.ActivityID != "" {
+				s.queueCard(ctx, p, g, now)
+			}
+			if g.CallbackURL != "" && old != nw {
+				if err := s.queueCallback(ctx, p, g, now); err != nil {
+					return backoff.Permanent(err)
+				}
+			}
 			var ttl time.Duration
 			if nw.Final() {
 				ttl = s.opts.Retention
@@ -435,13 +442,21 @@ func (s *Store) update(ctx context.Context, op, id string, fn change) (*Gate, er
 				}
 				switch nw {
 				case StateApproved:
-					p.XAdd(ctx, &redis.XAddArgs{Stream: s.triggerKey(), Values: []string{"gate", id}})
+					p.XAdd(ctx, &redis.XAddArgs{Stream: s.triggerKey(g.Pipeline), Values: []string{"gate", id}})
 				case StateRunning:
 					p.ZAdd(ctx, s.pollKey(), redis.Z{Score: ms(now), Member: id})
 				}
 			}
 			for _, n := range notes {
-				s.audit(ctx, p, g, n)
+				if n.cardDigest != "" {
+					p.HSet(ctx, s.cardSentKey(), id, n.cardDigest)
+				}
+				if !n.pollAt.IsZero() && nw == StateRunning {
+					p.ZAdd(ctx, s.pollKey(), redis.Z{Score: ms(n.pollAt), Member: id})
+				}
+				if n.event != "" {
+					s.audit(ctx, p, g, n)
+				}
 			}
 			return nil
 		})
@@ -457,7 +472,7 @@ func (s *Store) update(ctx context.Context, op, id string, fn change) (*Gate, er
 	return out, fnErr
 }
 
-// Update applies fn to the gate atomically, retrying on concurrent changes
+// updateWith applies fn to the gate atomically, retrying on concurrent changes
 // (fn may run more than once and must only mutate g). fn usually calls
 // g.Transition. If fn returns an error nothing is written and the stored
 // gate is returned with that error. A state change the transition table
@@ -467,7 +482,7 @@ func (s *Store) update(ctx context.Context, op, id string, fn change) (*Gate, er
 // a final state gets the retention TTL and leaves the schedules, and
 // becoming Approved again (a retry from trigger_failed) enqueues a trigger,
 // all in the same transaction.
-func (s *Store) Update(ctx context.Context, id string, fn func(g *Gate) error) (*Gate, error) {
+func (s *Store) updateWith(ctx context.Context, id string, fn func(g *Gate) error) (*Gate, error) {
 	return s.update(ctx, "update gate", id, func(g *Gate, now time.Time) ([]auditNote, error) {
 		old, oldBy, oldReason := g.State, g.DecidedBy, g.Reason
 		var oldByV Person

@@ -3,6 +3,7 @@ package approvals
 import (
 	"context"
 	"errors"
+	"github.com/gatebot/gatebot/pipelines"
 	"regexp"
 	"slices"
 	"strings"
@@ -234,22 +235,22 @@ func TestUpdateCancelRetry(t *testing.T) {
 		}
 		// fn errors write nothing and come back with the stored gate.
 		boom := errors.New("boom")
-		got, err := e.store.Update(ctx, g.ID, func(g *Gate) error { g.Message = "changed"; return boom })
+		got, err := e.store.updateWith(ctx, g.ID, func(g *Gate) error { g.Message = "changed"; return boom })
 		if !errors.Is(err, boom) || got == nil || got.Message != "ship it" || got.Version != 2 {
 			t.Fatalf("Update with fn error: %+v %v", got, err)
 		}
-		if _, err := e.store.Update(ctx, g.ID, func(g *Gate) error { return g.Transition(StateSucceeded, e.clock.Now()) }); !isTransition(err, StateApproved, StateSucceeded) {
+		if _, err := e.store.updateWith(ctx, g.ID, func(g *Gate) error { return g.Transition(StateSucceeded, e.clock.Now()) }); !isTransition(err, StateApproved, StateSucceeded) {
 			t.Errorf("approved→succeeded: %v", err)
 		}
 		if _, ok, err := e.store.BeginTrigger(ctx, g.ID); !ok || err != nil {
 			t.Fatalf("BeginTrigger: %v %v", ok, err)
 		}
-		got, err = e.store.FinishTrigger(ctx, g.ID, RunInfo{}, errors.New("provider said 500 token=secret"), "provider unavailable")
+		got, err = e.store.FinishTrigger(ctx, g.ID, pipelines.Run{}, errors.New("provider said 500 token=secret"), "provider unavailable", time.Time{})
 		if err != nil || got.State != StateTriggerFailed || got.Error != "provider unavailable" {
 			t.Fatalf("FinishTrigger failure: %+v %v", got, err)
 		}
 		// Retry: trigger_failed → approved enqueues a second trigger, audited with the retrier.
-		got, err = e.store.Update(ctx, g.ID, func(g *Gate) error {
+		got, err = e.store.updateWith(ctx, g.ID, func(g *Gate) error {
 			g.DecidedBy = &carol
 			return g.Transition(StateApproved, e.clock.Now())
 		})
@@ -301,16 +302,16 @@ func TestTriggerLifecycle(t *testing.T) {
 			ids[g.ID] = true
 		}
 		// Consumer A takes two and dies silently.
-		a, err := e.store.ClaimTriggers(ctx, "a", 2, 0)
+		a, err := e.store.ClaimTriggers(ctx, "a", map[string]int{"deploy-api": 2}, 0)
 		if err != nil || len(a) != 2 || a[0].Deliveries != 1 {
 			t.Fatalf("claim a: %+v %v", a, err)
 		}
 		// B gets only the third now: A's are invisible until the timeout.
-		b, err := e.store.ClaimTriggers(ctx, "b", 10, 50*time.Millisecond)
+		b, err := e.store.ClaimTriggers(ctx, "b", map[string]int{"deploy-api": 10}, 50*time.Millisecond)
 		if err != nil || len(b) != 1 || b[0].GateID == a[0].GateID || b[0].GateID == a[1].GateID {
 			t.Fatalf("claim b: %+v %v", b, err)
 		}
-		if none, err := e.store.ClaimTriggers(ctx, "b", 10, 0); err != nil || len(none) != 0 {
+		if none, err := e.store.ClaimTriggers(ctx, "b", map[string]int{"deploy-api": 10}, 0); err != nil || len(none) != 0 {
 			t.Fatalf("claim with nothing due: %+v %v", none, err)
 		}
 		process := func(tr Trigger) {
@@ -319,13 +320,13 @@ func TestTriggerLifecycle(t *testing.T) {
 			if err != nil || !ok || g.State != StateTriggering || g.Attempts != 1 {
 				t.Fatalf("BeginTrigger: %+v %v %v", g, ok, err)
 			}
-			run := RunInfo{ID: "run-" + tr.GateID, URL: "https://ci.example/run"}
-			g, err = e.store.FinishTrigger(ctx, tr.GateID, run, nil, "")
+			run := pipelines.Run{ID: "run-" + tr.GateID, URL: "https://ci.example/run"}
+			g, err = e.store.FinishTrigger(ctx, tr.GateID, run, nil, "", time.Time{})
 			if err != nil || g.State != StateRunning || g.Run == nil || g.Run.ID != run.ID {
 				t.Fatalf("FinishTrigger: %+v %v", g, err)
 			}
 			// The same result again (a racing consumer) is a no-op.
-			if g2, err := e.store.FinishTrigger(ctx, tr.GateID, run, nil, ""); err != nil || g2.Version != g.Version {
+			if g2, err := e.store.FinishTrigger(ctx, tr.GateID, run, nil, "", time.Time{}); err != nil || g2.Version != g.Version {
 				t.Errorf("repeat FinishTrigger: %v", err)
 			}
 			// A stale trigger for a running gate is not started again.
@@ -339,7 +340,7 @@ func TestTriggerLifecycle(t *testing.T) {
 		}
 		process(b[0])
 		time.Sleep(400 * time.Millisecond)
-		re, err := e.store.ClaimTriggers(ctx, "b", 10, 0)
+		re, err := e.store.ClaimTriggers(ctx, "b", map[string]int{"deploy-api": 10}, 0)
 		if err != nil || len(re) != 2 {
 			t.Fatalf("reclaim: %+v %v", re, err)
 		}
@@ -352,7 +353,7 @@ func TestTriggerLifecycle(t *testing.T) {
 		if len(ids) != 0 {
 			t.Errorf("gates never triggered: %v", ids)
 		}
-		if n := e.rdb.XLen(ctx, e.store.triggerKey()).Val(); n != 0 {
+		if n := e.rdb.XLen(ctx, e.store.triggerKey("deploy-api")).Val(); n != 0 {
 			t.Errorf("trigger stream length after acks = %d", n)
 		}
 		// Running gates are on the poll schedule at once.
@@ -363,21 +364,21 @@ func TestTriggerLifecycle(t *testing.T) {
 		if again, _ := e.store.ClaimPolls(ctx, 10, time.Minute); len(again) != 0 {
 			t.Errorf("claimed polls handed out again within the lease: %v", again)
 		}
-		if err := e.store.SchedulePoll(ctx, polls[0], e.clock.Now().Add(10*time.Second)); err != nil {
+		if err := e.store.DeferPoll(ctx, polls[0].ID, e.clock.Now().Add(10*time.Second)); err != nil {
 			t.Fatal(err)
 		}
-		if err := e.store.UnschedulePoll(ctx, polls[1]); err != nil {
+		if err := e.store.DeferPoll(ctx, polls[1].ID, e.clock.Now().Add(time.Hour)); err != nil {
 			t.Fatal(err)
 		}
 		e.clock.Advance(11 * time.Second)
-		if got, _ := e.store.ClaimPolls(ctx, 10, time.Minute); len(got) != 1 || got[0] != polls[0] {
-			t.Errorf("due polls after reschedule = %v, want [%s]", got, polls[0])
+		if got, _ := e.store.ClaimPolls(ctx, 10, time.Minute); len(got) != 1 || got[0].ID != polls[0].ID {
+			t.Errorf("due polls after reschedule = %v, want [%s]", got, polls[0].ID)
 		}
 		// A final state leaves the poll schedule.
-		if _, err := e.store.Update(ctx, polls[2], func(g *Gate) error { return g.Transition(StateSucceeded, e.clock.Now()) }); err != nil {
+		if _, err := e.store.updateWith(ctx, polls[2].ID, func(g *Gate) error { return g.Transition(StateSucceeded, e.clock.Now()) }); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := e.rdb.ZScore(ctx, e.store.pollKey(), polls[2]).Result(); !errors.Is(err, redis.Nil) {
+		if _, err := e.rdb.ZScore(ctx, e.store.pollKey(), polls[2].ID).Result(); !errors.Is(err, redis.Nil) {
 			t.Errorf("succeeded gate still on the poll schedule")
 		}
 	})
@@ -403,7 +404,7 @@ func TestBeginTriggerStates(t *testing.T) {
 		if !ok || err != nil || got.Attempts != 2 {
 			t.Errorf("BeginTrigger on triggering: %v %v attempts=%d", ok, err, got.Attempts)
 		}
-		if _, err := e.store.FinishTrigger(ctx, g.ID, RunInfo{}, errors.New("boom"), ""); err != nil {
+		if _, err := e.store.FinishTrigger(ctx, g.ID, pipelines.Run{}, errors.New("boom"), "", time.Time{}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := e.store.Cancel(ctx, g.ID, bob, ""); err != nil {
@@ -412,7 +413,7 @@ func TestBeginTriggerStates(t *testing.T) {
 		if _, ok, err := e.store.BeginTrigger(ctx, g.ID); ok || err != nil {
 			t.Errorf("BeginTrigger on cancelled: %v %v", ok, err)
 		}
-		if _, err := e.store.FinishTrigger(ctx, g.ID, RunInfo{}, errors.New("boom"), ""); !isTransition(err, StateCancelled, StateTriggerFailed) {
+		if _, err := e.store.FinishTrigger(ctx, g.ID, pipelines.Run{}, errors.New("boom"), "", time.Time{}); !isTransition(err, StateCancelled, StateTriggerFailed) {
 			t.Errorf("failed FinishTrigger on cancelled: %v", err)
 		}
 		if _, _, err := e.store.BeginTrigger(ctx, "g_missing"); !errors.Is(err, ErrNotFound) {

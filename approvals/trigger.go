@@ -4,22 +4,30 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/gatebot/gatebot/pipelines"
 )
 
 // Trigger is one queued request to start an approved gate's run.
 // Deliveries counts how often it was handed to a consumer; above 1 it was
 // reclaimed from a consumer that did not acknowledge it in time.
 type Trigger struct {
-	MessageID, GateID string
-	Deliveries        int64
+	MessageID, GateID, Pipeline string
+	Deliveries                  int64
 }
 
-func (s *Store) ensureGroup(ctx context.Context) error {
-	err := s.rdb.XGroupCreateMkStream(ctx, s.triggerKey(), triggerGroup, "0").Err()
+// Each pipeline has its own trigger stream, so that a consumer takes work
+// only for the pipelines it can serve now: one whose provider hangs (all
+// its slots busy) or that this replica does not know (a rolling upgrade)
+// leaves its triggers queued without holding up anyone else's.
+
+func (s *Store) ensureGroup(ctx context.Context, pipeline string) error {
+	err := s.rdb.XGroupCreateMkStream(ctx, s.triggerKey(pipeline), triggerGroup, "0").Err()
 	if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
 		return unavailable("create trigger group", err)
 	}
@@ -30,23 +38,84 @@ func isNoGroup(err error) bool {
 	return err != nil && strings.HasPrefix(err.Error(), "NOGROUP")
 }
 
-// ClaimTriggers hands consumer up to count triggers: first those another
-// consumer left unacknowledged for longer than TriggerVisibility (XAUTOCLAIM),
-// then new ones (XREADGROUP), waiting up to block for new ones when there
-// was nothing to reclaim (block ≤ 0: no wait). It returns no triggers and
-// no error when there is nothing to do. Process each with BeginTrigger and
-// FinishTrigger, then AckTrigger.
-func (s *Store) ClaimTriggers(ctx context.Context, consumer string, count int, block time.Duration) ([]Trigger, error) {
-	if count <= 0 {
-		count = 10
-	}
-	out, err := s.claimTriggers(ctx, consumer, count, block)
-	if isNoGroup(err) {
-		// The stream was deleted (or never made): recreate and retry once.
-		if err := s.ensureGroup(ctx); err != nil {
-			return nil, err
+// PrepareTriggers creates the trigger streams and consumer groups of
+// these pipelines, and moves triggers left in the single stream of
+// earlier gatebot versions (P triggers) to their pipeline's stream.
+// Consumers call it once at start; ClaimTriggers also creates a missing
+// group on first use.
+func (s *Store) PrepareTriggers(ctx context.Context, pipelines []string) error {
+	var errs []error
+	for _, p := range pipelines {
+		if err := s.ensureGroup(ctx, p); err != nil {
+			errs = append(errs, err)
 		}
-		out, err = s.claimTriggers(ctx, consumer, count, block)
+	}
+	if err := s.migrateLegacyTriggers(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// migrateLegacyTriggers re-queues every entry of the pre-0.2 single trigger
+// stream on its gate's pipeline stream. An entry a live old replica is
+// still working on is harmless to repeat: BeginTrigger's lease and the
+// redelivery rules hold for the copy as for the original.
+func (s *Store) migrateLegacyTriggers(ctx context.Context) error {
+	legacy := s.opts.Prefix + "triggers"
+	for {
+		msgs, err := s.rdb.XRangeN(ctx, legacy, "-", "+", 100).Result()
+		if err != nil {
+			return unavailable("migrate triggers", err)
+		}
+		if len(msgs) == 0 {
+			return nil
+		}
+		for _, m := range msgs {
+			id, _ := m.Values["gate"].(string)
+			g, err := s.Get(ctx, id)
+			switch {
+			case errors.Is(err, ErrNotFound), err == nil && g.State != StateApproved && g.State != StateTriggering:
+			case err != nil:
+				return err
+			default:
+				if err := s.rdb.XAdd(ctx, &redis.XAddArgs{Stream: s.triggerKey(g.Pipeline), Values: []string{"gate", id}}).Err(); err != nil {
+					return unavailable("migrate triggers", err)
+				}
+				s.log.InfoContext(ctx, "moved a trigger to its pipeline's stream", "gate", id, "pipeline", g.Pipeline)
+			}
+			if err := s.rdb.XDel(ctx, legacy, m.ID).Err(); err != nil {
+				return unavailable("migrate triggers", err)
+			}
+		}
+	}
+}
+
+// ClaimTriggers hands consumer up to want[p] triggers of each pipeline p:
+// first those another consumer left unacknowledged for longer than
+// TriggerVisibility (XAUTOCLAIM), then new ones (XREADGROUP). When there
+// is nothing at all it waits up to block for a new one (block ≤ 0: no
+// wait) and returns no triggers and no error if none came. Process each
+// with BeginTrigger and FinishTrigger, then AckTrigger.
+func (s *Store) ClaimTriggers(ctx context.Context, consumer string, want map[string]int, block time.Duration) ([]Trigger, error) {
+	lanes := make([]string, 0, len(want))
+	for p, n := range want {
+		if n > 0 {
+			lanes = append(lanes, p)
+		}
+	}
+	if len(lanes) == 0 {
+		return nil, nil
+	}
+	slices.Sort(lanes)
+	out, err := s.claimTriggers(ctx, consumer, lanes, want, block)
+	if isNoGroup(err) {
+		// A stream was deleted (or never made): recreate and retry once.
+		for _, p := range lanes {
+			if err := s.ensureGroup(ctx, p); err != nil {
+				return nil, err
+			}
+		}
+		out, err = s.claimTriggers(ctx, consumer, lanes, want, block)
 	}
 	if err != nil {
 		return nil, unavailable("claim triggers", err)
@@ -54,31 +123,117 @@ func (s *Store) ClaimTriggers(ctx context.Context, consumer string, count int, b
 	return out, nil
 }
 
-func (s *Store) claimTriggers(ctx context.Context, consumer string, count int, block time.Duration) ([]Trigger, error) {
-	var out []Trigger
-	// XAUTOCLAIM scans a bounded part of the pending list per call; the
-	// cursor carries on where the last call stopped, so a long list of
-	// young entries cannot hide an old one.
-	s.mu.Lock()
-	cursor := s.reclaimCursor
-	s.mu.Unlock()
-	if cursor == "" {
-		cursor = "0-0"
-	}
-	msgs, nextCursor, err := s.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
-		Stream: s.triggerKey(), Group: triggerGroup, Consumer: consumer,
-		MinIdle: s.opts.TriggerVisibility, Start: cursor, Count: int64(count),
-	}).Result()
+func (s *Store) claimTriggers(ctx context.Context, consumer string, lanes []string, want map[string]int, block time.Duration) ([]Trigger, error) {
+	out, err := s.reclaimTriggers(ctx, consumer, lanes, want)
 	if err != nil {
 		return nil, err
 	}
+	got := map[string]int{}
+	for _, t := range out {
+		got[t.Pipeline]++
+	}
+	// New entries, each lane with its own count, in one round trip.
+	p := s.rdb.Pipeline()
+	cmds := map[string]*redis.XStreamSliceCmd{}
+	for _, l := range lanes {
+		if n := want[l] - got[l]; n > 0 {
+			cmds[l] = p.XReadGroup(ctx, &redis.XReadGroupArgs{
+				Group: triggerGroup, Consumer: consumer, Streams: []string{s.triggerKey(l), ">"},
+				Count: int64(n), Block: -1,
+			})
+		}
+	}
+	if len(cmds) > 0 {
+		if _, err := p.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+			return nil, err
+		}
+		for _, l := range lanes {
+			if c := cmds[l]; c != nil {
+				out = append(out, s.newTriggers(ctx, l, c.Val())...)
+			}
+		}
+	}
+	if len(out) > 0 || block <= 0 || len(cmds) == 0 {
+		return out, nil
+	}
+	// Nothing anywhere: wait for the first new entry on any lane.
+	streams := make([]string, 0, 2*len(cmds))
+	var names []string
+	for _, l := range lanes {
+		if cmds[l] != nil {
+			streams = append(streams, s.triggerKey(l))
+			names = append(names, l)
+		}
+	}
+	for range names {
+		streams = append(streams, ">")
+	}
+	res, err := s.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
+		Group: triggerGroup, Consumer: consumer, Streams: streams, Count: 1, Block: block,
+	}).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	for _, st := range res {
+		out = append(out, s.newTriggers(ctx, strings.TrimPrefix(st.Stream, s.opts.Prefix+"t:"), []redis.XStream{st})...)
+	}
+	return out, nil
+}
+
+func (s *Store) newTriggers(ctx context.Context, pipeline string, streams []redis.XStream) []Trigger {
+	var out []Trigger
+	for _, st := range streams {
+		for _, m := range st.Messages {
+			t := s.trigger(ctx, pipeline, m)
+			t.Deliveries = 1
+			if t.GateID != "" {
+				out = append(out, t)
+			}
+		}
+	}
+	return out
+}
+
+// reclaimTriggers takes over entries idle past the visibility timeout.
+// XAUTOCLAIM scans a bounded part of the pending list per call; the cursor
+// of each lane carries on where the last call stopped, so a long list of
+// young entries cannot hide an old one.
+func (s *Store) reclaimTriggers(ctx context.Context, consumer string, lanes []string, want map[string]int) ([]Trigger, error) {
+	p := s.rdb.Pipeline()
+	cmds := make([]*redis.XAutoClaimCmd, len(lanes))
 	s.mu.Lock()
-	s.reclaimCursor = nextCursor
+	for i, l := range lanes {
+		cursor := s.reclaimCursor[l]
+		if cursor == "" {
+			cursor = "0-0"
+		}
+		cmds[i] = p.XAutoClaim(ctx, &redis.XAutoClaimArgs{
+			Stream: s.triggerKey(l), Group: triggerGroup, Consumer: consumer,
+			MinIdle: s.opts.TriggerVisibility, Start: cursor, Count: int64(want[l]),
+		})
+	}
 	s.mu.Unlock()
-	if len(msgs) > 0 {
+	if _, err := p.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, err
+	}
+	var out []Trigger
+	for i, l := range lanes {
+		msgs, next, err := cmds[i].Result()
+		if err != nil {
+			return nil, err
+		}
+		s.mu.Lock()
+		s.reclaimCursor[l] = next
+		s.mu.Unlock()
+		if len(msgs) == 0 {
+			continue
+		}
 		deliveries := map[string]int64{}
 		pend, err := s.rdb.XPendingExt(ctx, &redis.XPendingExtArgs{
-			Stream: s.triggerKey(), Group: triggerGroup, Consumer: consumer,
+			Stream: s.triggerKey(l), Group: triggerGroup, Consumer: consumer,
 			Start: msgs[0].ID, End: msgs[len(msgs)-1].ID, Count: int64(len(msgs)) * 4,
 		}).Result()
 		if err != nil {
@@ -88,48 +243,22 @@ func (s *Store) claimTriggers(ctx context.Context, consumer string, count int, b
 			deliveries[p.ID] = p.RetryCount
 		}
 		for _, m := range msgs {
-			t := s.trigger(ctx, m)
+			t := s.trigger(ctx, l, m)
 			t.Deliveries = max(deliveries[m.ID], 2)
 			if t.GateID != "" {
 				out = append(out, t)
 			}
 		}
-		s.log.InfoContext(ctx, "reclaimed triggers", "consumer", consumer, "count", len(msgs))
-	}
-	if len(out) >= count {
-		return out, nil
-	}
-	b := time.Duration(-1)
-	if len(out) == 0 && block > 0 {
-		b = block
-	}
-	streams, err := s.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
-		Group: triggerGroup, Consumer: consumer, Streams: []string{s.triggerKey(), ">"},
-		Count: int64(count - len(out)), Block: b,
-	}).Result()
-	if errors.Is(err, redis.Nil) {
-		return out, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	for _, st := range streams {
-		for _, m := range st.Messages {
-			t := s.trigger(ctx, m)
-			t.Deliveries = 1
-			if t.GateID != "" {
-				out = append(out, t)
-			}
-		}
+		s.log.InfoContext(ctx, "reclaimed triggers", "consumer", consumer, "pipeline", l, "count", len(msgs))
 	}
 	return out, nil
 }
 
 // trigger reads a stream entry; a malformed one is acknowledged and
 // dropped (GateID empty) since no consumer could ever process it.
-func (s *Store) trigger(ctx context.Context, m redis.XMessage) Trigger {
+func (s *Store) trigger(ctx context.Context, pipeline string, m redis.XMessage) Trigger {
 	id, _ := m.Values["gate"].(string)
-	t := Trigger{MessageID: m.ID, GateID: id}
+	t := Trigger{MessageID: m.ID, GateID: id, Pipeline: pipeline}
 	if id == "" {
 		s.log.WarnContext(ctx, "dropping malformed trigger", "message", m.ID)
 		_ = s.AckTrigger(ctx, t)
@@ -140,8 +269,8 @@ func (s *Store) trigger(ctx context.Context, m redis.XMessage) Trigger {
 // AckTrigger acknowledges and deletes a processed trigger.
 func (s *Store) AckTrigger(ctx context.Context, t Trigger) error {
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.XAck(ctx, s.triggerKey(), triggerGroup, t.MessageID)
-		p.XDel(ctx, s.triggerKey(), t.MessageID)
+		p.XAck(ctx, s.triggerKey(t.Pipeline), triggerGroup, t.MessageID)
+		p.XDel(ctx, s.triggerKey(t.Pipeline), t.MessageID)
 		return nil
 	})
 	if err != nil {
@@ -193,8 +322,9 @@ func (s *Store) BeginTrigger(ctx context.Context, id string) (*Gate, bool, error
 }
 
 // FinishTrigger records the provider call's result on a triggering gate
-// and ends its lease: with runErr nil the gate becomes running with run
-// (and is scheduled for status polling at once); otherwise it becomes
+// and ends its lease: with runErr nil the gate becomes running with run,
+// its first status poll at pollAt (zero: at once), or goes straight to
+// succeeded or failed when the run already ended; otherwise it becomes
 // trigger_failed with userSafeMsg as its Error (runErr itself is logged,
 // never stored, because it may carry provider details).
 //
@@ -207,7 +337,7 @@ func (s *Store) BeginTrigger(ctx context.Context, id string) (*Gate, bool, error
 //     "run_after_cancel" is written, and the gate comes back with
 //     ErrRunAfterCancel so the caller cancels the run at the provider;
 //   - a failed call: the gate and a *TransitionError (nothing started).
-func (s *Store) FinishTrigger(ctx context.Context, id string, run RunInfo, runErr error, userSafeMsg string) (*Gate, error) {
+func (s *Store) FinishTrigger(ctx context.Context, id string, run pipelines.Run, runErr error, userSafeMsg string, pollAt time.Time) (*Gate, error) {
 	if runErr != nil {
 		s.log.WarnContext(ctx, "trigger failed", "gate", id, "err", runErr)
 	}
@@ -245,10 +375,14 @@ func (s *Store) FinishTrigger(ctx context.Context, id string, run RunInfo, runEr
 		r := run
 		g.Run = &r
 		g.Error = ""
-		if err := g.Transition(StateRunning, now); err != nil {
+		to := StateRunning
+		if st, ok := finalState(run.Status); ok && CanTransition(StateTriggering, st) {
+			to = st
+		}
+		if err := g.Transition(to, now); err != nil {
 			return nil, err
 		}
-		return []auditNote{{event: string(StateRunning), from: StateTriggering, to: StateRunning, reason: runNote(r)}}, nil
+		return []auditNote{{event: string(to), from: StateTriggering, to: to, reason: runNote(r)}, {pollAt: pollAt}}, nil
 	})
 	switch {
 	case errors.Is(err, errSkip):
@@ -259,10 +393,23 @@ func (s *Store) FinishTrigger(ctx context.Context, id string, run RunInfo, runEr
 	return g, err
 }
 
+// finalState is the gate state a terminal run status ends the gate in.
+func finalState(st pipelines.Status) (State, bool) {
+	switch st {
+	case pipelines.StatusSucceeded:
+		return StateSucceeded, true
+	case pipelines.StatusFailed:
+		return StateFailed, true
+	case pipelines.StatusCancelled:
+		return StateCancelled, true
+	}
+	return "", false
+}
+
 // errLateRun aborts FinishTrigger for a late run the gate already holds.
 var errLateRun = errors.New("late run already recorded")
 
-func runNote(r RunInfo) string {
+func runNote(r pipelines.Run) string {
 	if r.ID == "" {
 		return ""
 	}

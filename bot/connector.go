@@ -140,6 +140,41 @@ func (c *Connector) UpdateActivity(ctx context.Context, serviceURL, conversation
 		path: []string{conversationID, "activities", activityID}, in: out, out: &resourceResponse{}, lenient: true})
 }
 
+// TryUpdateActivity is UpdateActivity for callers that must not wait: when
+// Teams' per-conversation pacing (or a 429 it answered for this
+// conversation) does not allow a call now, or the connector answers 429,
+// it returns a *PacedError saying how long to wait, having sent nothing;
+// any other failure is returned after one attempt. Updates are paced with
+// sends because Teams counts both against the conversation.
+func (c *Connector) TryUpdateActivity(ctx context.Context, serviceURL, conversationID, activityID string, act *Activity) error {
+	out := prepareActivity(act, conversationID)
+	if out.ID == "" {
+		out.ID = activityID
+	}
+	return c.do(ctx, call{op: "update", method: http.MethodPut, serviceURL: serviceURL,
+		path: []string{conversationID, "activities", activityID}, in: out, out: &resourceResponse{}, lenient: true,
+		pace: "conv|" + conversationID, noWait: true})
+}
+
+// PacedError says a call was not made (or was refused with 429) because
+// the conversation's rate limit does not allow it before Wait has passed.
+type PacedError struct {
+	Wait time.Duration
+	Err  error // the connector's 429, nil when gatebot's own pacing held the call
+}
+
+func (e *PacedError) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("bot: conversation throttled for %s: %v", e.Wait, e.Err)
+	}
+	return fmt.Sprintf("bot: conversation paced for %s", e.Wait)
+}
+
+func (e *PacedError) Unwrap() error { return e.Err }
+
+// RetryAfter is how long to wait before calling again.
+func (e *PacedError) RetryAfter() time.Duration { return e.Wait }
+
 // DeleteActivity deletes a sent activity.
 func (c *Connector) DeleteActivity(ctx context.Context, serviceURL, conversationID, activityID string) error {
 	return c.do(ctx, call{op: "delete", method: http.MethodDelete, serviceURL: serviceURL,
@@ -267,6 +302,9 @@ type call struct {
 	// activity was delivered and the caller must not resend it.
 	lenient bool
 	pace    string // pacing key; "" = not paced
+	// noWait: one attempt, and pacing or a 429 ends it with *PacedError
+	// instead of waiting.
+	noWait bool
 }
 
 // retryAfterError carries the connector error and the delay Retry-After
@@ -306,7 +344,11 @@ func (c *Connector) do(ctx context.Context, cl call) error {
 	idempotent := cl.method != http.MethodPost
 
 	attempt := func() (struct{}, error) {
-		if c.pacer != nil && cl.pace != "" {
+		if c.pacer != nil && cl.pace != "" && cl.noWait {
+			if d := c.pacer.tryReserve(cl.pace, c.pacer.now()); d > 0 {
+				return struct{}{}, backoff.Permanent(&PacedError{Wait: d})
+			}
+		} else if c.pacer != nil && cl.pace != "" {
 			if err := c.pacer.wait(ctx, cl.pace); err != nil {
 				return struct{}{}, backoff.Permanent(err)
 			}
@@ -356,6 +398,16 @@ func (c *Connector) do(ctx context.Context, cl call) error {
 			return struct{}{}, apiErr
 		case http.StatusTooManyRequests:
 			d, ok := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+			if c.pacer != nil && cl.pace != "" {
+				wait := d
+				if !ok {
+					wait = time.Second
+				}
+				c.pacer.block(cl.pace, c.pacer.now().Add(min(wait, maxRetryAfter)))
+				if cl.noWait {
+					return struct{}{}, backoff.Permanent(&PacedError{Wait: min(wait, maxRetryAfter), Err: apiErr})
+				}
+			}
 			switch {
 			case !ok:
 				return struct{}{}, apiErr
@@ -367,9 +419,13 @@ func (c *Connector) do(ctx context.Context, cl call) error {
 		return struct{}{}, backoff.Permanent(apiErr)
 	}
 
+	tries := c.maxTries
+	if cl.noWait {
+		tries = 1
+	}
 	_, err := backoff.Retry(ctx, attempt,
 		backoff.WithBackOff(c.newBackOff()),
-		backoff.WithMaxTries(c.maxTries),
+		backoff.WithMaxTries(tries),
 		backoff.WithMaxElapsedTime(maxRetryElapsed),
 		backoff.WithNotify(func(err error, next time.Duration) {
 			logger.Warn("bot: connector call failed, retrying", "err", err, "retry_in", next)

@@ -27,6 +27,9 @@ const (
 type paceState struct {
 	short, long *rate.Limiter
 	last        time.Time
+	// blocked is when Teams' last 429 for this conversation lets it be
+	// called again: every send and update waits until then.
+	blocked time.Time
 }
 
 // pacer holds one limiter pair per conversation.
@@ -53,9 +56,8 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// reserve books one send for key at now and returns how long to wait.
-func (p *pacer) reserve(key string, now time.Time) (time.Duration, func()) {
-	p.mu.Lock()
+// state returns key's limiters, creating them; p.mu must be held.
+func (p *pacer) state(key string, now time.Time) *paceState {
 	st := p.m[key]
 	if st == nil {
 		if len(p.m) >= paceSweepSize {
@@ -71,12 +73,42 @@ func (p *pacer) reserve(key string, now time.Time) (time.Duration, func()) {
 		}
 		p.m[key] = st
 	}
+	return st
+}
+
+// reserve books one send for key at now and returns how long to wait.
+func (p *pacer) reserve(key string, now time.Time) (time.Duration, func()) {
+	p.mu.Lock()
+	st := p.state(key, now)
 	r1 := st.short.ReserveN(now, 1)
 	r2 := st.long.ReserveN(now, 1)
-	d := max(r1.DelayFrom(now), r2.DelayFrom(now))
+	d := max(r1.DelayFrom(now), r2.DelayFrom(now), st.blocked.Sub(now))
 	st.last = now.Add(d)
 	p.mu.Unlock()
 	return d, func() { r1.CancelAt(now); r2.CancelAt(now) }
+}
+
+// tryReserve books one send for key at now if it may go at once; otherwise
+// it books nothing and returns how long until it may.
+func (p *pacer) tryReserve(key string, now time.Time) time.Duration {
+	d, cancel := p.reserve(key, now)
+	if d > 0 {
+		cancel()
+	}
+	return d
+}
+
+// block keeps key from being called before until (a 429's Retry-After).
+func (p *pacer) block(key string, until time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	st := p.state(key, until)
+	if until.After(st.blocked) {
+		st.blocked = until
+	}
+	if until.After(st.last) {
+		st.last = until
+	}
 }
 
 // wait blocks until a send to key is within the limits or ctx ends.

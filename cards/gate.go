@@ -272,7 +272,7 @@ func (b gateCard) run() []Element {
 	var detail string
 	if g.Run != nil {
 		if g.Run.Status != "" {
-			status = g.Run.Status
+			status = string(g.Run.Status)
 		}
 		if g.Run.ID != "" {
 			id = " **" + inline(g.Run.ID, budgetName) + "**"

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gatebot/gatebot/approvals"
+	"github.com/gatebot/gatebot/pipelines"
 	"github.com/gatebot/gatebot/cards"
 	"github.com/google/go-cmp/cmp"
 )
@@ -61,7 +62,7 @@ func approvedBy(ps ...approvals.Person) func(*approvals.Gate) {
 
 func run(status, url, detail string) func(*approvals.Gate) {
 	return func(g *approvals.Gate) {
-		g.Run = &approvals.RunInfo{ID: "42", URL: url, Status: status, Detail: detail}
+		g.Run = &pipelines.Run{ID: "42", URL: url, Status: pipelines.Status(status), Detail: detail}
 	}
 }
 

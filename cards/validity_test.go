@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gatebot/gatebot/approvals"
+	"github.com/gatebot/gatebot/pipelines"
 	"github.com/gatebot/gatebot/cards"
 )
 
@@ -229,7 +230,7 @@ func TestCardSizeBound(t *testing.T) {
 				g.Policy.Approvers = append(g.Policy.Approvers, s[:min(len(s), 400)])
 				g.Votes = append(g.Votes, approvals.Vote{By: approvals.Person{ID: fmt.Sprint(i), Name: s}, Approve: true, At: t0})
 			}
-			g.Run = &approvals.RunInfo{ID: s, URL: "https://ci.example.com/" + s, Status: s, Detail: s}
+			g.Run = &pipelines.Run{ID: s, URL: "https://ci.example.com/" + s, Status: pipelines.Status(s), Detail: s}
 		}
 		for _, st := range []approvals.State{approvals.StatePending, approvals.StateApproved, approvals.StateTriggering,
 			approvals.StateRunning, approvals.StateSucceeded, approvals.StateFailed, approvals.StateCancelled,
@@ -290,7 +291,7 @@ func TestUserTextIsEscaped(t *testing.T) {
 		g.DecidedBy = &approvals.Person{Name: "[x](y)"}
 		g.Reason = evil
 		g.Error = evil
-		g.Run = &approvals.RunInfo{ID: "_1_", Detail: evil, Status: "running"}
+		g.Run = &pipelines.Run{ID: "_1_", Detail: evil, Status: "running"}
 		v := view(func(v *cards.GateView) { v.Description = evil; v.Notice = evil })
 		for _, s := range texts(t, cards.Gate(&g, v)) {
 			if m := markup(s); m != "" {

@@ -5,67 +5,84 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-
-	"github.com/cenkalti/backoff/v5"
+	"time"
 
 	"github.com/gatebot/gatebot/approvals"
 	"github.com/gatebot/gatebot/bot"
 	"github.com/gatebot/gatebot/cards"
+	"github.com/gatebot/gatebot/engine"
 	"github.com/gatebot/gatebot/pipelines"
 )
 
+// holdFor bounds how long a click's own answer keeps the shared card
+// update back (see approvals.Store.HoldCard): past the invoke budget and
+// the time to write the answer.
+const holdFor = invokeBudget + 4*time.Second
+
+// relayTimeout bounds one call telling a provider of a rejection.
+const relayTimeout = 30 * time.Second
+
 // handleInvoke answers invokes synchronously. Card clicks always get HTTP
 // 200 with an InvokeResponse body, or Teams shows "Unable to reach app".
-func (s *Server) handleInvoke(ctx context.Context, act *bot.Activity) bot.InvokeResponse {
+// The answer is the card rendered from the gate after the click's decision;
+// written, when not nil, must run once the answer is written, to let the
+// shared update of the same change go out after it.
+func (s *Server) handleInvoke(ctx context.Context, act *bot.Activity) (bot.InvokeResponse, func(context.Context)) {
 	log := loggerFrom(ctx)
 	if act.Name != "adaptiveCard/action" {
 		log.Info("unsupported invoke", "invoke_name", act.Name)
-		return bot.NotImplementedResponse()
+		return bot.NotImplementedResponse(), nil
 	}
 	ca, ok := act.CardAction()
 	if !ok {
-		return bot.ErrorResponse(400, "BadRequest", "the card action carries no data")
+		return bot.ErrorResponse(400, "BadRequest", "the card action carries no data"), nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, invokeBudget)
 	defer cancel()
-	res := s.cardActionResult(ctx, act, ca)
+	res := s.cardActionResult(ctx, act, ca, true)
+	var written func(context.Context)
+	if res.held != "" {
+		id := res.held
+		written = func(ctx context.Context) {
+			if err := s.opt.Store.ReleaseCard(context.WithoutCancel(ctx), id); err != nil {
+				loggerFrom(ctx).Warn("could not release the held card update; it goes out when the hold ends", "gate_id", id, "err", err)
+			}
+		}
+	}
 	switch {
 	case res.unavailable:
 		// 500: the protocol's error answers carry 400 or 500.
-		return bot.ErrorResponse(500, "ServiceUnavailable", "gatebot cannot record decisions right now; please try again in a moment")
+		return bot.ErrorResponse(500, "ServiceUnavailable", "gatebot cannot record decisions right now; please try again in a moment"), written
 	case res.gate == nil:
-		return bot.MessageResponse(res.message)
+		return bot.MessageResponse(res.message), written
 	}
-	if res.changed {
-		g := res.gate
-		s.goAsync(ctx, asyncBudget, func(ctx context.Context) { s.changed(ctx, g) })
-	}
-	return bot.CardResponse(s.gateCard(res.gate, res.notice))
+	return bot.CardResponse(s.gateCard(res.gate, res.notice)), written
 }
 
 // cardAction handles an Action.Submit click arriving as a message. It
-// returns the gate whose card should be refreshed and a message for the
-// clicker, since a Submit cannot be answered with a card.
-func (s *Server) cardAction(ctx context.Context, act *bot.Activity, ca bot.CardAction) (*approvals.Gate, string) {
-	res := s.cardActionResult(ctx, act, ca)
+// returns a message for the clicker, since a Submit cannot be answered
+// with a card; the shared card follows from the store's outbox.
+func (s *Server) cardAction(ctx context.Context, act *bot.Activity, ca bot.CardAction) string {
+	res := s.cardActionResult(ctx, act, ca, false)
 	switch {
 	case res.unavailable:
-		return nil, storeDownMessage
+		return storeDownMessage
 	case res.gate == nil:
-		return nil, res.message
+		return res.message
 	}
-	return res.gate, res.notice
+	return res.notice
 }
 
 type actionResult struct {
 	gate        *approvals.Gate // nil when there is no gate to show
-	changed     bool            // the gate changed: refresh the shared card
+	changed     bool            // the gate changed
+	held        string          // the gate whose shared card update is held
 	notice      string          // shown to the clicker only
 	message     string          // when gate is nil
 	unavailable bool
 }
 
-func (s *Server) cardActionResult(ctx context.Context, act *bot.Activity, ca bot.CardAction) actionResult {
+func (s *Server) cardActionResult(ctx context.Context, act *bot.Activity, ca bot.CardAction, answered bool) actionResult {
 	log := loggerFrom(ctx)
 	data, err := cards.ParseActionData(ca.Data)
 	if err != nil {
@@ -102,9 +119,26 @@ func (s *Server) cardActionResult(ctx context.Context, act *bot.Activity, ca bot
 		return actionResult{gate: g, notice: identityUnconfirmed}
 	}
 	reason := truncate(strings.TrimSpace(data.Reason), approvals.MaxReason)
+	held := ""
+	if answered && verb != cards.VerbRefresh {
+		// The click's answer will show the gate after this decision; the
+		// shared update of the same change must not land before it.
+		if err := s.opt.Store.HoldCard(ctx, g.ID, holdFor); err != nil {
+			log.Warn("could not hold the shared card update", "err", err)
+		} else {
+			held = g.ID
+		}
+	}
+	res := s.decide(ctx, g, p, verb, who, reason, act.Conversation.ID)
+	res.held = held
+	return res
+}
+
+// decide carries out a clicked verb on g.
+func (s *Server) decide(ctx context.Context, g *approvals.Gate, p *Pipeline, verb string, who approvals.Person, reason, where string) actionResult {
 	switch verb {
 	case cards.VerbApprove, cards.VerbReject:
-		return s.vote(ctx, g.ID, who, verb == cards.VerbApprove, reason, act.Conversation.ID)
+		return s.vote(ctx, g.ID, who, verb == cards.VerbApprove, reason, where)
 	case cards.VerbCancel:
 		return s.cancel(ctx, g, p, who, reason)
 	case cards.VerbRetry:
@@ -168,9 +202,9 @@ func (s *Server) cancel(ctx context.Context, g *approvals.Gate, p *Pipeline, who
 		if !ok || g.Run == nil {
 			return actionResult{gate: g, notice: "This run cannot be cancelled from Teams."}
 		}
-		if err := c.Cancel(ctx, toRun(g.Run)); err != nil {
+		if err := c.Cancel(ctx, *g.Run); err != nil {
 			log.Error("provider refused to cancel", "err", err)
-			return actionResult{gate: g, notice: "The provider did not cancel the run: " + safeProviderMessage(err)}
+			return actionResult{gate: g, notice: "The provider did not cancel the run: " + engine.SafeProviderMessage(err)}
 		}
 		// The provider may still finish the run (some cancel at the next
 		// step that supports it): the gate stays running until polling
@@ -213,33 +247,16 @@ func (s *Server) refused(ctx context.Context, g *approvals.Gate, err error, noti
 }
 
 // relayRejection tells providers that wait for the decision (a
-// ServiceStage release task waiting at an approval task) that the gate ended without approval.
+// ServiceStage release task waiting at an approval task) that the gate
+// ended without approval.
 func (s *Server) relayRejection(ctx context.Context, g *approvals.Gate, reason string) {
 	p := s.opt.Pipelines[g.Pipeline]
 	if p == nil {
 		return
 	}
-	rj, ok := p.Provider.(pipelines.Rejecter)
-	if !ok {
-		return
-	}
-	by := "gatebot"
-	if g.DecidedBy != nil {
-		by = g.DecidedBy.Display()
-	}
-	req := pipelines.Request{GateID: g.ID, Pipeline: g.Pipeline, Target: p.Def.Target, Message: g.Message,
-		Requester: g.Requester.Display(), Approvers: []string{by}}
+	ep := &engine.Pipeline{Def: p.Def, Provider: p.Provider}
 	s.goAsync(ctx, asyncBudget, func(ctx context.Context) {
-		_, err := backoff.Retry(ctx, func() (struct{}, error) {
-			cctx, cancel := context.WithTimeout(ctx, providerTimeout)
-			defer cancel()
-			err := rj.Reject(cctx, req, reason)
-			if err != nil && !pipelines.IsTemporary(err) {
-				return struct{}{}, backoff.Permanent(err)
-			}
-			return struct{}{}, err
-		}, backoff.WithMaxTries(5), backoff.WithMaxElapsedTime(asyncBudget/2))
-		if err != nil {
+		if err := engine.RelayRejection(ctx, ep, g, reason, relayTimeout); err != nil {
 			loggerFrom(ctx).Error("could not relay the rejection to the provider", "gate_id", g.ID, "err", err)
 		}
 	})
@@ -251,40 +268,6 @@ func providerCanceler(p *Pipeline) (pipelines.Canceler, bool) {
 	}
 	c, ok := p.Provider.(pipelines.Canceler)
 	return c, ok
-}
-
-func toRun(r *approvals.RunInfo) pipelines.Run {
-	return pipelines.Run{ID: r.ID, URL: r.URL, Status: pipelines.Status(r.Status), Detail: r.Detail, Ref: r.Ref}
-}
-
-func fromRun(r pipelines.Run) approvals.RunInfo {
-	return approvals.RunInfo{ID: r.ID, URL: r.URL, Status: string(r.Status), Detail: r.Detail, Ref: r.Ref}
-}
-
-// safeProviderMessage is what of a provider error may be shown in Teams:
-// the provider's own code and message, never request details.
-func safeProviderMessage(err error) string {
-	var ae *pipelines.APIError
-	if errors.As(err, &ae) {
-		msg := ae.Message
-		if msg == "" && ae.StatusCode != 0 {
-			msg = fmt.Sprintf("HTTP %d", ae.StatusCode)
-		}
-		if ae.Code != "" {
-			msg = ae.Code + ": " + msg
-		}
-		if msg == "" {
-			msg = "the provider could not be reached"
-		}
-		return truncate(msg, 300)
-	}
-	if errors.Is(err, pipelines.ErrNoRun) {
-		return "the provider accepted the request but started no run"
-	}
-	if errors.Is(err, context.DeadlineExceeded) {
-		return "the provider did not answer in time"
-	}
-	return "the provider call failed"
 }
 
 // truncate shortens s to at most n runes.

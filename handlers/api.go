@@ -37,6 +37,12 @@ type RateLimiter interface {
 	Allow(ctx context.Context, key string) (apitoken.Decision, error)
 }
 
+// CallbackChecker decides whether a URL may receive callbacks; the error
+// says why not in words fit for an API caller.
+type CallbackChecker interface {
+	CheckURL(raw string) error
+}
+
 // APIOptions configure the external HTTP API under /api/v1. The gate
 // endpoints are served only when Tokens is set; the OpenAPI description
 // always is.
@@ -44,9 +50,11 @@ type APIOptions struct {
 	Tokens TokenAuthenticator
 	// Limiter, when set, limits each token's request rate.
 	Limiter RateLimiter
-	// Callbacks, when set, delivers state changes to gates' callback_url;
-	// without it a callback_url is refused.
-	Callbacks *Callbacks
+	// Callbacks, when set, checks a gate's callback_url against the
+	// allow-list (*callbacks.Deliverer implements it); without it a
+	// callback_url is refused. Delivery itself runs from the store's
+	// outbox, apart from the API.
+	Callbacks CallbackChecker
 	// MaxBody caps request bodies, default DefaultAPIMaxBody.
 	MaxBody int64
 	// BaseURL makes links absolute (the public URL, without /api/v1);
@@ -428,7 +436,6 @@ func (s *Server) handleCancelGate(w http.ResponseWriter, r *http.Request, tok *a
 		return err
 	}
 	loggerFrom(ctx).Info("gate cancelled over the api", "gate_id", ng.ID)
-	s.goAsync(ctx, asyncBudget, func(ctx context.Context) { s.changed(ctx, ng) })
 	writeJSON(w, http.StatusOK, s.gateView(ng, tok))
 	return nil
 }
@@ -511,6 +518,13 @@ func (s *Server) gateView(g *approvals.Gate, tok *apitoken.Token) APIGate {
 	return v
 }
 
+// APIGateView renders gates as the API shows them, with links under base
+// (the public URL, "" for relative links): the data of a callback.
+func APIGateView(base string) func(g *approvals.Gate) any {
+	base = strings.TrimRight(base, "/")
+	return func(g *approvals.Gate) any { return renderGate(g, base) }
+}
+
 func renderGate(g *approvals.Gate, base string) APIGate {
 	v := APIGate{
 		ID: g.ID, Pipeline: g.Pipeline, State: string(g.State), Inputs: g.Inputs, Message: g.Message,
@@ -530,7 +544,7 @@ func renderGate(g *approvals.Gate, base string) APIGate {
 		v.DecidedBy = &p
 	}
 	if g.Run != nil {
-		v.Run = &APIRun{ID: g.Run.ID, URL: g.Run.URL, Status: g.Run.Status, Detail: g.Run.Detail}
+		v.Run = &APIRun{ID: g.Run.ID, URL: g.Run.URL, Status: string(g.Run.Status), Detail: g.Run.Detail}
 	}
 	if !g.Deadline.IsZero() {
 		d := g.Deadline

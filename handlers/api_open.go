@@ -113,11 +113,6 @@ func (s *Server) openGate(ctx context.Context, r *http.Request, tok *apitoken.To
 	log = log.With("gate_id", g.ID, "pipeline", name)
 	ctx = withLogger(ctx, log)
 	log.Info("gate opened over the api")
-	if g.CallbackURL != "" {
-		if err := s.opt.API.Callbacks.Watch(ctx, g); err != nil {
-			log.Warn("could not register the gate's callbacks; only the live path will deliver them", "err", err)
-		}
-	}
 	if !s.claimPost(ctx, g) {
 		return g, true, nil // the sweep posts it
 	}
@@ -213,8 +208,12 @@ func validIdempotencyKey(k string) bool {
 // stored. The error is the connector's.
 func (s *Server) postToChannel(ctx context.Context, g *approvals.Gate, ch Channel) (*approvals.Gate, error) {
 	log := loggerFrom(ctx)
+	card, digest, err := s.renderShared(g)
+	if err != nil {
+		return nil, err
+	}
 	act := &bot.Activity{Type: bot.TypeMessage,
-		Attachments: []bot.Attachment{{ContentType: cards.ContentType, Content: s.gateCard(g, "")}}}
+		Attachments: []bot.Attachment{{ContentType: cards.ContentType, Content: card}}}
 	chData := map[string]any{
 		"channel": map[string]string{"id": ch.ConversationID},
 		"tenant":  map[string]string{"id": ch.TenantID},
@@ -245,7 +244,7 @@ func (s *Server) postToChannel(ctx context.Context, g *approvals.Gate, ch Channe
 	if res.ActivityID == "" {
 		log.Warn("connector returned no activity id; the card cannot be updated in place")
 	}
-	ng, err := s.opt.Store.SetPost(ctx, g.ID, approvals.Post{Conversation: raw, ActivityID: res.ActivityID})
+	ng, err := s.opt.Store.SetPost(ctx, g.ID, approvals.Post{Conversation: raw, ActivityID: res.ActivityID}, digest)
 	if err != nil {
 		// The card is up and its buttons work; only in-place updates are lost.
 		log.Error("could not record where the card was posted", "err", err)

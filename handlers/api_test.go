@@ -8,6 +8,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/gatebot/gatebot/callbacks"
+	"github.com/gatebot/gatebot/standardwebhooks"
 	"io"
 	"log/slog"
 	"net/http"
@@ -29,7 +31,6 @@ import (
 	"github.com/gatebot/gatebot/handlers"
 	"github.com/gatebot/gatebot/handlers/apitoken"
 	"github.com/gatebot/gatebot/pipelines"
-	"github.com/gatebot/gatebot/pipelines/webhook"
 )
 
 const (
@@ -56,7 +57,7 @@ type apiEnv struct {
 	prefix   string
 	store    *approvals.Store
 	tokens   *apitoken.Store
-	cb       *handlers.Callbacks
+	cb       *callbacks.Deliverer
 	receiver *receiver
 	secret   []byte
 
@@ -131,11 +132,11 @@ func newAPIEnv(t *testing.T, rdb redis.UniversalClient, o apiEnvOptions) *apiEnv
 	key := make([]byte, 32)
 	rand.Read(key)
 	e.secret = key
-	e.cb, err = handlers.NewCallbacks(handlers.CallbackOptions{
-		Redis: rdb, Prefix: prefix, Secret: "whsec_" + base64.StdEncoding.EncodeToString(key),
-		Hosts: []string{e.receiver.srv.URL, "hooks.example.com"}, Gates: store, Logger: log,
-		Schedule:   []time.Duration{20 * time.Millisecond, 40 * time.Millisecond, 80 * time.Millisecond},
-		SweepEvery: 200 * time.Millisecond, PollEvery: 10 * time.Millisecond,
+	e.cb, err = callbacks.New(callbacks.Options{
+		Outbox: store, Secret: "whsec_" + base64.StdEncoding.EncodeToString(key), Render: handlers.APIGateView(""),
+		Hosts: []string{e.receiver.srv.URL, "hooks.example.com"}, Logger: log,
+		Schedule:  []time.Duration{20 * time.Millisecond, 40 * time.Millisecond, 80 * time.Millisecond},
+		PollEvery: 10 * time.Millisecond,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -176,21 +177,20 @@ func newAPIEnv(t *testing.T, rdb redis.UniversalClient, o apiEnvOptions) *apiEnv
 		Logger: log, Trust: trust, Connector: conn, Store: store, Pipelines: pls,
 		Channels: map[string]handlers.Channel{"releases": {ServiceURL: fc.serviceURL(), ConversationID: releasesChannel, TenantID: "tenant-1"}},
 		BotID:    "28:gatebot", BotName: "gatebot",
-		API:           handlers.APIOptions{Tokens: e.tokens, Limiter: limiter, Callbacks: e.cb},
-		UnpostedEvery: 50 * time.Millisecond,
+		API: handlers.APIOptions{Tokens: e.tokens, Limiter: limiter, Callbacks: e.cb},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	stop := startEngine(t, h, store, pls, log)
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{}, 2)
-	go func() { h.Run(ctx); done <- struct{}{} }()
-	go func() { e.cb.Run(ctx); done <- struct{}{} }()
+	done := make(chan struct{})
+	go func() { e.cb.Run(ctx); close(done) }()
 	srv := httptest.NewServer(h)
 	t.Cleanup(func() {
 		srv.Close()
+		stop()
 		cancel()
-		<-done
 		<-done
 		h.Shutdown(context.Background())
 	})
@@ -798,10 +798,18 @@ type receiver struct {
 	status int // answer this instead of 2xx, when set
 }
 
+// callbackPayload is callbacks.Payload with the data decoded as the API's
+// gate.
+type callbackPayload struct {
+	Type      string           `json:"type"`
+	Timestamp time.Time        `json:"timestamp"`
+	Data      handlers.APIGate `json:"data"`
+}
+
 type delivery struct {
 	Header  http.Header
 	Body    []byte
-	Payload handlers.CallbackPayload
+	Payload callbackPayload
 	Status  int
 }
 
@@ -822,7 +830,7 @@ func (rc *receiver) serve(w http.ResponseWriter, r *http.Request) {
 	secret := rc.secret
 	rc.mu.Unlock()
 	if secret != nil {
-		if err := webhook.VerifyRequest(secret, r.Header, body, time.Now()); err != nil {
+		if err := standardwebhooks.VerifyRequest(secret, r.Header, body, time.Now()); err != nil {
 			rc.t.Errorf("callback signature does not verify: %v", err)
 		}
 	}

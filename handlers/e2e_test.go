@@ -256,7 +256,6 @@ func newEnvWith(t *testing.T, rdb redis.UniversalClient, pol approvals.Policy, o
 		Store:     store,
 		Pipelines: map[string]*handlers.Pipeline{"demo": {Def: def, Provider: prov, ProviderType: "fake", Policy: pol,
 			Runners: o.runners, PollEvery: 100 * time.Millisecond}},
-		UnpostedEvery: 50 * time.Millisecond,
 	}
 	var idp *testIdP
 	if o.signed {
@@ -268,14 +267,11 @@ func newEnvWith(t *testing.T, rdb redis.UniversalClient, pol approvals.Policy, o
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { h.Run(ctx); close(done) }()
+	stop := startEngine(t, h, store, opts.Pipelines, opts.Logger)
 	srv := httptest.NewServer(h)
 	t.Cleanup(func() {
 		srv.Close()
-		cancel()
-		<-done
+		stop()
 		h.Shutdown(context.Background())
 	})
 	return &testEnv{t: t, srv: srv, conn: fc, prov: prov, h: h, store: store, idp: idp}

@@ -118,7 +118,11 @@ func (s *Server) openFromChat(ctx context.Context, act *bot.Activity, cmd comman
 // silently.
 func (s *Server) postGate(ctx context.Context, act *bot.Activity, g *approvals.Gate) error {
 	log := loggerFrom(ctx).With("gate_id", g.ID)
-	id, err := s.reply(ctx, act, s.gateCard(g, ""), "")
+	raw, digest, err := s.renderShared(g)
+	if err != nil {
+		return err
+	}
+	id, err := s.replyRaw(ctx, act, raw)
 	if err != nil {
 		s.abandon(ctx, g, "could not post the approval card")
 		return err
@@ -126,7 +130,7 @@ func (s *Server) postGate(ctx context.Context, act *bot.Activity, g *approvals.G
 	if id == "" {
 		log.Warn("connector returned no activity id; the card cannot be updated in place")
 	}
-	if _, err := s.opt.Store.SetPost(ctx, g.ID, approvals.Post{Conversation: g.Post.Conversation, ActivityID: id}); err != nil {
+	if _, err := s.opt.Store.SetPost(ctx, g.ID, approvals.Post{Conversation: g.Post.Conversation, ActivityID: id}, digest); err != nil {
 		log.Error("could not record the card's activity id", "err", err)
 		return err
 	}
@@ -217,41 +221,6 @@ func (s *Server) gateCard(g *approvals.Gate, notice string) *cards.Card {
 		_, v.CanCancel = p.Provider.(pipelines.Canceler)
 	}
 	return cards.Gate(g, v)
-}
-
-// maxCardPasses bounds how often one refresh re-renders a gate that keeps
-// changing under it.
-const maxCardPasses = 3
-
-// refreshCard updates the gate's card in place so every viewer sees the
-// current state. Updates from different goroutines and replicas are not
-// ordered, so after each PUT it re-reads the gate and sends again if a newer
-// version exists: whichever update lands last, the card ends current.
-func (s *Server) refreshCard(ctx context.Context, g *approvals.Gate) {
-	log := loggerFrom(ctx).With("gate_id", g.ID)
-	for pass := 0; pass < maxCardPasses; pass++ {
-		if g.Post.ActivityID == "" || len(g.Post.Conversation) == 0 {
-			return
-		}
-		var ref bot.ConversationReference
-		if err := json.Unmarshal(g.Post.Conversation, &ref); err != nil {
-			log.Error("stored conversation reference is unreadable", "err", err)
-			return
-		}
-		act := &bot.Activity{
-			Type: bot.TypeMessage, ID: g.Post.ActivityID, From: ref.Bot, Conversation: ref.Conversation,
-			Attachments: []bot.Attachment{{ContentType: cards.ContentType, Content: s.gateCard(g, "")}},
-		}
-		if err := s.opt.Connector.UpdateActivity(ctx, ref.ServiceURL, ref.Conversation.ID, g.Post.ActivityID, act); err != nil {
-			log.Error("could not update the gate's card", "err", err)
-			return
-		}
-		latest, err := s.opt.Store.Get(ctx, g.ID)
-		if err != nil || latest.Version <= g.Version {
-			return
-		}
-		g = latest
-	}
 }
 
 // notifyRequester tells the requester, in the gate's conversation, what

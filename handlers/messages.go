@@ -65,8 +65,12 @@ func (s *Server) handleMessages(w http.ResponseWriter, r *http.Request) error {
 
 	switch act.Type {
 	case bot.TypeInvoke:
-		if err := s.handleInvoke(ctx, act).Write(w); err != nil {
+		resp, written := s.handleInvoke(ctx, act)
+		if err := resp.Write(w); err != nil {
 			log.Error("could not write the invoke response", "err", err)
+		}
+		if written != nil {
+			written(ctx)
 		}
 		return nil
 	case bot.TypeMessage:
@@ -100,16 +104,12 @@ func (s *Server) handleMessage(ctx context.Context, w http.ResponseWriter, act *
 	}
 	if ca, ok := act.CardAction(); ok {
 		// Action.Submit fallback from clients without Universal Actions.
-		g, msg := s.cardAction(ctx, act, ca)
+		// The shared card follows from the store's outbox.
+		msg := s.cardAction(ctx, act, ca)
 		w.WriteHeader(http.StatusOK)
-		s.goAsync(ctx, asyncBudget, func(ctx context.Context) {
-			if g != nil {
-				s.changed(ctx, g)
-			}
-			if msg != "" {
-				s.reply(ctx, act, nil, msg)
-			}
-		})
+		if msg != "" {
+			s.goAsync(ctx, asyncBudget, func(ctx context.Context) { s.reply(ctx, act, nil, msg) })
+		}
 		return nil
 	}
 	reply, err := s.runCommand(ctx, act)
@@ -133,6 +133,18 @@ func (s *Server) storeDown(ctx context.Context, w http.ResponseWriter, act *bot.
 	w.WriteHeader(http.StatusOK)
 	s.goAsync(ctx, asyncBudget, func(ctx context.Context) { s.reply(ctx, act, nil, storeDownMessage) })
 	return nil
+}
+
+// replyRaw posts an already rendered card into the activity's
+// conversation.
+func (s *Server) replyRaw(ctx context.Context, act *bot.Activity, card json.RawMessage) (string, error) {
+	out := &bot.Activity{Type: bot.TypeMessage, From: act.Recipient, Conversation: act.Conversation, Recipient: act.From, ReplyToID: act.ID,
+		Attachments: []bot.Attachment{{ContentType: cards.ContentType, Content: card}}}
+	id, err := s.opt.Connector.SendToConversation(ctx, act.ServiceURL, act.Conversation.ID, out)
+	if err != nil {
+		loggerFrom(ctx).Error("could not send reply", "err", err)
+	}
+	return id, err
 }
 
 // reply posts a card or a text message into the activity's conversation.

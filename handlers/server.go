@@ -43,35 +43,26 @@ type Authenticator interface {
 // *bot.Connector implements it.
 type Connector interface {
 	SendToConversation(ctx context.Context, serviceURL, conversationID string, act *bot.Activity) (string, error)
-	UpdateActivity(ctx context.Context, serviceURL, conversationID, activityID string, act *bot.Activity) error
+	TryUpdateActivity(ctx context.Context, serviceURL, conversationID, activityID string, act *bot.Activity) error
 	CreateConversation(ctx context.Context, serviceURL string, p bot.ConversationParameters) (bot.ConversationResourceResponse, error)
 	GetMember(ctx context.Context, serviceURL, conversationID, userID string) (bot.Member, error)
 }
 
-// Store is the part of the approvals store gatebot's handlers and workers
-// use. *approvals.Store implements it.
+// Store is the part of the approvals store gatebot's handlers use.
+// *approvals.Store implements it.
 type Store interface {
 	Open(ctx context.Context, o approvals.Opening) (*approvals.Gate, bool, error)
-	SetPost(ctx context.Context, id string, post approvals.Post) (*approvals.Gate, error)
+	SetPost(ctx context.Context, id string, post approvals.Post, digest string) (*approvals.Gate, error)
 	ClaimPost(ctx context.Context, id string, lease time.Duration) (bool, error)
-	DueUnposted(ctx context.Context, limit int) ([]*approvals.Gate, error)
 	Get(ctx context.Context, id string) (*approvals.Gate, error)
 	List(ctx context.Context, q approvals.ListQuery) ([]*approvals.Gate, string, error)
 	Decide(ctx context.Context, id string, p approvals.Person, approve bool, reason, where string) (*approvals.Gate, approvals.Outcome, error)
-	Update(ctx context.Context, id string, fn func(g *approvals.Gate) error) (*approvals.Gate, error)
 	Cancel(ctx context.Context, id string, by approvals.Person, reason string) (*approvals.Gate, error)
 	CancelPending(ctx context.Context, id string, by approvals.Person, reason string) (*approvals.Gate, error)
 	RunCancelRequested(ctx context.Context, id string, who approvals.Person, reason string) (*approvals.Gate, error)
 	Retry(ctx context.Context, id string, who approvals.Person) (*approvals.Gate, error)
-	ExpireDue(ctx context.Context, limit int) ([]*approvals.Gate, error)
-	AckExpired(ctx context.Context, id string) error
-	ClaimTriggers(ctx context.Context, consumer string, count int, block time.Duration) ([]approvals.Trigger, error)
-	AckTrigger(ctx context.Context, t approvals.Trigger) error
-	BeginTrigger(ctx context.Context, id string) (*approvals.Gate, bool, error)
-	FinishTrigger(ctx context.Context, id string, run approvals.RunInfo, runErr error, userSafeMsg string) (*approvals.Gate, error)
-	SchedulePoll(ctx context.Context, id string, at time.Time) error
-	ClaimPolls(ctx context.Context, limit int, lease time.Duration) ([]string, error)
-	UnschedulePoll(ctx context.Context, id string) error
+	HoldCard(ctx context.Context, id string, d time.Duration) error
+	ReleaseCard(ctx context.Context, id string) error
 	Once(ctx context.Context, key string, ttl time.Duration) (bool, error)
 	PutConversation(ctx context.Context, key string, ref []byte) error
 	DeleteConversation(ctx context.Context, key string) error
@@ -121,11 +112,6 @@ type Options struct {
 	BotName string
 	MaxBody int64
 	Now     func() time.Time
-	// Instance names this replica in the trigger consumer group.
-	Instance string
-	// UnpostedEvery is how often the sweep looks for pending gates whose
-	// card never went up, default 10s.
-	UnpostedEvery time.Duration
 	// MemberCacheTTL bounds how long a looked-up UPN is trusted.
 	MemberCacheTTL time.Duration
 	// API configures the external API (/api/v1, see api.go); without
@@ -171,12 +157,6 @@ func New(o Options) (*Server, error) {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
-	}
-	if o.Instance == "" {
-		o.Instance = newID("i_")
-	}
-	if o.UnpostedEvery <= 0 {
-		o.UnpostedEvery = 10 * time.Second
 	}
 	if o.MemberCacheTTL <= 0 {
 		o.MemberCacheTTL = 10 * time.Minute

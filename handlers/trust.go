@@ -3,7 +3,6 @@ package handlers
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"sync/atomic"
 
@@ -94,56 +93,4 @@ func (s *Server) claimPost(ctx context.Context, g *approvals.Gate) bool {
 		return false
 	}
 	return ok
-}
-
-// postUnposted posts the card of a pending gate that has none a minute
-// after it was created: gatebot stopped between storing it and posting
-// it. Chat gates go to the conversation they were asked in, API gates to
-// their pipeline's channel.
-func (s *Server) postUnposted(ctx context.Context, g *approvals.Gate) error {
-	log := loggerFrom(ctx).With("gate_id", g.ID)
-	ctx = withLogger(ctx, log)
-	if !s.claimPost(ctx, g) {
-		return nil
-	}
-	if len(g.Post.Conversation) == 0 {
-		p := s.opt.Pipelines[g.Pipeline]
-		if p == nil {
-			return fmt.Errorf("pipeline %q is no longer configured", g.Pipeline)
-		}
-		ch, ok := s.opt.Channels[p.Channel]
-		if !ok {
-			return fmt.Errorf("pipeline %q has no configured channel %q", g.Pipeline, p.Channel)
-		}
-		_, err := s.postToChannel(ctx, g, ch)
-		return err
-	}
-	var ref bot.ConversationReference
-	if err := json.Unmarshal(g.Post.Conversation, &ref); err != nil {
-		return fmt.Errorf("stored conversation reference is unreadable: %w", err)
-	}
-	// Reply to the message that asked for the gate, as the normal path does.
-	act := &bot.Activity{ID: ref.ActivityID, Recipient: ref.Bot, Conversation: ref.Conversation,
-		ServiceURL: ref.ServiceURL, ChannelID: ref.ChannelID}
-	if ref.User != nil {
-		act.From = *ref.User
-	}
-	return s.postGate(ctx, act, g)
-}
-
-func (s *Server) unpostedLoop(ctx context.Context) {
-	ctx = s.workerContext(ctx, "unposted")
-	log := loggerFrom(ctx)
-	for sleep(ctx, s.opt.UnpostedEvery) {
-		gates, err := s.opt.Store.DueUnposted(ctx, 100)
-		if err != nil {
-			log.Warn("cannot read unposted gates", "err", err)
-		}
-		for _, g := range gates {
-			log.Warn("posting the card of a gate that was never posted", "gate_id", g.ID, "pipeline", g.Pipeline)
-			if err := s.postUnposted(ctx, g); err != nil {
-				log.Error("could not post an unposted gate's card", "gate_id", g.ID, "err", err)
-			}
-		}
-	}
 }

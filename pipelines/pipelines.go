@@ -44,15 +44,18 @@ func (s Status) Valid() bool {
 // Run identifies one run on a provider and carries its last known state.
 // A Run is persisted with the gate that started it, so everything a provider
 // needs to find the run again after a restart must be in ID or Ref.
+//
+// Its JSON form is the one stored on a gate (approvals.Gate.Run): short
+// field names, kept stable because stored records must stay readable.
 type Run struct {
 	// ID is the provider's run identifier (for display and lookups).
-	ID string `json:"id"`
+	ID string `json:"id,omitempty"`
 	// URL links a person to the run in the provider's UI, when known.
 	URL string `json:"url,omitempty"`
 	// Status is the normalised state.
-	Status Status `json:"status"`
+	Status Status `json:"st,omitempty"`
 	// Detail is the provider's own status string or message, for display.
-	Detail string `json:"detail,omitempty"`
+	Detail string `json:"dt,omitempty"`
 	// Ref holds provider-specific coordinates needed to poll or cancel the
 	// run later (an etag, a queue item URL, a run counter).
 	Ref map[string]string `json:"ref,omitempty"`

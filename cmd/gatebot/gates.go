@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gatebot/gatebot/approvals"
+	"github.com/gatebot/gatebot/pipelines"
 )
 
 // `gatebot gates …`: the operator's view of approval gates, read from and
@@ -224,26 +225,26 @@ func gatesCancel(ctx context.Context, args []string, getenv func(string) string,
 // (the stored record's are short), and no conversation reference, which is
 // the channel's business and not an operator's.
 type gateView struct {
-	ID        string             `json:"id"`
-	Pipeline  string             `json:"pipeline"`
-	State     approvals.State    `json:"state"`
-	Inputs    map[string]any     `json:"inputs,omitempty"`
-	Message   string             `json:"message,omitempty"`
-	Requester approvals.Person   `json:"requester"`
-	Origin    string             `json:"origin,omitempty"`
-	Policy    policyView         `json:"policy"`
-	Votes     []voteView         `json:"votes,omitempty"`
-	Created   time.Time          `json:"created"`
-	Deadline  time.Time          `json:"deadline,omitzero"`
-	Updated   time.Time          `json:"updated"`
-	DecidedBy *approvals.Person  `json:"decided_by,omitempty"`
-	Reason    string             `json:"reason,omitempty"`
-	Run       *approvals.RunInfo `json:"run,omitempty"`
-	Error     string             `json:"error,omitempty"`
-	Attempts  int                `json:"attempts,omitempty"`
-	Callback  string             `json:"callback_url,omitempty"`
-	Labels    map[string]string  `json:"labels,omitempty"`
-	Version   int64              `json:"version"`
+	ID        string            `json:"id"`
+	Pipeline  string            `json:"pipeline"`
+	State     approvals.State   `json:"state"`
+	Inputs    map[string]any    `json:"inputs,omitempty"`
+	Message   string            `json:"message,omitempty"`
+	Requester approvals.Person  `json:"requester"`
+	Origin    string            `json:"origin,omitempty"`
+	Policy    policyView        `json:"policy"`
+	Votes     []voteView        `json:"votes,omitempty"`
+	Created   time.Time         `json:"created"`
+	Deadline  time.Time         `json:"deadline,omitzero"`
+	Updated   time.Time         `json:"updated"`
+	DecidedBy *approvals.Person `json:"decided_by,omitempty"`
+	Reason    string            `json:"reason,omitempty"`
+	Run       *pipelines.Run    `json:"run,omitempty"`
+	Error     string            `json:"error,omitempty"`
+	Attempts  int               `json:"attempts,omitempty"`
+	Callback  string            `json:"callback_url,omitempty"`
+	Labels    map[string]string `json:"labels,omitempty"`
+	Version   int64             `json:"version"`
 }
 
 type policyView struct {
@@ -332,7 +333,7 @@ func writeGate(w io.Writer, g *approvals.Gate) error {
 		line("Reason", "%s", g.Reason)
 	}
 	if r := g.Run; r != nil {
-		line("Run", "%s %s %s", orDash(r.ID), orDash(r.Status), r.URL)
+		line("Run", "%s %s %s", orDash(r.ID), orDash(string(r.Status)), r.URL)
 		if r.Detail != "" {
 			line("Run detail", "%s", r.Detail)
 		}

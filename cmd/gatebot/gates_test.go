@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gatebot/gatebot/approvals"
+	"github.com/gatebot/gatebot/pipelines"
 )
 
 // TestGatesCommands opens gates through the store the bot uses, then
@@ -42,7 +43,7 @@ func TestGatesCommands(t *testing.T) {
 			if _, _, err := store.BeginTrigger(ctx, running.ID); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := store.FinishTrigger(ctx, running.ID, approvals.RunInfo{ID: "run-7", URL: "https://ci.example.com/run/7", Status: "running"}, nil, ""); err != nil {
+			if _, err := store.FinishTrigger(ctx, running.ID, pipelines.Run{ID: "run-7", URL: "https://ci.example.com/run/7", Status: "running"}, nil, "", time.Time{}); err != nil {
 				t.Fatal(err)
 			}
 

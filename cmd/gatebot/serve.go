@@ -2,13 +2,17 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
+	"github.com/gatebot/gatebot/callbacks"
+	"github.com/gatebot/gatebot/engine"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -69,9 +73,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Retention:   time.Duration(c.Approvals.Retention),
 		AuditMaxLen: c.Approvals.AuditMaxLen,
 		AuditMaxAge: time.Duration(c.Approvals.AuditMaxAge),
-		// Longer than the worker's provider retries, so a live worker's
-		// trigger is not reclaimed by another replica.
-		TriggerVisibility: 3 * time.Minute,
+		// Longer than the engine's trigger budget (checked by engine.New),
+		// so a live worker's trigger is not reclaimed by another replica.
+		TriggerVisibility: triggerVisibility,
 		Logger:            log,
 	})
 	if err != nil {
@@ -82,6 +86,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
+	enginePipelines := map[string]*engine.Pipeline{}
 	opts := handlers.Options{
 		Logger:    log,
 		Auth:      auth,
@@ -111,12 +116,22 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			hp.Aliases = []string{pl.ID}
 		}
 		opts.Pipelines[name] = hp
+		enginePipelines[name] = &engine.Pipeline{Def: def, Provider: hp.Provider, ProviderName: pl.Provider,
+			ProviderType: hp.ProviderType, PollEvery: hp.PollEvery}
 	}
 	warnTenants(c.Bot, log)
-	if opts.API, err = apiOptions(c, rdb, store, log); err != nil {
+	var deliverer *callbacks.Deliverer
+	if opts.API, deliverer, err = apiOptions(c, rdb, store, log); err != nil {
 		return err
 	}
 	srv, err := handlers.New(opts)
+	if err != nil {
+		return err
+	}
+	eng, err := engine.New(engine.Options{
+		Store: store, Teams: srv, Pipelines: enginePipelines, Instance: instanceName(),
+		Logger: log, TriggerVisibility: triggerVisibility,
+	})
 	if err != nil {
 		return err
 	}
@@ -137,9 +152,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	workCtx, stopWork := context.WithCancel(ctx)
 	defer stopWork()
 	var workers sync.WaitGroup
-	workers.Go(func() { srv.Run(workCtx) })
-	if cb := opts.API.Callbacks; cb != nil {
-		workers.Go(func() { cb.Run(workCtx) })
+	workers.Go(func() { eng.Run(workCtx) })
+	if deliverer != nil {
+		workers.Go(func() { deliverer.Run(workCtx) })
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- hs.Serve(ln) }()
@@ -168,6 +183,20 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		err = serr
 	}
 	return err
+}
+
+// triggerVisibility is the store's trigger lease and redelivery timeout:
+// longer than the engine's trigger budget, provider retries included.
+const triggerVisibility = 3 * time.Minute
+
+// instanceName names this replica in the trigger consumer group: the host
+// name (a pod's name) and a random suffix, so a restarted pod is a new
+// consumer and its predecessor's claims are reclaimed by lease.
+func instanceName() string {
+	h, _ := os.Hostname()
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("%s-%x", h, b)
 }
 
 func newLogger(c LogConfig, w io.Writer) *slog.Logger {

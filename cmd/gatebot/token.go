@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/gatebot/gatebot/callbacks"
+	"github.com/gatebot/gatebot/standardwebhooks"
 	"io"
 	"log/slog"
 	"slices"
@@ -17,7 +19,6 @@ import (
 	"github.com/gatebot/gatebot/approvals"
 	"github.com/gatebot/gatebot/handlers"
 	"github.com/gatebot/gatebot/handlers/apitoken"
-	"github.com/gatebot/gatebot/pipelines/webhook"
 )
 
 // The external API's personal access tokens (`gatebot token …`) and the
@@ -283,14 +284,14 @@ func tokenRevoke(ctx context.Context, args []string, getenv func(string) string,
 // check validates the api: section.
 func (a *APIConfig) check(ps *problems) {
 	if a.CallbackSecret != "" {
-		if _, err := webhook.ParseSecret(a.CallbackSecret.Reveal()); err != nil {
+		if _, err := standardwebhooks.ParseSecret(a.CallbackSecret.Reveal()); err != nil {
 			ps.add("api.callback_secret", "must be whsec_ followed by the base64 of 24 to 64 random bytes (e.g. whsec_$(openssl rand -base64 32))")
 		}
 	}
 	if len(a.CallbackHosts) > 0 && a.CallbackSecret == "" {
 		ps.add("api.callback_hosts", "callbacks also need api.callback_secret to sign them")
 	}
-	if err := handlers.ValidateCallbackHosts(a.CallbackHosts); err != nil {
+	if err := callbacks.ValidateHosts(a.CallbackHosts); err != nil {
 		for _, e := range strings.Split(err.Error(), "\n") {
 			ps.add("api.callback_hosts", "%s", e)
 		}
@@ -298,25 +299,28 @@ func (a *APIConfig) check(ps *problems) {
 }
 
 // apiOptions builds the external API's options: tokens and their rate
-// limit always, callbacks when a secret is configured.
-func apiOptions(c *Config, rdb redis.UniversalClient, store *approvals.Store, log *slog.Logger) (handlers.APIOptions, error) {
+// limit always, and the callback deliverer (also returned, to be run) when
+// a secret is configured.
+func apiOptions(c *Config, rdb redis.UniversalClient, store *approvals.Store, log *slog.Logger) (handlers.APIOptions, *callbacks.Deliverer, error) {
 	tokens, err := apitoken.NewStore(rdb, apitoken.Options{Prefix: c.Redis.Prefix, Logger: log})
 	if err != nil {
-		return handlers.APIOptions{}, err
+		return handlers.APIOptions{}, nil, err
 	}
 	limiter, err := apitoken.NewLimiter(rdb, apitoken.LimiterOptions{Prefix: c.Redis.Prefix, Rate: c.API.RateLimit, Burst: c.API.RateBurst})
 	if err != nil {
-		return handlers.APIOptions{}, fmt.Errorf("api rate limit: %w", err)
+		return handlers.APIOptions{}, nil, fmt.Errorf("api rate limit: %w", err)
 	}
 	o := handlers.APIOptions{Tokens: tokens, Limiter: limiter, BaseURL: strings.TrimRight(c.PublicURL, "/")}
+	var cb *callbacks.Deliverer
 	if c.API.CallbackSecret != "" {
-		o.Callbacks, err = handlers.NewCallbacks(handlers.CallbackOptions{
-			Redis: rdb, Prefix: c.Redis.Prefix, Secret: c.API.CallbackSecret.Reveal(), Hosts: slices.Clone(c.API.CallbackHosts),
-			Gates: store, BaseURL: o.BaseURL, Logger: log,
+		cb, err = callbacks.New(callbacks.Options{
+			Outbox: store, Secret: c.API.CallbackSecret.Reveal(), Hosts: slices.Clone(c.API.CallbackHosts),
+			Render: handlers.APIGateView(o.BaseURL), Logger: log,
 		})
 		if err != nil {
-			return handlers.APIOptions{}, fmt.Errorf("api callbacks: %w", err)
+			return handlers.APIOptions{}, nil, fmt.Errorf("api callbacks: %w", err)
 		}
+		o.Callbacks = cb
 	}
-	return o, nil
+	return o, cb, nil
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/gatebot/gatebot/standardwebhooks"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -61,7 +62,7 @@ func (c Config) Validate() []error {
 	}
 	if c.Secret == "" {
 		errs = append(errs, errors.New("secret is required (whsec_ followed by base64 of 24 to 64 random bytes)"))
-	} else if _, err := ParseSecret(c.Secret.Reveal()); err != nil {
+	} else if _, err := standardwebhooks.ParseSecret(c.Secret.Reveal()); err != nil {
 		errs = append(errs, fmt.Errorf("secret: %w", err))
 	}
 	for i, p := range c.StatusURLAllowed {
@@ -132,7 +133,7 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	key, _ := ParseSecret(cfg.Secret.Reveal())
+	key, _ := standardwebhooks.ParseSecret(cfg.Secret.Reveal())
 	target, _ := parseURL(cfg.URL)
 	c := &Client{cfg: cfg, key: key, target: target, opts: o, log: o.Logger.With("provider", ProviderType)}
 	if len(cfg.StatusURLAllowed) == 0 {
@@ -346,7 +347,7 @@ func (c *Client) send(ctx context.Context, method string, u *url.URL, id string,
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	setSignature(req.Header, c.key, id, c.opts.Now(), body)
+	standardwebhooks.SetHeaders(req.Header, c.key, id, c.opts.Now(), body)
 	resp, err := api.Do(req, op, nil)
 	if err != nil {
 		return Answer{}, err

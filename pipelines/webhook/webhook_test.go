@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/gatebot/gatebot/standardwebhooks"
 	"io"
 	"log/slog"
 	"net/http"
@@ -32,7 +33,7 @@ const (
 
 func vecKey(t *testing.T) []byte {
 	t.Helper()
-	k, err := webhook.ParseSecret(vecSecret)
+	k, err := standardwebhooks.ParseSecret(vecSecret)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,13 +41,13 @@ func vecKey(t *testing.T) []byte {
 }
 
 func TestSignMatchesReferenceVector(t *testing.T) {
-	if got := webhook.Sign(vecKey(t), vecID, time.Unix(vecTS, 0), []byte(vecBody)); got != vecSig {
+	if got := standardwebhooks.Sign(vecKey(t), vecID, time.Unix(vecTS, 0), []byte(vecBody)); got != vecSig {
 		t.Errorf("Sign = %s, want %s", got, vecSig)
 	}
 }
 
 func TestVerify(t *testing.T) {
-	other, _ := webhook.ParseSecret("whsec_" + strings.Repeat("QUJD", 8))
+	other, _ := standardwebhooks.ParseSecret("whsec_" + strings.Repeat("QUJD", 8))
 	tests := []struct {
 		name string
 		key  []byte
@@ -70,8 +71,8 @@ func TestVerify(t *testing.T) {
 			if key == nil {
 				key = vecKey(t)
 			}
-			err := webhook.Verify(key, tt.id, time.Unix(vecTS, 0), []byte(tt.body), tt.sigs)
-			if (err == nil) != tt.ok || (err != nil && !errors.Is(err, webhook.ErrInvalidSignature)) {
+			err := standardwebhooks.Verify(key, tt.id, time.Unix(vecTS, 0), []byte(tt.body), tt.sigs)
+			if (err == nil) != tt.ok || (err != nil && !errors.Is(err, standardwebhooks.ErrInvalidSignature)) {
 				t.Errorf("Verify = %v, want ok=%v", err, tt.ok)
 			}
 		})
@@ -96,17 +97,17 @@ func TestVerifyRequest(t *testing.T) {
 		want error
 	}{
 		{"valid", hdr(vecID, "1614265330", vecSig), now, nil},
-		{"valid at the tolerance", hdr(vecID, "1614265330", vecSig), now.Add(webhook.Tolerance), nil},
-		{"too old", hdr(vecID, "1614265330", vecSig), now.Add(webhook.Tolerance + time.Second), webhook.ErrTimestamp},
-		{"from the future", hdr(vecID, "1614265330", vecSig), now.Add(-webhook.Tolerance - time.Second), webhook.ErrTimestamp},
-		{"timestamp not a number", hdr(vecID, "yesterday", vecSig), now, webhook.ErrTimestamp},
-		{"missing id", hdr("", "1614265330", vecSig), now, webhook.ErrMissingHeaders},
-		{"missing signature", hdr(vecID, "1614265330", ""), now, webhook.ErrMissingHeaders},
-		{"bad signature", hdr(vecID, "1614265330", "v1,bm9wZQ=="), now, webhook.ErrInvalidSignature},
+		{"valid at the tolerance", hdr(vecID, "1614265330", vecSig), now.Add(standardwebhooks.Tolerance), nil},
+		{"too old", hdr(vecID, "1614265330", vecSig), now.Add(standardwebhooks.Tolerance + time.Second), standardwebhooks.ErrTimestamp},
+		{"from the future", hdr(vecID, "1614265330", vecSig), now.Add(-standardwebhooks.Tolerance - time.Second), standardwebhooks.ErrTimestamp},
+		{"timestamp not a number", hdr(vecID, "yesterday", vecSig), now, standardwebhooks.ErrTimestamp},
+		{"missing id", hdr("", "1614265330", vecSig), now, standardwebhooks.ErrMissingHeaders},
+		{"missing signature", hdr(vecID, "1614265330", ""), now, standardwebhooks.ErrMissingHeaders},
+		{"bad signature", hdr(vecID, "1614265330", "v1,bm9wZQ=="), now, standardwebhooks.ErrInvalidSignature},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := webhook.VerifyRequest(vecKey(t), tt.h, []byte(vecBody), tt.now)
+			err := standardwebhooks.VerifyRequest(vecKey(t), tt.h, []byte(vecBody), tt.now)
 			if !errors.Is(err, tt.want) || (tt.want == nil && err != nil) {
 				t.Errorf("VerifyRequest = %v, want %v", err, tt.want)
 			}
@@ -129,11 +130,11 @@ func TestParseSecret(t *testing.T) {
 		{"", 0, true},
 	}
 	for _, tt := range tests {
-		k, err := webhook.ParseSecret(tt.in)
+		k, err := standardwebhooks.ParseSecret(tt.in)
 		if tt.fail != (err != nil) || len(k) != tt.n {
 			t.Errorf("ParseSecret(%q) = %d bytes, %v", tt.in, len(k), err)
 		}
-		if err != nil && !errors.Is(err, webhook.ErrBadSecret) {
+		if err != nil && !errors.Is(err, standardwebhooks.ErrBadSecret) {
 			t.Errorf("ParseSecret(%q) err = %v, want ErrBadSecret", tt.in, err)
 		}
 	}
@@ -281,7 +282,7 @@ func TestRetriesKeepTheMessageID(t *testing.T) {
 	var ids, stamps []string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
-		if err := webhook.VerifyRequest(key, r.Header, body, time.Unix(mustInt(t, r.Header.Get("webhook-timestamp")), 0)); err != nil {
+		if err := standardwebhooks.VerifyRequest(key, r.Header, body, time.Unix(mustInt(t, r.Header.Get("webhook-timestamp")), 0)); err != nil {
 			t.Errorf("receiver rejects the message: %v", err)
 		}
 		mu.Lock()

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/gatebot/gatebot/standardwebhooks"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -14,7 +15,6 @@ import (
 	"time"
 
 	"github.com/gatebot/gatebot/bot"
-	"github.com/gatebot/gatebot/pipelines/webhook"
 )
 
 const (
@@ -246,8 +246,8 @@ func TestProviderCountsSignedTriggers(t *testing.T) {
 			now := time.Now()
 			req.Header.Set("webhook-id", "gatebot-g_1")
 			req.Header.Set("webhook-timestamp", fmt.Sprint(now.Unix()))
-			key, _ := webhook.ParseSecret(secret)
-			req.Header.Set("webhook-signature", webhook.Sign(key, "gatebot-g_1", now, body))
+			key, _ := standardwebhooks.ParseSecret(secret)
+			req.Header.Set("webhook-signature", standardwebhooks.Sign(key, "gatebot-g_1", now, body))
 		}
 		resp, err := srv.Client().Do(req)
 		if err != nil {

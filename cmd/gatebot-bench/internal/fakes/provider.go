@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/gatebot/gatebot/standardwebhooks"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -70,7 +71,7 @@ type Provider struct {
 
 // NewProvider returns a Provider.
 func NewProvider(cfg ProviderConfig) (*Provider, error) {
-	key, err := webhook.ParseSecret(cfg.Secret)
+	key, err := standardwebhooks.ParseSecret(cfg.Secret)
 	if err != nil {
 		return nil, err
 	}
@@ -104,7 +105,7 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) { p.mux.Ser
 
 func (p *Provider) verify(r *http.Request) ([]byte, bool) {
 	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-	if err != nil || webhook.VerifyRequest(p.key, r.Header, body, p.cfg.Now()) != nil {
+	if err != nil || standardwebhooks.VerifyRequest(p.key, r.Header, body, p.cfg.Now()) != nil {
 		p.mu.Lock()
 		p.badSig++
 		p.mu.Unlock()
@@ -132,7 +133,7 @@ func (p *Provider) serveTrigger(w http.ResponseWriter, r *http.Request) {
 		status = http.StatusServiceUnavailable
 	}
 	p.triggers[ev.GateID] = append(p.triggers[ev.GateID], Trigger{GateID: ev.GateID, Hook: hook,
-		MessageID: r.Header.Get(webhook.HeaderID), At: p.cfg.Now(), Status: status})
+		MessageID: r.Header.Get(standardwebhooks.HeaderID), At: p.cfg.Now(), Status: status})
 	if status == http.StatusOK {
 		if _, ok := p.runs[ev.GateID]; !ok {
 			p.runs[ev.GateID] = run{started: p.cfg.Now(), runFor: b.RunFor}

@@ -1,4 +1,12 @@
-package webhook
+// Package standardwebhooks signs and verifies HTTP requests per Standard
+// Webhooks 1.0 (https://www.standardwebhooks.com): the webhook-id,
+// webhook-timestamp and webhook-signature headers, HMAC-SHA256 over
+// "id.timestamp.body" with a whsec_ secret. gatebot signs its callbacks
+// and its webhook provider's requests with it, and verifies with it in
+// tests and the load tool's fakes.
+//
+// It imports only the standard library.
+package standardwebhooks
 
 import (
 	"crypto/hmac"
@@ -28,10 +36,10 @@ const SecretPrefix = "whsec_"
 
 // Errors from ParseSecret, Verify and VerifyRequest.
 var (
-	ErrBadSecret        = errors.New("webhook: secret must be whsec_ followed by the base64 of 24 to 64 random bytes")
-	ErrMissingHeaders   = errors.New("webhook: webhook-id, webhook-timestamp or webhook-signature missing")
-	ErrTimestamp        = errors.New("webhook: timestamp outside the tolerance")
-	ErrInvalidSignature = errors.New("webhook: no matching signature")
+	ErrBadSecret        = errors.New("standardwebhooks: secret must be whsec_ followed by the base64 of 24 to 64 random bytes")
+	ErrMissingHeaders   = errors.New("standardwebhooks: webhook-id, webhook-timestamp or webhook-signature missing")
+	ErrTimestamp        = errors.New("standardwebhooks: timestamp outside the tolerance")
+	ErrInvalidSignature = errors.New("standardwebhooks: no matching signature")
 )
 
 // ParseSecret decodes a whsec_<base64> secret into the HMAC key. The prefix
@@ -90,8 +98,8 @@ func VerifyRequest(secret []byte, h http.Header, body []byte, now time.Time) err
 	return Verify(secret, id, ts, body, sigs)
 }
 
-// setSignature stamps the three headers on an outgoing request.
-func setSignature(h http.Header, secret []byte, id string, ts time.Time, body []byte) {
+// SetHeaders stamps the three headers on an outgoing request.
+func SetHeaders(h http.Header, secret []byte, id string, ts time.Time, body []byte) {
 	h.Set(HeaderID, id)
 	h.Set(HeaderTimestamp, strconv.FormatInt(ts.Unix(), 10))
 	h.Set(HeaderSignature, Sign(secret, id, ts, body))

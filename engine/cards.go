@@ -1,0 +1,116 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/gatebot/gatebot/approvals"
+)
+
+// Card sync tuning.
+const (
+	cardBatch       = 32
+	maxCardFailures = 8
+	maxCardBackoff  = 2 * time.Minute
+)
+
+// cardLoop keeps shared cards current. One logical updater per gate (the
+// store's claim lock): each sync renders the gate's latest state, so
+// changes that came in while a conversation was paced are coalesced into
+// one update. A sync the conversation's pacing or a 429 does not allow now
+// goes back to the queue for later, freeing its worker at once.
+func (e *Engine) cardLoop(ctx context.Context) {
+	log := e.log.With("worker", "cards")
+	tick := max(e.opts.Tick/2, 10*time.Millisecond)
+	for sleep(ctx, tick) {
+		for ctx.Err() == nil {
+			n := min(cap(e.cards)-len(e.cards), cardBatch)
+			if n == 0 {
+				break
+			}
+			syncs, err := e.opts.Store.ClaimCardSyncs(ctx, n, e.opts.CardLease)
+			if err != nil {
+				log.WarnContext(ctx, "cannot claim card updates", "err", err)
+				break
+			}
+			for _, cs := range syncs {
+				e.cards <- struct{}{}
+				sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.opts.CardLease)
+				e.spawn(func() {
+					defer func() { <-e.cards }()
+					defer cancel()
+					e.syncCard(sctx, cs)
+				})
+			}
+			if len(syncs) < n {
+				break
+			}
+		}
+	}
+}
+
+// retryAfterer is an error that says how long to wait before trying again
+// (bot.PacedError: pacing or a 429).
+type retryAfterer interface{ RetryAfter() time.Duration }
+
+func (e *Engine) syncCard(ctx context.Context, cs approvals.CardSync) {
+	log := e.log.With("worker", "cards", "gate_id", cs.GateID)
+	g, err := e.opts.Store.Get(ctx, cs.GateID)
+	switch {
+	case errors.Is(err, approvals.ErrNotFound):
+		e.finishCard(ctx, cs.GateID, cs.Version, "", true)
+		return
+	case err != nil:
+		log.WarnContext(ctx, "cannot load gate for its card; the lease brings it back", "err", err)
+		return
+	}
+	digest, err := e.opts.Teams.SyncCard(ctx, g, cs.LastDigest)
+	var ra retryAfterer
+	switch {
+	case err == nil:
+		e.cardOK(g.ID)
+		e.finishCard(ctx, g.ID, g.Version, digest, g.State.Final())
+	case errors.As(err, &ra):
+		e.deferCard(ctx, g.ID, ra.RetryAfter())
+	case errors.Is(err, ErrCardGone):
+		log.WarnContext(ctx, "the gate's card can no longer be updated", "err", err)
+		e.finishCard(ctx, g.ID, g.Version, "", true)
+	default:
+		n := e.cardFailed(g.ID)
+		if n > maxCardFailures {
+			log.ErrorContext(ctx, "giving up updating the gate's card", "attempts", n, "err", err)
+			e.cardOK(g.ID)
+			e.finishCard(ctx, g.ID, g.Version, "", false)
+			return
+		}
+		wait := min(time.Second<<(n-1), maxCardBackoff)
+		log.WarnContext(ctx, "could not update the gate's card; will retry", "attempt", n, "retry_in", wait.String(), "err", err)
+		e.deferCard(ctx, g.ID, wait)
+	}
+}
+
+func (e *Engine) finishCard(ctx context.Context, id string, version int64, digest string, final bool) {
+	if err := e.opts.Store.FinishCardSync(ctx, id, version, digest, final); err != nil {
+		e.log.WarnContext(ctx, "could not finish a card update; its lease brings it back", "gate_id", id, "err", err)
+	}
+}
+
+func (e *Engine) deferCard(ctx context.Context, id string, d time.Duration) {
+	if err := e.opts.Store.DeferCardSync(ctx, id, e.opts.Now().Add(max(d, 10*time.Millisecond))); err != nil {
+		e.log.WarnContext(ctx, "could not reschedule a card update; its lease brings it back", "gate_id", id, "err", err)
+	}
+}
+
+func (e *Engine) cardFailed(id string) int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.cardErrors[id]++
+	return e.cardErrors[id]
+}
+
+func (e *Engine) cardOK(id string) {
+	e.mu.Lock()
+	delete(e.cardErrors, id)
+	e.mu.Unlock()
+}

@@ -1,0 +1,101 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"time"
+
+	"github.com/gatebot/gatebot/approvals"
+	"github.com/gatebot/gatebot/pipelines"
+)
+
+// pollLoop claims due polls as slots allow. A poll this replica cannot do
+// now (its provider's slots are busy, or it does not know the pipeline,
+// as during a rolling upgrade) goes back to the schedule for another turn
+// or another replica.
+func (e *Engine) pollLoop(ctx context.Context) {
+	log := e.log.With("worker", "poll")
+	for sleep(ctx, e.opts.Tick) {
+		for ctx.Err() == nil {
+			n := e.polls.total()
+			if n == 0 {
+				break
+			}
+			gates, err := e.opts.Store.ClaimPolls(ctx, n, pollLease)
+			if err != nil {
+				log.WarnContext(ctx, "cannot claim some polls", "err", err)
+			}
+			for _, g := range gates {
+				p := e.opts.Pipelines[g.Pipeline]
+				switch {
+				case p == nil:
+					e.deferPoll(ctx, g.ID, pollLease/2)
+				case !e.polls.tryAcquire(p.ProviderName):
+					e.deferPoll(ctx, g.ID, e.opts.Tick)
+				default:
+					e.spawn(func() {
+						defer e.polls.release(p.ProviderName)
+						e.poll(context.WithoutCancel(ctx), p, g)
+					})
+				}
+			}
+			if len(gates) < n {
+				break
+			}
+		}
+	}
+}
+
+func (e *Engine) deferPoll(ctx context.Context, id string, d time.Duration) {
+	at := e.opts.Now().Add(d)
+	if err := e.opts.Store.DeferPoll(ctx, id, at); err != nil {
+		e.log.WarnContext(ctx, "could not reschedule a poll; its lease brings it back", "gate_id", id, "err", err)
+	}
+}
+
+// poll fetches one run's status and records it when it changed.
+func (e *Engine) poll(ctx context.Context, p *Pipeline, g *approvals.Gate) {
+	log := e.log.With("worker", "poll", "gate_id", g.ID)
+	cctx, cancel := context.WithTimeout(ctx, e.opts.ProviderTimeout)
+	start := e.opts.Now()
+	run, err := p.Provider.Status(cctx, *g.Run)
+	cancel()
+	e.observe(p, "status", err, start)
+	if errors.Is(err, pipelines.ErrRunLost) {
+		log.ErrorContext(ctx, "run lost at the provider; failing the gate", "err", err)
+		run = *g.Run
+		run.Status, run.Detail = pipelines.StatusFailed, "the provider no longer knows this run"
+		err = nil
+	}
+	every := pollEvery(p)
+	if err != nil {
+		next := 2 * every
+		var ae *pipelines.APIError
+		if errors.As(err, &ae) && ae.RetryAfter > next {
+			next = ae.RetryAfter
+		}
+		next = min(next, maxPollEvery)
+		log.WarnContext(ctx, "run status unavailable", "err", err, "retry_in", next.String())
+		e.deferPoll(ctx, g.ID, next)
+		return
+	}
+	if !runChanged(*g.Run, run) {
+		e.deferPoll(ctx, g.ID, every)
+		return
+	}
+	if _, err := e.opts.Store.RecordRun(ctx, g.ID, run, e.opts.Now().Add(every)); err != nil {
+		// Not recorded: its lease brings it back rather than lose a
+		// final status.
+		log.WarnContext(ctx, "could not record run status", "err", err)
+	}
+}
+
+// runChanged reports whether a polled run differs from what the gate holds,
+// including coordinates (a queue item that became a build, a late run id).
+func runChanged(old, run pipelines.Run) bool {
+	if run.Status != old.Status || run.Detail != old.Detail || run.URL != old.URL || run.ID != old.ID {
+		return true
+	}
+	return run.Ref != nil && !maps.Equal(run.Ref, old.Ref)
+}

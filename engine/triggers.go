@@ -1,0 +1,245 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"time"
+
+	"github.com/cenkalti/backoff/v5"
+
+	"github.com/gatebot/gatebot/approvals"
+	"github.com/gatebot/gatebot/pipelines"
+)
+
+// triggerTries bounds the provider calls of one trigger.
+const triggerTries = 4
+
+// errOutcomeUnknown is recorded when a trigger was interrupted after the
+// provider may have started a run that gatebot cannot look up.
+var errOutcomeUnknown = errors.New("trigger interrupted; the provider cannot tell whether a run started")
+
+// triggerLoop claims triggers only for pipelines whose provider has a free
+// slot, so a hanging provider's queue waits in Redis while every other
+// pipeline's triggers flow.
+func (e *Engine) triggerLoop(ctx context.Context) {
+	log := e.log.With("worker", "trigger")
+	for ctx.Err() == nil {
+		want := e.triggerWants()
+		if len(want) == 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-e.triggers.freed:
+			case <-time.After(triggerBlock):
+			}
+			continue
+		}
+		trs, err := e.opts.Store.ClaimTriggers(ctx, e.opts.Instance, want, triggerBlock)
+		if err != nil {
+			if ctx.Err() == nil {
+				log.WarnContext(ctx, "cannot claim triggers", "err", err)
+				sleep(ctx, 2*time.Second)
+			}
+			continue
+		}
+		for _, tr := range trs {
+			p := e.opts.Pipelines[tr.Pipeline]
+			if p == nil || !e.triggers.tryAcquire(p.ProviderName) {
+				// Not asked for; leave it to its redelivery.
+				log.WarnContext(ctx, "claimed a trigger without a free slot", "gate_id", tr.GateID, "pipeline", tr.Pipeline)
+				continue
+			}
+			// A trigger once begun runs to its end even while gatebot
+			// shuts down: cancelling the provider call midway would leave
+			// its outcome unknown.
+			tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.opts.TriggerBudget)
+			e.spawn(func() {
+				defer cancel()
+				defer e.triggers.release(p.ProviderName)
+				e.processTrigger(tctx, p, tr)
+			})
+		}
+	}
+}
+
+// triggerWants shares the free slots out among the pipelines, none over
+// its provider's free slots nor all of them over the pool's.
+func (e *Engine) triggerWants() map[string]int {
+	total := e.triggers.total()
+	if total <= 0 {
+		return nil
+	}
+	names := make([]string, 0, len(e.opts.Pipelines))
+	for n := range e.opts.Pipelines {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	left := map[string]int{}
+	want := map[string]int{}
+	for _, n := range names {
+		prov := e.opts.Pipelines[n].ProviderName
+		if _, ok := left[prov]; !ok {
+			left[prov] = e.triggers.free(prov)
+		}
+		k := min(left[prov], total, 1+e.opts.PerProvider/2)
+		if k <= 0 {
+			continue
+		}
+		want[n] = k
+		left[prov] -= k
+		total -= k
+	}
+	return want
+}
+
+// processTrigger starts the pipeline run of one granted gate, at most once:
+// BeginTrigger leases the gate to this worker (a live lease elsewhere makes
+// it ErrTriggerBusy), refuses a gate that already has its run, and a
+// redelivered trigger calls the provider again only if the provider can
+// recognise the earlier call (pipelines.Idempotent).
+func (e *Engine) processTrigger(ctx context.Context, p *Pipeline, tr approvals.Trigger) {
+	log := e.log.With("worker", "trigger", "gate_id", tr.GateID, "deliveries", tr.Deliveries)
+	ack := func() {
+		if err := e.opts.Store.AckTrigger(ctx, tr); err != nil {
+			log.WarnContext(ctx, "could not ack trigger; it will be redelivered and recognised", "err", err)
+		}
+	}
+	g, call, err := e.opts.Store.BeginTrigger(ctx, tr.GateID)
+	switch {
+	case errors.Is(err, approvals.ErrNotFound):
+		ack()
+		return
+	case errors.Is(err, approvals.ErrTriggerBusy):
+		log.InfoContext(ctx, "another worker holds this trigger; leaving it")
+		return
+	case err != nil:
+		log.WarnContext(ctx, "cannot begin trigger; leaving it for redelivery", "err", err)
+		return
+	case !call:
+		ack()
+		return
+	}
+	req := pipelines.Request{
+		GateID: g.ID, Pipeline: g.Pipeline, Target: p.Def.Target, Inputs: g.Inputs,
+		Message: g.Message, Requester: g.Requester.Display(), Approvers: g.Approvers(),
+		Since: g.CreatedAt, // no run for this gate can be older than the gate
+	}
+	idem, idempotent := p.Provider.(pipelines.Idempotent)
+	idempotent = idempotent && idem.RepeatableTrigger(ctx, req)
+	var run pipelines.Run
+	if tr.Deliveries > 1 && !idempotent {
+		// A worker stopped while this trigger was in flight. This
+		// provider cannot say whether that call started a run, so a
+		// person checks before pressing Retry: never a second run.
+		err = errOutcomeUnknown
+	} else {
+		run, err = e.trigger(ctx, p, req, idempotent)
+	}
+	msg := ""
+	switch {
+	case err == nil:
+		log.InfoContext(ctx, "pipeline run started", "run_id", run.ID, "status", run.Status)
+	case errors.Is(err, errOutcomeUnknown):
+		msg = "gatebot stopped while starting this run, so it may have started. Check " + p.ProviderType + " before pressing Retry."
+		log.ErrorContext(ctx, "trigger outcome unknown after a redelivery; not calling the provider again", "provider", p.ProviderType)
+	default:
+		msg = SafeProviderMessage(err)
+		log.ErrorContext(ctx, "trigger failed", "err", err)
+	}
+	_, ferr := e.opts.Store.FinishTrigger(ctx, g.ID, run, err, msg, e.opts.Now().Add(pollEvery(p)))
+	switch {
+	case errors.Is(ferr, approvals.ErrRunAfterCancel):
+		// The gate was cancelled while the provider started the run:
+		// stop it rather than let an unwatched deploy go on.
+		log.WarnContext(ctx, "run started after the gate was cancelled; cancelling it at the provider", "run_id", run.ID)
+		if c, can := p.Provider.(pipelines.Canceler); can {
+			if cerr := c.Cancel(ctx, run); cerr != nil {
+				log.ErrorContext(ctx, "could not cancel the run at the provider", "err", cerr)
+			}
+		}
+	case ferr != nil:
+		log.ErrorContext(ctx, "could not record the trigger's result; it will be redelivered", "err", ferr)
+		return
+	}
+	ack()
+}
+
+// retryAfter carries a provider error and the wait it asked for, so the
+// backoff honours the wait and the final error still names the provider's.
+type retryAfter struct {
+	err   error
+	after *backoff.RetryAfterError
+}
+
+func (e *retryAfter) Error() string   { return e.err.Error() }
+func (e *retryAfter) Unwrap() []error { return []error{e.err, e.after} }
+
+// trigger calls the provider, repeating only calls that cannot have started
+// a run (429, 408), or any transient failure when the provider is
+// idempotent.
+func (e *Engine) trigger(ctx context.Context, p *Pipeline, req pipelines.Request, idempotent bool) (pipelines.Run, error) {
+	op := func() (pipelines.Run, error) {
+		cctx, cancel := context.WithTimeout(ctx, e.opts.ProviderTimeout)
+		defer cancel()
+		start := e.opts.Now()
+		run, err := p.Provider.Trigger(cctx, req)
+		e.observe(p, "trigger", err, start)
+		if err == nil {
+			return run, nil
+		}
+		var ae *pipelines.APIError
+		if !errors.As(err, &ae) {
+			return run, backoff.Permanent(err)
+		}
+		refused := ae.StatusCode == http.StatusTooManyRequests || ae.StatusCode == http.StatusRequestTimeout || ae.RateLimited
+		if !refused && !(idempotent && ae.Temporary()) {
+			return run, backoff.Permanent(err)
+		}
+		if ae.RetryAfter > 0 {
+			return run, &retryAfter{err: err, after: &backoff.RetryAfterError{Duration: ae.RetryAfter}}
+		}
+		return run, err
+	}
+	return backoff.Retry(ctx, op,
+		backoff.WithBackOff(backoff.NewExponentialBackOff()),
+		backoff.WithMaxTries(triggerTries),
+		backoff.WithMaxElapsedTime(e.opts.TriggerBudget-e.opts.ProviderTimeout/2))
+}
+
+// SafeProviderMessage is what of a provider error may be shown in Teams:
+// the provider's own code and message, never request details.
+func SafeProviderMessage(err error) string {
+	var ae *pipelines.APIError
+	if errors.As(err, &ae) {
+		msg := ae.Message
+		if msg == "" && ae.StatusCode != 0 {
+			msg = fmt.Sprintf("HTTP %d", ae.StatusCode)
+		}
+		if ae.Code != "" {
+			msg = ae.Code + ": " + msg
+		}
+		if msg == "" {
+			msg = "the provider could not be reached"
+		}
+		return truncate(msg, 300)
+	}
+	if errors.Is(err, pipelines.ErrNoRun) {
+		return "the provider accepted the request but started no run"
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return "the provider did not answer in time"
+	}
+	return "the provider call failed"
+}
+
+// truncate shortens s to at most n runes.
+func truncate(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n]) + "…"
+}

@@ -1,0 +1,111 @@
+package handlers
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/gatebot/gatebot/approvals"
+	"github.com/gatebot/gatebot/bot"
+	"github.com/gatebot/gatebot/cards"
+	"github.com/gatebot/gatebot/engine"
+)
+
+// The engine's way into Teams: *Server implements engine.Teams.
+var _ engine.Teams = (*Server)(nil)
+
+// cardDigest identifies a rendered card, so an identical one is not sent
+// twice.
+func cardDigest(raw []byte) string {
+	sum := sha256.Sum256(raw)
+	return base64.RawURLEncoding.EncodeToString(sum[:12])
+}
+
+// renderShared renders the card everyone sees for g, as sent.
+func (s *Server) renderShared(g *approvals.Gate) (json.RawMessage, string, error) {
+	raw, err := json.Marshal(s.gateCard(g, ""))
+	if err != nil {
+		return nil, "", fmt.Errorf("render card: %w", err)
+	}
+	return raw, cardDigest(raw), nil
+}
+
+// SyncCard updates g's shared card in place unless the card shown already
+// is the one g renders to. It never waits for pacing: a conversation that
+// may not be called now gives a *bot.PacedError, which the engine turns
+// into a later attempt.
+func (s *Server) SyncCard(ctx context.Context, g *approvals.Gate, lastDigest string) (string, error) {
+	if g.Post.ActivityID == "" || len(g.Post.Conversation) == 0 {
+		return lastDigest, nil
+	}
+	raw, digest, err := s.renderShared(g)
+	if err != nil {
+		return "", err
+	}
+	if digest == lastDigest {
+		return digest, nil
+	}
+	var ref bot.ConversationReference
+	if err := json.Unmarshal(g.Post.Conversation, &ref); err != nil {
+		return "", fmt.Errorf("%w: stored conversation reference is unreadable: %w", engine.ErrCardGone, err)
+	}
+	act := &bot.Activity{
+		Type: bot.TypeMessage, ID: g.Post.ActivityID, From: ref.Bot, Conversation: ref.Conversation,
+		Attachments: []bot.Attachment{{ContentType: cards.ContentType, Content: raw}},
+	}
+	err = s.opt.Connector.TryUpdateActivity(ctx, ref.ServiceURL, ref.Conversation.ID, g.Post.ActivityID, act)
+	var ae *bot.APIError
+	switch {
+	case err == nil:
+		return digest, nil
+	case errors.As(err, &ae) && (ae.StatusCode == http.StatusNotFound || ae.StatusCode == http.StatusForbidden):
+		// The message was deleted or the bot removed from the chat.
+		return "", fmt.Errorf("%w: %w", engine.ErrCardGone, err)
+	}
+	return "", err
+}
+
+// PostCard posts the card of a pending gate that has none a minute after
+// it was created: gatebot stopped between storing it and posting it. Chat
+// gates go to the conversation they were asked in, API gates to their
+// pipeline's channel.
+func (s *Server) PostCard(ctx context.Context, g *approvals.Gate) error {
+	log := loggerFrom(ctx).With("gate_id", g.ID)
+	ctx = withLogger(ctx, log)
+	if !s.claimPost(ctx, g) {
+		return nil
+	}
+	if len(g.Post.Conversation) == 0 {
+		p := s.opt.Pipelines[g.Pipeline]
+		if p == nil {
+			return fmt.Errorf("pipeline %q is not configured on this replica", g.Pipeline)
+		}
+		ch, ok := s.opt.Channels[p.Channel]
+		if !ok {
+			return fmt.Errorf("pipeline %q has no configured channel %q", g.Pipeline, p.Channel)
+		}
+		_, err := s.postToChannel(ctx, g, ch)
+		return err
+	}
+	var ref bot.ConversationReference
+	if err := json.Unmarshal(g.Post.Conversation, &ref); err != nil {
+		return fmt.Errorf("stored conversation reference is unreadable: %w", err)
+	}
+	// Reply to the message that asked for the gate, as the normal path does.
+	act := &bot.Activity{ID: ref.ActivityID, Recipient: ref.Bot, Conversation: ref.Conversation,
+		ServiceURL: ref.ServiceURL, ChannelID: ref.ChannelID}
+	if ref.User != nil {
+		act.From = *ref.User
+	}
+	return s.postGate(ctx, act, g)
+}
+
+// NotifyExpired tells the requester, in the gate's conversation, that
+// their request expired.
+func (s *Server) NotifyExpired(ctx context.Context, g *approvals.Gate) {
+	s.notifyRequester(ctx, g, fmt.Sprintf("Your request to run %s expired: it got no decision in time.", g.Pipeline))
+}
