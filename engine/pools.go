@@ -2,9 +2,7 @@ package engine
 
 import "sync"
 
-// pools is a global pool of worker slots with a limit per provider. Only
-// one goroutine (a loop) acquires; workers release. So what free reports
-// stays available until that loop acquires it.
+// pools is a global pool of worker slots with a limit per provider.
 type pools struct {
 	perProvider int
 
@@ -15,10 +13,11 @@ type pools struct {
 	// freed is signalled (without blocking) when a slot is released, so
 	// a loop waiting for capacity wakes at once.
 	freed chan struct{}
+	wake  chan struct{} // closed and replaced on every release
 }
 
 func newPools(total, perProvider int) *pools {
-	return &pools{perProvider: perProvider, max: total, busy: map[string]int{}, freed: make(chan struct{}, 1)}
+	return &pools{perProvider: perProvider, max: total, busy: map[string]int{}, freed: make(chan struct{}, 1), wake: make(chan struct{})}
 }
 
 // free reports how many more calls provider may make now.
@@ -47,6 +46,16 @@ func (p *pools) tryAcquire(provider string) bool {
 	return true
 }
 
+// acquire takes a slot for provider, waiting for one to be released.
+func (p *pools) acquire(provider string) {
+	for !p.tryAcquire(provider) {
+		p.mu.Lock()
+		ch := p.wake
+		p.mu.Unlock()
+		<-ch
+	}
+}
+
 func (p *pools) release(provider string) {
 	p.mu.Lock()
 	p.all--
@@ -54,6 +63,8 @@ func (p *pools) release(provider string) {
 	if p.busy[provider] == 0 {
 		delete(p.busy, provider)
 	}
+	close(p.wake) // every waiter tries again
+	p.wake = make(chan struct{})
 	p.mu.Unlock()
 	select {
 	case p.freed <- struct{}{}:

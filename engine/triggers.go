@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"sort"
 	"time"
 
@@ -16,6 +15,10 @@ import (
 
 // triggerTries bounds the provider calls of one trigger.
 const triggerTries = 4
+
+// recordBudget bounds recording a trigger's result, apart from the
+// trigger's own budget.
+const recordBudget = 10 * time.Second
 
 // errOutcomeUnknown is recorded when a trigger was interrupted after the
 // provider may have started a run that gatebot cannot look up.
@@ -47,26 +50,30 @@ func (e *Engine) triggerLoop(ctx context.Context) {
 		}
 		for _, tr := range trs {
 			p := e.opts.Pipelines[tr.Pipeline]
-			if p == nil || !e.triggers.tryAcquire(p.ProviderName) {
-				// Not asked for; leave it to its redelivery.
-				log.WarnContext(ctx, "claimed a trigger without a free slot", "gate_id", tr.GateID, "pipeline", tr.Pipeline)
-				continue
+			if p == nil {
+				continue // not asked for; its redelivery finds a replica that knows it
 			}
-			// A trigger once begun runs to its end even while gatebot
-			// shuts down: cancelling the provider call midway would leave
-			// its outcome unknown.
-			tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.opts.TriggerBudget)
 			e.spawn(func() {
-				defer cancel()
+				// Pipelines sharing a provider may together have claimed
+				// more than its free slots: the extra ones wait here, in
+				// claim order, holding no slot.
+				e.triggers.acquire(p.ProviderName)
 				defer e.triggers.release(p.ProviderName)
+				// A trigger once begun runs to its end even while gatebot
+				// shuts down: cancelling the provider call midway would
+				// leave its outcome unknown.
+				tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.opts.TriggerBudget)
+				defer cancel()
 				e.processTrigger(tctx, p, tr)
 			})
 		}
 	}
 }
 
-// triggerWants shares the free slots out among the pipelines, none over
-// its provider's free slots nor all of them over the pool's.
+// triggerWants shares the pool's free slots out among the pipelines whose
+// provider has free slots. Each pipeline may ask for up to its provider's
+// free slots, so that one with an empty queue does not starve a sibling
+// on the same provider; what they claim beyond them waits for a slot.
 func (e *Engine) triggerWants() map[string]int {
 	total := e.triggers.total()
 	if total <= 0 {
@@ -77,19 +84,13 @@ func (e *Engine) triggerWants() map[string]int {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	left := map[string]int{}
 	want := map[string]int{}
 	for _, n := range names {
-		prov := e.opts.Pipelines[n].ProviderName
-		if _, ok := left[prov]; !ok {
-			left[prov] = e.triggers.free(prov)
-		}
-		k := min(left[prov], total, 1+e.opts.PerProvider/2)
+		k := min(e.triggers.free(e.opts.Pipelines[n].ProviderName), total)
 		if k <= 0 {
 			continue
 		}
 		want[n] = k
-		left[prov] -= k
 		total -= k
 	}
 	return want
@@ -149,6 +150,12 @@ func (e *Engine) processTrigger(ctx context.Context, p *Pipeline, tr approvals.T
 		msg = SafeProviderMessage(err)
 		log.ErrorContext(ctx, "trigger failed", "err", err)
 	}
+	// The result is recorded even when the budget ran out during the call:
+	// a trigger that was made must not be left for a redelivery that
+	// cannot tell whether it started a run.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordBudget)
+	defer cancel()
+	ctx = rctx
 	_, ferr := e.opts.Store.FinishTrigger(ctx, g.ID, run, err, msg, e.opts.Now().Add(pollEvery(p)))
 	switch {
 	case errors.Is(ferr, approvals.ErrRunAfterCancel):
@@ -194,7 +201,7 @@ func (e *Engine) trigger(ctx context.Context, p *Pipeline, req pipelines.Request
 		if !errors.As(err, &ae) {
 			return run, backoff.Permanent(err)
 		}
-		refused := ae.StatusCode == http.StatusTooManyRequests || ae.StatusCode == http.StatusRequestTimeout || ae.RateLimited
+		refused := ae.StatusCode == 429 || ae.StatusCode == 408 || ae.RateLimited // Too Many Requests, Request Timeout
 		if !refused && !(idempotent && ae.Temporary()) {
 			return run, backoff.Permanent(err)
 		}
