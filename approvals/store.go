@@ -73,7 +73,8 @@ type Store struct {
 	codec recordCodec
 
 	mu            sync.Mutex
-	reclaimCursor map[string]string // per pipeline: XAUTOCLAIM position in the pending list
+	reclaimCursor map[string]string    // per pipeline: XAUTOCLAIM position in the pending list
+	reclaimedAt   map[string]time.Time // per pipeline: last XAUTOCLAIM
 }
 
 // NewStore returns a Store on rdb. It does not talk to Redis: trigger
@@ -107,7 +108,7 @@ func NewStore(rdb redis.UniversalClient, opts Options) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Store{rdb: rdb, opts: opts, log: log, reclaimCursor: map[string]string{}}, nil
+	return &Store{rdb: rdb, opts: opts, log: log, reclaimCursor: map[string]string{}, reclaimedAt: map[string]time.Time{}}, nil
 }
 
 // now is the store clock at millisecond precision, in UTC, which keeps the

@@ -204,8 +204,16 @@ func (s *Store) newTriggers(ctx context.Context, pipeline string, streams []redi
 func (s *Store) reclaimTriggers(ctx context.Context, consumer string, lanes []string, want map[string]int) ([]Trigger, error) {
 	p := s.rdb.Pipeline()
 	cmds := make([]*redis.XAutoClaimCmd, len(lanes))
+	now := time.Now()
 	s.mu.Lock()
 	for i, l := range lanes {
+		// Entries become reclaimable only after TriggerVisibility: looking
+		// a few times per visibility period is enough, and keeps the
+		// claim loop's round trips down.
+		if last, ok := s.reclaimedAt[l]; ok && now.Sub(last) < s.opts.TriggerVisibility/8 {
+			continue
+		}
+		s.reclaimedAt[l] = now
 		cursor := s.reclaimCursor[l]
 		if cursor == "" {
 			cursor = "0-0"
@@ -216,11 +224,17 @@ func (s *Store) reclaimTriggers(ctx context.Context, consumer string, lanes []st
 		})
 	}
 	s.mu.Unlock()
+	if p.Len() == 0 {
+		return nil, nil
+	}
 	if _, err := p.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, err
 	}
 	var out []Trigger
 	for i, l := range lanes {
+		if cmds[i] == nil {
+			continue
+		}
 		msgs, next, err := cmds[i].Result()
 		if err != nil {
 			return nil, err

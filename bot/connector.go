@@ -434,6 +434,10 @@ func (c *Connector) do(ctx context.Context, cl call) error {
 	if err == nil {
 		return nil
 	}
+	var paced *PacedError
+	if errors.As(err, &paced) && paced.Err == nil {
+		return err // gatebot's own pacing: not a failure, the caller retries later
+	}
 	var ra *retryAfterError
 	if errors.As(err, &ra) {
 		err = ra.err

@@ -142,6 +142,7 @@ const (
 	maxPollEvery          = 2 * time.Minute
 	pollLease             = time.Minute
 	triggerBlock          = time.Second
+	shortBlock            = 20 * time.Millisecond
 )
 
 // Engine runs the work queues. Create it with New and run it with Run.

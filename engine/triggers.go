@@ -40,7 +40,13 @@ func (e *Engine) triggerLoop(ctx context.Context) {
 			}
 			continue
 		}
-		trs, err := e.opts.Store.ClaimTriggers(ctx, e.opts.Instance, want, triggerBlock)
+		// Wait for new triggers only as long as no slot can free up for a
+		// pipeline left out now: a Redis call cannot be woken by a slot.
+		block := triggerBlock
+		if len(want) < len(e.opts.Pipelines) {
+			block = shortBlock
+		}
+		trs, err := e.opts.Store.ClaimTriggers(ctx, e.opts.Instance, want, block)
 		if err != nil {
 			if ctx.Err() == nil {
 				log.WarnContext(ctx, "cannot claim triggers", "err", err)
