@@ -10,14 +10,15 @@ import (
 
 // Teams allows a bot, per conversation (thread), 7 sends or creates per
 // second, 8 per 2 s, 60 per 30 s and 1800 per hour. Two token buckets keep
-// every window under its limit: at most 5+W in any W seconds from the short
-// bucket and 60+0.45·W from the long one (6/1 s, 7/2 s, 35/30 s,
-// 1680/h).
+// every window under its limit: at most 3+2W in any W seconds from the
+// short bucket and 45+0.45·W from the long one (5/1 s, 7/2 s, 58/30 s,
+// 1665/h), so a busy conversation gets about two messages a second for its
+// first 45 and then one every 2.2 s.
 const (
-	paceShortRate  = 1
-	paceShortBurst = 5
+	paceShortRate  = 2
+	paceShortBurst = 3
 	paceLongRate   = 0.45
-	paceLongBurst  = 60
+	paceLongBurst  = 45
 	// paceIdleEvict: a limiter idle this long is full again, so dropping
 	// it loses nothing.
 	paceIdleEvict = time.Hour

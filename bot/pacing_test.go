@@ -1,6 +1,7 @@
 package bot
 
 import (
+	"errors"
 	"context"
 	"sync"
 	"testing"
@@ -91,12 +92,53 @@ func TestConnectorPacing(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if len(waits) != 1 || waits[0] < 500*time.Millisecond {
-		t.Fatalf("waits = %v, want one wait of about a second after the burst", waits)
+	if len(waits) != 1 || waits[0] < time.Second/paceShortRate-50*time.Millisecond {
+		t.Fatalf("waits = %v, want one wait of about %s after the burst", waits, time.Second/paceShortRate)
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	if _, err := c.SendToConversation(ctx, f.serviceURL(), "c1", &Activity{}); err == nil {
 		t.Fatal("send with cancelled context during pacing succeeded")
+	}
+}
+
+// TestTryUpdateNeverWaits: an update the conversation's pacing does not
+// allow now is not sent and says how long to wait; a 429 blocks the
+// conversation (sends included) until its Retry-After, and says so too.
+func TestTryUpdateNeverWaits(t *testing.T) {
+	upd := wantRequest{method: "PUT", requestURI: "/v3/conversations/c1/activities/a1",
+		body: `{"type":"message","id":"a1","conversation":{"id":"c1"}}`, status: 200, respBody: `{"id":"a1"}`}
+	script := make([]wantRequest, paceShortBurst)
+	for i := range script {
+		script[i] = upd
+	}
+	throttled := upd
+	throttled.status, throttled.respBody, throttled.header = 429, `{"error":{"code":"TooManyRequests"}}`, map[string]string{"Retry-After": "3"}
+	f := newFakeConnector(t, append(script, throttled)...)
+	c := f.connector(t, func(cfg *ConnectorConfig) { cfg.Pacing = true })
+	c.pacer.sleep = func(ctx context.Context, d time.Duration) error {
+		t.Errorf("TryUpdateActivity waited %s", d)
+		return nil
+	}
+	for range paceShortBurst {
+		if err := c.TryUpdateActivity(t.Context(), f.serviceURL(), "c1", "a1", &Activity{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var pe *PacedError
+	err := c.TryUpdateActivity(t.Context(), f.serviceURL(), "c1", "a1", &Activity{})
+	if !errors.As(err, &pe) || pe.Err != nil || pe.RetryAfter() <= 0 {
+		t.Fatalf("over the burst: %v, want a *PacedError from gatebot's own pacing", err)
+	}
+	// Once allowed again, Teams answers 429: the conversation is blocked.
+	c.pacer.m["conv|c1"].short.SetBurstAt(time.Now(), 10)
+	c.pacer.m["conv|c1"].short.SetLimitAt(time.Now(), 1000)
+	time.Sleep(5 * time.Millisecond)
+	err = c.TryUpdateActivity(t.Context(), f.serviceURL(), "c1", "a1", &Activity{})
+	if !errors.As(err, &pe) || pe.Err == nil || pe.RetryAfter() < 2*time.Second {
+		t.Fatalf("429: %v, want a *PacedError carrying the connector's error and about 3 s", err)
+	}
+	if d, _ := c.pacer.reserve("conv|c1", time.Now()); d < 2*time.Second {
+		t.Errorf("after a 429 the next send may go in %s; want it held until Retry-After", d)
 	}
 }

@@ -223,9 +223,15 @@ func openRedis(c RedisConfig, log *slog.Logger) (redis.UniversalClient, func(), 
 	if err != nil {
 		return nil, nil, fmt.Errorf("redis.url: %w", err)
 	}
+	// RESP2 unless the URL asks for 3: gatebot uses no RESP3 feature, and
+	// the client checks every RESP3 reply for push notifications.
+	protocol := opt.Protocol
+	if protocol == 0 {
+		protocol = 2
+	}
 	rdb := redis.NewUniversalClient(&redis.UniversalOptions{
 		Addrs: []string{opt.Addr}, DB: opt.DB, Username: opt.Username, Password: opt.Password,
-		TLSConfig: opt.TLSConfig, Protocol: opt.Protocol,
+		TLSConfig: opt.TLSConfig, Protocol: protocol,
 		// Fail fast while Redis is down, so callers get a quick 503 or a
 		// short Teams message instead of hanging turns.
 		DialerRetries: 1, DialTimeout: 2 * time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second,
