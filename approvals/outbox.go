@@ -259,18 +259,21 @@ func (s *Store) CallbackDelivered(ctx context.Context, id string) error {
 }
 
 // RetryCallback stores ev (its Attempts and LastError updated by the
-// caller) and makes it due again at at.
+// caller) and makes it due again at at. An event another replica has
+// delivered or given up meanwhile (this caller's lease ran out) stays
+// finished: both writes are XX, so neither its record (which would lose
+// its expiry) nor its queue entry comes back.
 func (s *Store) RetryCallback(ctx context.Context, ev CallbackEvent, at time.Time) error {
 	raw, err := json.Marshal(ev)
 	if err != nil {
 		return fmt.Errorf("encode callback event: %w", err)
 	}
 	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.SetArgs(ctx, s.cbEventKey(ev.ID), raw, redis.SetArgs{KeepTTL: true})
-		p.ZAdd(ctx, s.cbDueKey(), redis.Z{Score: ms(at), Member: ev.ID})
+		p.SetArgs(ctx, s.cbEventKey(ev.ID), raw, redis.SetArgs{Mode: "XX", KeepTTL: true})
+		p.ZAddXX(ctx, s.cbDueKey(), redis.Z{Score: ms(at), Member: ev.ID})
 		return nil
 	})
-	if err != nil {
+	if err != nil && !errors.Is(err, redis.Nil) { // Nil: the record is gone
 		return unavailable("retry callback", err)
 	}
 	return nil

@@ -421,13 +421,22 @@ func (c *Deliverer) send(ctx context.Context, id, target string, body []byte) (i
 	}
 	defer resp.Body.Close()
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	var ra time.Duration
-	if v := resp.Header.Get("Retry-After"); v != "" {
-		if secs, err := strconv.Atoi(v); err == nil && secs > 0 {
-			ra = time.Duration(secs) * time.Second
-		}
+	return resp.StatusCode, c.retryAfter(resp.Header.Get("Retry-After")), nil
+}
+
+// retryAfter reads a Retry-After value, delay-seconds or an HTTP-date
+// (RFC 9110 allows both); 0 when absent, unreadable or past.
+func (c *Deliverer) retryAfter(v string) time.Duration {
+	if v == "" {
+		return 0
 	}
-	return resp.StatusCode, ra, nil
+	if secs, err := strconv.Atoi(v); err == nil {
+		return time.Duration(max(secs, 0)) * time.Second
+	}
+	if at, err := http.ParseTime(v); err == nil {
+		return max(at.Sub(c.opts.Now()), 0)
+	}
+	return 0
 }
 
 // jitter spreads d by ±20 %.
