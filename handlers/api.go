@@ -20,7 +20,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/gatebot/gatebot/approvals"
-	"github.com/gatebot/gatebot/handlers/apitoken"
+	"github.com/gatebot/gatebot/apitoken"
 )
 
 // The external API: /api/v1, authenticated with personal access tokens

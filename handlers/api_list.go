@@ -13,7 +13,7 @@ import (
 	"strings"
 
 	"github.com/gatebot/gatebot/approvals"
-	"github.com/gatebot/gatebot/handlers/apitoken"
+	"github.com/gatebot/gatebot/apitoken"
 )
 
 // gateList is GET /api/v1/gates.

@@ -13,7 +13,7 @@ import (
 	"github.com/gatebot/gatebot/approvals"
 	"github.com/gatebot/gatebot/bot"
 	"github.com/gatebot/gatebot/cards"
-	"github.com/gatebot/gatebot/handlers/apitoken"
+	"github.com/gatebot/gatebot/apitoken"
 	"github.com/gatebot/gatebot/pipelines"
 )
 

@@ -29,7 +29,7 @@ import (
 	"github.com/gatebot/gatebot/approvals"
 	"github.com/gatebot/gatebot/bot"
 	"github.com/gatebot/gatebot/handlers"
-	"github.com/gatebot/gatebot/handlers/apitoken"
+	"github.com/gatebot/gatebot/apitoken"
 	"github.com/gatebot/gatebot/pipelines"
 )
 

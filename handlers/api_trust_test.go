@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/gatebot/gatebot/approvals"
-	"github.com/gatebot/gatebot/handlers/apitoken"
+	"github.com/gatebot/gatebot/apitoken"
 )
 
 // TestAPIRunnersHold: on a pipeline with runners, a token without an owner

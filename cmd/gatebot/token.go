@@ -18,7 +18,7 @@ import (
 
 	"github.com/gatebot/gatebot/approvals"
 	"github.com/gatebot/gatebot/handlers"
-	"github.com/gatebot/gatebot/handlers/apitoken"
+	"github.com/gatebot/gatebot/apitoken"
 )
 
 // The external API's personal access tokens (`gatebot token …`) and the

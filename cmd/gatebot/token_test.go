@@ -22,7 +22,7 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/gatebot/gatebot/handlers/apitoken"
+	"github.com/gatebot/gatebot/apitoken"
 )
 
 // tokenBackend is a Redis the CLI and the test share.
