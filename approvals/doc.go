@@ -36,8 +36,21 @@
 //	P ended              zset    ended gates → end of retention (ms); members
 //	                             are JSON arrays [id, pipeline, state], all
 //	                             pruning needs to find the four ix: entries
-//	P triggers           stream  trigger queue ("gate" field), consumer group
-//	                             "triggers"; entries are deleted once acked
+//	P t:<pipeline>       stream  trigger queue of one pipeline ("gate" field),
+//	                             consumer group "triggers"; entries are deleted
+//	                             once acked. (Earlier versions had one stream,
+//	                             P triggers; PrepareTriggers moves its entries.)
+//	P ob:card            zset    outbox: gate ids whose shared card must be synced
+//	                             → when (ms); one entry per gate, coalesced
+//	P ob:cardver         hash    gate id → the version its card must show
+//	P ob:cardlock        hash    gate id → end of the one sync in flight (ms)
+//	P ob:cardhold        hash    gate id → end of a click's hold (ms)
+//	P ob:cardsent        hash    gate id → digest of the card shown; forgotten
+//	                             once the gate is final and its card synced
+//	P cb:due             zset    outbox: callback event id → next attempt (ms)
+//	P cb:ev:<event id>   string  callback event: url, attempts, the gate as it
+//	                             was at that version (TTL 3 days)
+//	P cb:dead            zset    given-up callback event ids → when (ms)
 //	P audit              stream  audit log, trimmed to ~Options.AuditMaxLen
 //	                             entries and, if set, Options.AuditMaxAge
 //	P unposted           zset    pending gates whose card is not up yet → created +
@@ -52,8 +65,9 @@
 // the ix: indexes and "ended" per call. Index members of gates that ended
 // before "ended" existed are pruned when List meets them without a record.
 //
-// A vote, the gate write, the index moves, the trigger enqueue and the audit
-// entry happen in one MULTI/EXEC guarded by WATCH on the gate key, so all
+// A vote, the gate write, the index moves, the trigger enqueue, the outbox
+// entries (card sync, callback event, next poll) and the audit entry happen
+// in one MULTI/EXEC guarded by WATCH on the gate key, so all
 // keys a transaction touches must live in one hash slot on Redis Cluster:
 // use a hash-tagged prefix such as "{gatebot}:" there. Single nodes and
 // Sentinel need nothing special.
