@@ -43,6 +43,7 @@ type fakeConnector struct {
 }
 
 type recorded struct {
+	At           time.Time
 	Conversation string
 	ActivityID   string
 	Activity     map[string]any
@@ -81,7 +82,7 @@ func (fc *fakeConnector) serve(w http.ResponseWriter, r *http.Request) {
 	if act["type"] != "message" {
 		fc.t.Errorf("connector: activity type = %v, want message", act["type"])
 	}
-	rec := recorded{Conversation: m[1], Activity: act, Raw: string(body)}
+	rec := recorded{At: time.Now(), Conversation: m[1], Activity: act, Raw: string(body)}
 	fc.mu.Lock()
 	defer fc.mu.Unlock()
 	switch {
@@ -134,6 +135,7 @@ type fakeProvider struct {
 	mu       sync.Mutex
 	triggers map[string]int
 	status   pipelines.Status
+	fail     error    // when set, every Trigger fails with it at once
 	rejected []string // "gate: by: reason" for each relayed rejection
 }
 
@@ -158,6 +160,9 @@ func (p *fakeProvider) Trigger(ctx context.Context, req pipelines.Request) (pipe
 		p.triggers = map[string]int{}
 	}
 	p.triggers[req.GateID]++
+	if p.fail != nil {
+		return pipelines.Run{}, p.fail
+	}
 	return pipelines.Run{ID: "run-" + req.GateID, URL: "https://ci.example/runs/" + req.GateID, Status: pipelines.StatusQueued}, nil
 }
 
@@ -198,6 +203,8 @@ type envOptions struct {
 	signed  bool
 	tenants []string
 	runners []string
+	// wrap, when set, wraps the store the handlers see.
+	wrap func(handlers.Store) handlers.Store
 }
 
 // redisClients returns the stores the e2e runs against: miniredis always,
@@ -253,7 +260,7 @@ func newEnvWith(t *testing.T, rdb redis.UniversalClient, pol approvals.Policy, o
 		Logger:    slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Trust:     trust,
 		Connector: conn,
-		Store:     store,
+		Store:     wrapStore(o.wrap, store),
 		Pipelines: map[string]*handlers.Pipeline{"demo": {Def: def, Provider: prov, ProviderType: "fake", Policy: pol,
 			Runners: o.runners, PollEvery: 100 * time.Millisecond}},
 	}
@@ -275,6 +282,13 @@ func newEnvWith(t *testing.T, rdb redis.UniversalClient, pol approvals.Policy, o
 		h.Shutdown(context.Background())
 	})
 	return &testEnv{t: t, srv: srv, conn: fc, prov: prov, h: h, store: store, idp: idp}
+}
+
+func wrapStore(wrap func(handlers.Store) handlers.Store, s *approvals.Store) handlers.Store {
+	if wrap == nil {
+		return s
+	}
+	return wrap(s)
 }
 
 type testWriter struct{ t *testing.T }
@@ -475,6 +489,86 @@ func TestEndToEndRejectWithReason(t *testing.T) {
 	}
 	if n := e.prov.calls(gateID); n != 0 {
 		t.Fatalf("provider called %d times for a rejected gate", n)
+	}
+}
+
+// TestFastFailureShowsRetry: a provider that refuses at once moves the gate
+// to trigger_failed within milliseconds of the click. The clicker's invoke
+// answer is written first; every shared update of the card lands after it,
+// and the last one, which everyone sees, offers Retry.
+func TestFastFailureShowsRetry(t *testing.T) {
+	e := newEnv(t, redisClients(t)["miniredis"], approvals.Policy{Required: 1, Timeout: time.Hour})
+	e.prov.mu.Lock()
+	e.prov.fail = &pipelines.APIError{Provider: "fake", StatusCode: 400, Message: "unknown ref"}
+	e.prov.mu.Unlock()
+	e.send(alex, "/run demo version=1.2.5")
+	gateID, actID := e.lastCardPost(1)
+	e.click(megan, gateID, "approve", "", actID)
+	answered := time.Now()
+	e.conn.waitFor("the failure on the shared card", func(_, updates []recorded) bool {
+		for i := len(updates) - 1; i >= 0; i-- {
+			if updates[i].ActivityID == actID {
+				return strings.Contains(updates[i].Raw, `"retry"`)
+			}
+		}
+		return false
+	})
+	e.conn.mu.Lock()
+	defer e.conn.mu.Unlock()
+	for _, u := range e.conn.updates {
+		if u.ActivityID == actID && u.At.Before(answered.Add(-50*time.Millisecond)) {
+			t.Errorf("a shared update landed %s before the click's answer was returned", answered.Sub(u.At))
+		}
+	}
+	if n := e.prov.triggers[gateID]; n != 1 {
+		t.Errorf("provider called %d times", n)
+	}
+}
+
+// orderStore records the order of the calls that decide when the shared
+// card may follow a click.
+type orderStore struct {
+	handlers.Store
+	mu    sync.Mutex
+	calls []string
+}
+
+func (o *orderStore) note(c string) {
+	o.mu.Lock()
+	o.calls = append(o.calls, c)
+	o.mu.Unlock()
+}
+
+func (o *orderStore) HoldCard(ctx context.Context, id string, d time.Duration) error {
+	o.note("hold")
+	return o.Store.HoldCard(ctx, id, d)
+}
+
+func (o *orderStore) ReleaseCard(ctx context.Context, id string) error {
+	o.note("release")
+	return o.Store.ReleaseCard(ctx, id)
+}
+
+func (o *orderStore) Decide(ctx context.Context, id string, p approvals.Person, approve bool, reason, where string) (*approvals.Gate, approvals.Outcome, error) {
+	o.note("decide")
+	return o.Store.Decide(ctx, id, p, approve, reason, where)
+}
+
+// TestClickHoldsTheSharedCard: a click's decision is made under a hold of
+// the shared card update, released only after the invoke answer is
+// written, so the shared card cannot land before (and under) the answer.
+func TestClickHoldsTheSharedCard(t *testing.T) {
+	rec := &orderStore{}
+	e := newEnvWith(t, redisClients(t)["miniredis"], approvals.Policy{Required: 1, Timeout: time.Hour},
+		envOptions{wrap: func(s handlers.Store) handlers.Store { rec.Store = s; return rec }})
+	e.send(alex, "/run demo version=1.2.6")
+	gateID, actID := e.lastCardPost(1)
+	e.click(megan, gateID, "approve", "", actID)
+	rec.mu.Lock()
+	got := strings.Join(rec.calls, ",")
+	rec.mu.Unlock()
+	if got != "hold,decide,release" {
+		t.Errorf("calls around the click = %s, want hold,decide,release", got)
 	}
 }
 

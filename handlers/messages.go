@@ -69,6 +69,8 @@ func (s *Server) handleMessages(w http.ResponseWriter, r *http.Request) error {
 		if err := resp.Write(w); err != nil {
 			log.Error("could not write the invoke response", "err", err)
 		}
+		// The answer is on its way before the shared update may follow.
+		_ = http.NewResponseController(w).Flush()
 		if written != nil {
 			written(ctx)
 		}
