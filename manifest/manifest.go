@@ -153,6 +153,7 @@ func (o Options) withDefaults() Options {
 // Validate reports every problem with o (after defaults), each a
 // *FieldError naming the field; the result matches ErrInvalidOptions.
 func (o Options) Validate() error {
+	given := o
 	o = o.withDefaults()
 	var errs invalid
 	bad := func(field, format string, args ...any) {
@@ -191,8 +192,10 @@ func (o Options) Validate() error {
 	}
 	for _, u := range []struct{ field, v string }{
 		{"WebsiteURL (developer.websiteUrl)", o.WebsiteURL},
-		{"PrivacyURL (developer.privacyUrl)", o.PrivacyURL},
-		{"TermsURL (developer.termsOfUseUrl)", o.TermsURL},
+		// Defaulted from WebsiteURL, these are checked only when given:
+		// a bad website is reported once.
+		{"PrivacyURL (developer.privacyUrl)", given.PrivacyURL},
+		{"TermsURL (developer.termsOfUseUrl)", given.TermsURL},
 	} {
 		if u.v == "" {
 			if u.field == "WebsiteURL (developer.websiteUrl)" {
