@@ -198,6 +198,8 @@ type envOptions struct {
 	signed  bool
 	tenants []string
 	runners []string
+	// mod, when set, changes the server's options last.
+	mod func(*handlers.Options)
 }
 
 // redisClients returns the stores the e2e runs against: miniredis always,
@@ -263,6 +265,9 @@ func newEnvWith(t *testing.T, rdb redis.UniversalClient, pol approvals.Policy, o
 		idp = newTestIdP(t)
 		opts.Auth = idp.auth
 		opts.Tenants = bot.TenantPolicy{Allowed: o.tenants}
+	}
+	if o.mod != nil {
+		o.mod(&opts)
 	}
 	h, err := handlers.New(opts)
 	if err != nil {

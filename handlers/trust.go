@@ -111,11 +111,14 @@ func (s *Server) postUnposted(ctx context.Context, g *approvals.Gate) error {
 		if p == nil {
 			return fmt.Errorf("pipeline %q is no longer configured", g.Pipeline)
 		}
-		ch, ok := s.opt.Channels[p.Channel]
+		ch, ok, err := s.channel(ctx, p.Channel)
+		if err != nil {
+			return err
+		}
 		if !ok {
 			return fmt.Errorf("pipeline %q has no configured channel %q", g.Pipeline, p.Channel)
 		}
-		_, err := s.postToChannel(ctx, g, ch)
+		_, err = s.postToChannel(ctx, g, ch)
 		return err
 	}
 	var ref bot.ConversationReference

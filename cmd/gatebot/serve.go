@@ -17,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/gatebot/gatebot/approvals"
+	"github.com/gatebot/gatebot/channels"
 	"github.com/gatebot/gatebot/bot"
 	"github.com/gatebot/gatebot/handlers"
 )
@@ -98,6 +99,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	for name, ch := range c.Channels {
 		opts.Channels[name] = handlers.Channel{ServiceURL: ch.ServiceURL, ConversationID: ch.ConversationID, TenantID: ch.TenantID}
+	}
+	if opts.Bindings, err = channels.NewStore(rdb, channels.Options{Prefix: c.Redis.Prefix}); err != nil {
+		return fmt.Errorf("channel store: %w", err)
 	}
 	for name, pl := range c.Pipelines {
 		def := pl.definition(name)
