@@ -49,9 +49,9 @@ type Person struct {
 
 // Binding ties a configured channel name to one Teams channel.
 type Binding struct {
-	Name           string    `json:"name"`            // the config's channel name
-	TenantID       string    `json:"tenant_id"`       // the team's tenant
-	TeamID         string    `json:"team_id"`         // 19:…@thread.tacv2 of the team
+	Name           string    `json:"name"`      // the config's channel name
+	TenantID       string    `json:"tenant_id"` // the team's tenant
+	TeamID         string    `json:"team_id"`   // 19:…@thread.tacv2 of the team
 	TeamName       string    `json:"team_name,omitempty"`
 	ConversationID string    `json:"conversation_id"` // the channel, 19:…@thread.tacv2
 	ChannelName    string    `json:"channel_name,omitempty"`

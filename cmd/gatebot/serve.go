@@ -17,8 +17,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/gatebot/gatebot/approvals"
-	"github.com/gatebot/gatebot/channels"
 	"github.com/gatebot/gatebot/bot"
+	"github.com/gatebot/gatebot/channels"
 	"github.com/gatebot/gatebot/handlers"
 )
 
