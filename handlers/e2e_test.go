@@ -232,8 +232,14 @@ func newEnv(t *testing.T, rdb redis.UniversalClient, pol approvals.Policy) *test
 
 func newEnvWith(t *testing.T, rdb redis.UniversalClient, pol approvals.Policy, o envOptions) *testEnv {
 	t.Helper()
-	store, err := approvals.NewStore(rdb, approvals.Options{Prefix: fmt.Sprintf("gbtest:%s:%d:", t.Name(), time.Now().UnixNano()),
-		UnpostedAfter: 300 * time.Millisecond})
+	prefix := fmt.Sprintf("gbtest:%s:%d:", t.Name(), time.Now().UnixNano())
+	t.Cleanup(func() { // registered first, so it runs after the server stops
+		ctx := context.Background()
+		if keys, _ := rdb.Keys(ctx, prefix+"*").Result(); len(keys) > 0 {
+			rdb.Del(ctx, keys...)
+		}
+	})
+	store, err := approvals.NewStore(rdb, approvals.Options{Prefix: prefix, UnpostedAfter: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
