@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/gatebot/gatebot/approvals"
-	"github.com/gatebot/gatebot/pipelines"
 	"github.com/gatebot/gatebot/cards"
+	"github.com/gatebot/gatebot/pipelines"
 	"github.com/google/go-cmp/cmp"
 )
 

@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/gatebot/gatebot/approvals"
-	"github.com/gatebot/gatebot/pipelines"
 	"github.com/gatebot/gatebot/cards"
+	"github.com/gatebot/gatebot/pipelines"
 )
 
 // allCards is every card the tests know how to build, by name.

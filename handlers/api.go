@@ -19,8 +19,8 @@ import (
 
 	"github.com/gorilla/mux"
 
-	"github.com/gatebot/gatebot/approvals"
 	"github.com/gatebot/gatebot/apitoken"
+	"github.com/gatebot/gatebot/approvals"
 )
 
 // The external API: /api/v1, authenticated with personal access tokens

@@ -12,8 +12,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/gatebot/gatebot/approvals"
 	"github.com/gatebot/gatebot/apitoken"
+	"github.com/gatebot/gatebot/approvals"
 )
 
 // gateList is GET /api/v1/gates.

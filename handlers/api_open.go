@@ -10,10 +10,10 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/gatebot/gatebot/apitoken"
 	"github.com/gatebot/gatebot/approvals"
 	"github.com/gatebot/gatebot/bot"
 	"github.com/gatebot/gatebot/cards"
-	"github.com/gatebot/gatebot/apitoken"
 	"github.com/gatebot/gatebot/pipelines"
 )
 
@@ -69,11 +69,14 @@ func (s *Server) openGate(ctx context.Context, r *http.Request, tok *apitoken.To
 				ProblemField{Field: "callback_url", Detail: err.Error()})
 		}
 	}
-	ch, ok := s.opt.Channels[p.Channel]
+	ch, ok, err := s.channel(ctx, p.Channel)
+	if err != nil {
+		return nil, false, err
+	}
 	if !ok {
 		return nil, false, invalid(http.StatusUnprocessableEntity, "no-channel",
-			fmt.Sprintf("pipeline %q has no Teams channel configured for gates opened over the API", name),
-			ProblemField{Field: req.field, Detail: "the pipeline's config needs a channel"})
+			fmt.Sprintf("pipeline %q has no Teams channel configured or registered for gates opened over the API", name),
+			ProblemField{Field: req.field, Detail: "the pipeline's config needs a channel with a conversation_id, or one registered in Teams (@gatebot channel register NAME)"})
 	}
 	requester := apiRequester(tok)
 	if req.requester != "" {

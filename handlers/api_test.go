@@ -26,10 +26,10 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/gatebot/gatebot/apitoken"
 	"github.com/gatebot/gatebot/approvals"
 	"github.com/gatebot/gatebot/bot"
 	"github.com/gatebot/gatebot/handlers"
-	"github.com/gatebot/gatebot/apitoken"
 	"github.com/gatebot/gatebot/pipelines"
 )
 
@@ -76,6 +76,8 @@ type apiEnvOptions struct {
 	burst int
 	// runners sets the runners of deploy-api.
 	runners []string
+	// mod, when set, changes the server's options last.
+	mod func(*handlers.Options)
 }
 
 func randomHex(n int) string {
@@ -173,12 +175,16 @@ func newAPIEnv(t *testing.T, rdb redis.UniversalClient, o apiEnvOptions) *apiEnv
 	pls["opsera-release"].StepID = opseraStep
 	pls["no-channel"].Channel = ""
 	pls["deploy-api"].Runners = o.runners
-	h, err := handlers.New(handlers.Options{
+	opts := handlers.Options{
 		Logger: log, Trust: trust, Connector: conn, Store: store, Pipelines: pls,
 		Channels: map[string]handlers.Channel{"releases": {ServiceURL: fc.serviceURL(), ConversationID: releasesChannel, TenantID: "tenant-1"}},
 		BotID:    "28:gatebot", BotName: "gatebot",
 		API: handlers.APIOptions{Tokens: e.tokens, Limiter: limiter, Callbacks: e.cb},
-	})
+	}
+	if o.mod != nil {
+		o.mod(&opts)
+	}
+	h, err := handlers.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gatebot/gatebot/approvals"
 	"github.com/gatebot/gatebot/apitoken"
+	"github.com/gatebot/gatebot/approvals"
 )
 
 // TestAPIRunnersHold: on a pipeline with runners, a token without an owner

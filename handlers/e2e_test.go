@@ -205,6 +205,8 @@ type envOptions struct {
 	runners []string
 	// wrap, when set, wraps the store the handlers see.
 	wrap func(handlers.Store) handlers.Store
+	// mod, when set, changes the server's options last.
+	mod func(*handlers.Options)
 }
 
 // redisClients returns the stores the e2e runs against: miniredis always,
@@ -237,8 +239,14 @@ func newEnv(t *testing.T, rdb redis.UniversalClient, pol approvals.Policy) *test
 
 func newEnvWith(t *testing.T, rdb redis.UniversalClient, pol approvals.Policy, o envOptions) *testEnv {
 	t.Helper()
-	store, err := approvals.NewStore(rdb, approvals.Options{Prefix: fmt.Sprintf("gbtest:%s:%d:", t.Name(), time.Now().UnixNano()),
-		UnpostedAfter: 300 * time.Millisecond})
+	prefix := fmt.Sprintf("gbtest:%s:%d:", t.Name(), time.Now().UnixNano())
+	t.Cleanup(func() { // registered first, so it runs after the server stops
+		ctx := context.Background()
+		if keys, _ := rdb.Keys(ctx, prefix+"*").Result(); len(keys) > 0 {
+			rdb.Del(ctx, keys...)
+		}
+	})
+	store, err := approvals.NewStore(rdb, approvals.Options{Prefix: prefix, UnpostedAfter: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -269,6 +277,9 @@ func newEnvWith(t *testing.T, rdb redis.UniversalClient, pol approvals.Policy, o
 		idp = newTestIdP(t)
 		opts.Auth = idp.auth
 		opts.Tenants = bot.TenantPolicy{Allowed: o.tenants}
+	}
+	if o.mod != nil {
+		o.mod(&opts)
 	}
 	h, err := handlers.New(opts)
 	if err != nil {

@@ -38,6 +38,8 @@ func (s *Server) runCommand(ctx context.Context, act *bot.Activity) (func(contex
 	switch cmd.Name {
 	case "run":
 		return s.openFromChat(ctx, act, cmd)
+	case "channel":
+		return s.channelCommand(ctx, act, cmd)
 	case "help", "pipelines", "list", "":
 		return show(cards.Help(s.pipelineInfos())), nil
 	default:

@@ -191,6 +191,9 @@ func (s *Server) handleInstall(ctx context.Context, act *bot.Activity) {
 			return
 		}
 		log.Info("bot installed in conversation", "conversation_type", act.Conversation.ConversationType)
+		if act.Type == bot.TypeConversationUpdate || act.Action == "add" { // not on add-upgrade
+			s.goAsync(ctx, asyncBudget, func(ctx context.Context) { s.hello(ctx, act) })
+		}
 	case removed:
 		if err := s.opt.Store.DeleteConversation(ctx, key); err != nil {
 			log.Error("could not delete conversation reference", "err", err)

@@ -106,6 +106,9 @@ type Options struct {
 	Store     Store     // required
 	Pipelines map[string]*Pipeline
 	Channels  map[string]Channel
+	// Bindings holds channels registered from Teams (channel register),
+	// used for a Channels entry without a ConversationID. Optional.
+	Bindings ChannelBindings
 	// BotID is the bot's Bot Framework id (28:<app id>), for proactive
 	// posts. Optional in dev mode.
 	BotID   string

@@ -84,11 +84,14 @@ func (s *Server) PostCard(ctx context.Context, g *approvals.Gate) error {
 		if p == nil {
 			return fmt.Errorf("pipeline %q is not configured on this replica", g.Pipeline)
 		}
-		ch, ok := s.opt.Channels[p.Channel]
+		ch, ok, err := s.channel(ctx, p.Channel)
+		if err != nil {
+			return err
+		}
 		if !ok {
 			return fmt.Errorf("pipeline %q has no configured channel %q", g.Pipeline, p.Channel)
 		}
-		_, err := s.postToChannel(ctx, g, ch)
+		_, err = s.postToChannel(ctx, g, ch)
 		return err
 	}
 	var ref bot.ConversationReference

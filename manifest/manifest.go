@@ -3,11 +3,14 @@
 // ("Upload a custom app") or the Teams admin center.
 //
 // The package declares one bot (the Azure Bot's Entra app id) in the team,
-// personal and group-chat scopes, with "run" and "help" in its command
-// menu. The bot's messaging endpoint is not part of the package: it lives in
-// the Azure Bot registration.
+// personal and group-chat scopes, with gatebot's chat commands in its
+// command menu of each scope. The bot's messaging endpoint is not part of
+// the package: it lives in the Azure Bot registration. Every manifest is
+// checked against Microsoft's JSON schema (embedded, see schema/) before a
+// package is written.
 //
-// It imports the standard library only.
+// It imports the standard library and a JSON-schema validator only: no
+// other gatebot package.
 //
 //	f, _ := os.Create("gatebot-teams.zip")
 //	err := manifest.Build(f, manifest.Options{AppID: id, Developer: "Acme", WebsiteURL: …})
@@ -22,14 +25,16 @@ import (
 	"io"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
 )
 
-// SchemaVersion is the Teams app manifest schema the package conforms to
-// (GA since January 2026). manifestVersion must equal it.
-const SchemaVersion = "1.25"
+// SchemaVersion is the Teams app manifest schema the package conforms to:
+// the newest generally available one (June 2026). manifestVersion must
+// equal it, and schema/ holds its JSON schema.
+const SchemaVersion = "1.29"
 
 // SchemaURL is the JSON schema of SchemaVersion.
 const SchemaURL = "https://developer.microsoft.com/json-schemas/teams/v" + SchemaVersion + "/MicrosoftTeams.schema.json"
@@ -99,6 +104,9 @@ var (
 // FieldError is one invalid option. Field names the Options field and, in
 // parentheses, the manifest property it becomes.
 type FieldError struct {
+	// Option is the Options field alone ("AppID"), for callers that name
+	// it their own way (gatebot manifest says --app-id).
+	Option  string
 	Field   string // e.g. "Name (name.short)"
 	Problem string
 }
@@ -145,10 +153,12 @@ func (o Options) withDefaults() Options {
 // Validate reports every problem with o (after defaults), each a
 // *FieldError naming the field; the result matches ErrInvalidOptions.
 func (o Options) Validate() error {
+	given := o
 	o = o.withDefaults()
 	var errs invalid
 	bad := func(field, format string, args ...any) {
-		errs = append(errs, &FieldError{Field: field, Problem: fmt.Sprintf(format, args...)})
+		opt, _, _ := strings.Cut(field, " ")
+		errs = append(errs, &FieldError{Option: opt, Field: field, Problem: fmt.Sprintf(format, args...)})
 	}
 	switch {
 	case o.AppID == "":
@@ -182,8 +192,10 @@ func (o Options) Validate() error {
 	}
 	for _, u := range []struct{ field, v string }{
 		{"WebsiteURL (developer.websiteUrl)", o.WebsiteURL},
-		{"PrivacyURL (developer.privacyUrl)", o.PrivacyURL},
-		{"TermsURL (developer.termsOfUseUrl)", o.TermsURL},
+		// Defaulted from WebsiteURL, these are checked only when given:
+		// a bad website is reported once.
+		{"PrivacyURL (developer.privacyUrl)", given.PrivacyURL},
+		{"TermsURL (developer.termsOfUseUrl)", given.TermsURL},
 	} {
 		if u.v == "" {
 			if u.field == "WebsiteURL (developer.websiteUrl)" {
@@ -192,9 +204,12 @@ func (o Options) Validate() error {
 			continue // the other two default to it
 		}
 		p, err := url.Parse(u.v)
-		if err != nil || p.Scheme != "https" || p.Host == "" {
-			bad(u.field, "%q is not an absolute https URL", u.v)
-		} else if len(u.v) > maxURL {
+		switch {
+		case err != nil || p.Host == "":
+			bad(u.field, "must be an absolute https URL, not %q", u.v)
+		case p.Scheme != "https":
+			bad(u.field, "must be https, not %q", u.v)
+		case len(u.v) > maxURL:
 			bad(u.field, "%d bytes, at most %d allowed", len(u.v), maxURL)
 		}
 	}
@@ -219,6 +234,7 @@ type manifest struct {
 	Icons           icons       `json:"icons"`
 	AccentColor     string      `json:"accentColor"`
 	Bots            []bot       `json:"bots"`
+	ValidDomains    []string    `json:"validDomains"`
 }
 
 type developer struct {
@@ -251,50 +267,77 @@ type bot struct {
 	CommandLists       []commandList `json:"commandLists"`
 }
 
-// commandList has no "triggers": before schema 1.29 the property does not
-// exist (additionalProperties is false), and its default, "mention", is the
-// @mention command menu gatebot wants.
+// commandList has no "triggers": its default, "mention", is the @mention
+// command menu gatebot wants.
 type commandList struct {
 	Scopes   []string  `json:"scopes"`
-	Commands []command `json:"commands"`
+	Commands []Command `json:"commands"`
 }
 
-type command struct {
+// Command is one entry of the bot's command menu.
+type Command struct {
 	Title       string `json:"title"`
 	Description string `json:"description"`
 }
 
-// scopes are where the bot can be installed and where its commands show.
-func scopes() []string { return []string{"team", "personal", "groupChat"} }
+// Command menu limits Teams enforces on upload, stricter than the schema's
+// (12 commands, 128 and 4000 characters): "Each menu supports up to 10
+// commands", titles of at most 32 and descriptions of at most 128
+// characters.
+const (
+	MaxCommands           = 10
+	MaxCommandTitle       = 32
+	MaxCommandDescription = 128
+)
 
-// JSON returns manifest.json for o, indented, or the Validate error.
+// Scopes are where the bot can be installed: a team's channels, a personal
+// chat and group chats.
+func Scopes() []string { return []string{"team", "personal", "groupChat"} }
+
+// Commands is the command menu shown in scope (one of Scopes): what
+// gatebot's chat understands. "channel" binds a configured channel to a
+// Teams channel, so it is offered in teams only.
+func Commands(scope string) []Command {
+	cmds := []Command{
+		{Title: "run", Description: "Ask to run a pipeline: run <pipeline> key=value … (posts an approval card)"},
+		{Title: "pipelines", Description: "List the pipelines you can run and their inputs"},
+		{Title: "pending", Description: "List the approval gates waiting for a decision"},
+		{Title: "status", Description: "Show a gate and its run: status <gate id>"},
+		{Title: "cancel", Description: "Cancel a gate or its run: cancel <gate id> reason=\"…\""},
+		{Title: "help", Description: "Show what gatebot can do and how to ask"},
+	}
+	if scope == "team" {
+		cmds = append(cmds, Command{Title: "channel", Description: "Bind a configured channel to this one: channel register <name>, or channel list"})
+	}
+	return cmds
+}
+
+// JSON returns manifest.json for o, indented, or the Validate error. The
+// result is checked against the Teams schema (CheckSchema).
 func JSON(o Options) ([]byte, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
 	o = o.withDefaults()
+	id := strings.ToLower(o.AppID)
+	b := bot{BotID: id, Scopes: Scopes()}
+	for _, sc := range Scopes() {
+		// One list per scope, as the schema asks.
+		b.CommandLists = append(b.CommandLists, commandList{Scopes: []string{sc}, Commands: Commands(sc)})
+	}
 	m := manifest{
 		Schema:          SchemaURL,
 		ManifestVersion: SchemaVersion,
 		Version:         o.Version,
-		ID:              strings.ToLower(o.AppID),
+		ID:              id,
 		Developer: developer{Name: o.Developer, WebsiteURL: o.WebsiteURL,
 			PrivacyURL: o.PrivacyURL, TermsOfUseURL: o.TermsURL},
-		Name:        name{Short: o.Name, Full: o.Name},
-		Description: description{Short: o.ShortDescription, Full: o.FullDescription},
-		Icons:       icons{Color: ColorIcon, Outline: OutlineIcon},
-		AccentColor: AccentColor,
-		Bots: []bot{{
-			BotID:  strings.ToLower(o.AppID),
-			Scopes: scopes(),
-			CommandLists: []commandList{{
-				Scopes: scopes(),
-				Commands: []command{
-					{Title: "run", Description: "Ask to run a pipeline: run <pipeline> key=value …"},
-					{Title: "help", Description: "List the pipelines you can run and their inputs"},
-				},
-			}},
-		}},
+		Name:         name{Short: o.Name, Full: o.Name},
+		Description:  description{Short: o.ShortDescription, Full: o.FullDescription},
+		Icons:        icons{Color: ColorIcon, Outline: OutlineIcon},
+		AccentColor:  AccentColor,
+		Bots:         []bot{b},
+		ValidDomains: validDomains(o),
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
@@ -303,7 +346,24 @@ func JSON(o Options) ([]byte, error) {
 	if err := enc.Encode(m); err != nil {
 		return nil, fmt.Errorf("manifest: encode: %w", err)
 	}
+	if err := CheckSchema(buf.Bytes()); err != nil {
+		return nil, err
+	}
 	return buf.Bytes(), nil
+}
+
+// validDomains are the hosts of the app's links, each once: the domains
+// Teams may open from the app without a warning.
+func validDomains(o Options) []string {
+	var out []string
+	for _, u := range []string{o.WebsiteURL, o.PrivacyURL, o.TermsURL} {
+		p, err := url.Parse(u)
+		if err != nil || p.Host == "" || slices.Contains(out, p.Host) {
+			continue
+		}
+		out = append(out, p.Host)
+	}
+	return out
 }
 
 // packageTime stamps every zip entry, so the same options always give the

@@ -100,11 +100,12 @@ func TestManifestFields(t *testing.T) {
 		Icons           map[string]string
 		AccentColor     string
 		Bots            []bot
+		ValidDomains    []string `json:"validDomains"`
 	}
 	if err := json.Unmarshal(files["manifest.json"], &got); err != nil {
 		t.Fatal(err)
 	}
-	if got.ManifestVersion != "1.25" || got.Schema != "https://developer.microsoft.com/json-schemas/teams/v1.25/MicrosoftTeams.schema.json" {
+	if got.ManifestVersion != "1.29" || got.Schema != "https://developer.microsoft.com/json-schemas/teams/v1.29/MicrosoftTeams.schema.json" {
 		t.Errorf("schema %q / manifestVersion %q", got.Schema, got.ManifestVersion)
 	}
 	if got.ID != appID || got.Version != "1.0.0" {
@@ -138,25 +139,33 @@ func TestManifestFields(t *testing.T) {
 	if b.SupportsFiles == nil || *b.SupportsFiles || b.IsNotificationOnly {
 		t.Errorf("supportsFiles %v isNotificationOnly %v, want explicit false / false", b.SupportsFiles, b.IsNotificationOnly)
 	}
-	if len(b.CommandLists) != 1 {
-		t.Fatalf("commandLists: %d", len(b.CommandLists))
+	// One command list per scope, as the schema asks; the same core
+	// commands everywhere, "channel" in teams only.
+	if len(b.CommandLists) != 3 {
+		t.Fatalf("commandLists: %d, want one per scope", len(b.CommandLists))
 	}
-	cl := b.CommandLists[0]
-	if diff := cmp.Diff(wantScopes, cl.Scopes); diff != "" {
-		t.Errorf("command scopes (-want +got):\n%s", diff)
-	}
-	if cl.Triggers != nil {
-		t.Errorf("triggers %v: not in schema 1.25 (mention is the default)", cl.Triggers)
-	}
-	var titles []string
-	for _, c := range cl.Commands {
-		titles = append(titles, c.Title)
-		if c.Description == "" || len(c.Description) > 4000 || len(c.Title) > 128 {
-			t.Errorf("command %q: description %q", c.Title, c.Description)
+	core := []string{"run", "pipelines", "pending", "status", "cancel", "help"}
+	for i, cl := range b.CommandLists {
+		if diff := cmp.Diff([]string{wantScopes[i]}, cl.Scopes); diff != "" {
+			t.Errorf("command list %d scopes (-want +got):\n%s", i, diff)
+		}
+		if cl.Triggers != nil {
+			t.Errorf("triggers %v: mention, the default, is what gatebot wants", cl.Triggers)
+		}
+		var titles []string
+		for _, c := range cl.Commands {
+			titles = append(titles, c.Title)
+		}
+		want := core
+		if wantScopes[i] == "team" {
+			want = append(slices.Clone(core), "channel")
+		}
+		if diff := cmp.Diff(want, titles); diff != "" {
+			t.Errorf("%s commands (-want +got):\n%s", wantScopes[i], diff)
 		}
 	}
-	if diff := cmp.Diff([]string{"run", "help"}, titles); diff != "" {
-		t.Errorf("commands (-want +got):\n%s", diff)
+	if diff := cmp.Diff([]string{"gatebot.example.com"}, got.ValidDomains); diff != "" {
+		t.Errorf("validDomains (-want +got):\n%s", diff)
 	}
 }
 

@@ -86,7 +86,10 @@ type ApprovalsConfig struct {
 	AuditMaxAge Duration `yaml:"audit_max_age" check:"positive"`
 }
 
-// ChannelConfig is a Teams conversation gates can be posted to.
+// ChannelConfig is a Teams conversation gates can be posted to. With
+// neither ServiceURL nor ConversationID the channel is bound from Teams
+// (@gatebot channel register NAME in the channel); TenantID is required
+// either way and is the only tenant that can register it.
 type ChannelConfig struct {
 	ServiceURL     string `yaml:"service_url"`
 	ConversationID string `yaml:"conversation_id"`
@@ -386,7 +389,10 @@ func (c *Config) validate(reg registry) (map[string]pipelines.Provider, error) {
 	for _, name := range sortedKeys(c.Channels) {
 		ch := c.Channels[name]
 		f := "channels." + name
-		if pu, err := url.Parse(ch.ServiceURL); err != nil || pu.Host == "" {
+		// Without a conversation_id the channel is registered from Teams
+		// (@gatebot channel register NAME), which supplies both.
+		registered := ch.ConversationID == "" && ch.ServiceURL == ""
+		if pu, err := url.Parse(ch.ServiceURL); !registered && (err != nil || pu.Host == "") {
 			ps.add(f+".service_url", "%q is not a URL", ch.ServiceURL)
 		}
 		tenants := c.Bot.tenantPolicy()
@@ -397,8 +403,9 @@ func (c *Config) validate(reg registry) (map[string]pipelines.Provider, error) {
 			ps.add(f+".tenant_id", "%q is not in bot.allowed_tenants", ch.TenantID)
 		}
 		switch {
+		case registered:
 		case ch.ConversationID == "":
-			ps.add(f+".conversation_id", "is required")
+			ps.add(f+".conversation_id", "is required with service_url (or leave both out and register the channel from Teams)")
 		case !strings.HasSuffix(ch.ConversationID, "@thread.tacv2") && !strings.HasSuffix(ch.ConversationID, "@thread.skype"):
 			// API gates start a new thread with CreateConversation, which
 			// only Teams channels accept.

@@ -201,7 +201,7 @@ func TestManifestCommand(t *testing.T) {
 		t.Fatalf("no package written: %v", err)
 	}
 	err = run(t.Context(), []string{"manifest", "--out", filepath.Join(t.TempDir(), "x.zip")}, env(nil), &buf, &buf)
-	if err == nil || !strings.Contains(err.Error(), "AppID") {
+	if err == nil || !strings.Contains(err.Error(), "--app-id") {
 		t.Fatalf("a missing app id must be named, got %v", err)
 	}
 }

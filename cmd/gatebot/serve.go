@@ -22,6 +22,7 @@ import (
 
 	"github.com/gatebot/gatebot/approvals"
 	"github.com/gatebot/gatebot/bot"
+	"github.com/gatebot/gatebot/channels"
 	"github.com/gatebot/gatebot/handlers"
 )
 
@@ -103,6 +104,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	for name, ch := range c.Channels {
 		opts.Channels[name] = handlers.Channel{ServiceURL: ch.ServiceURL, ConversationID: ch.ConversationID, TenantID: ch.TenantID}
+	}
+	if opts.Bindings, err = channels.NewStore(rdb, channels.Options{Prefix: c.Redis.Prefix}); err != nil {
+		return fmt.Errorf("channel store: %w", err)
 	}
 	for name, pl := range c.Pipelines {
 		def := pl.definition(name)

@@ -35,6 +35,12 @@ func TestConfigTenants(t *testing.T) {
 		{"channel without a tenant", base(", tenant_id: "+t1) +
 			"channels: {ops: {service_url: 'https://smba.trafficmanager.net/amer/', conversation_id: '19:a@thread.tacv2'}}\n",
 			[]string{"channels.ops.tenant_id: is required"}},
+		{"channel registered from Teams", base(", tenant_id: "+t1) + "channels: {ops: {tenant_id: " + t1 + "}}\n", nil},
+		{"registered channel still needs its tenant", base(", tenant_id: "+t1) + "channels: {ops: {}}\n",
+			[]string{"channels.ops.tenant_id: is required"}},
+		{"service_url without conversation_id", base(", tenant_id: "+t1) +
+			"channels: {ops: {service_url: 'https://smba.trafficmanager.net/amer/', tenant_id: " + t1 + "}}\n",
+			[]string{"channels.ops.conversation_id: is required with service_url"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

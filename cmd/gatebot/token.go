@@ -16,9 +16,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/gatebot/gatebot/apitoken"
 	"github.com/gatebot/gatebot/approvals"
 	"github.com/gatebot/gatebot/handlers"
-	"github.com/gatebot/gatebot/apitoken"
 )
 
 // The external API's personal access tokens (`gatebot token …`) and the

@@ -5,11 +5,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"time"
 
 	"github.com/gatebot/gatebot/approvals"
-	"github.com/gatebot/gatebot/manifest"
 )
 
 const (
@@ -17,9 +15,6 @@ const (
 
 Print the audit log (who opened, approved, rejected, cancelled or ran which
 gate), oldest first. Reads the Redis named by the config's redis.url.`
-	manifestUsage = `usage: gatebot manifest [--config FILE] [--out app.zip] [--app-id ID] [--website-url URL] [--version SEMVER]
-
-Build the Teams app package (manifest.json and icons) to upload in Teams.`
 )
 
 // audit prints the audit log, filtered.
@@ -83,48 +78,4 @@ func parseWhen(s string, now time.Time) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("%q is neither an RFC 3339 time nor a duration", s)
 	}
 	return now.Add(-d), nil
-}
-
-// buildManifest writes the Teams app package for the configured bot.
-func buildManifest(args []string, getenv func(string) string, stdout io.Writer) error {
-	fs := newFlags("manifest")
-	cfgPath := fs.String("config", getenv("GATEBOT_CONFIG"), "config file (for bot.app_id and public_url)")
-	out := fs.String("out", "gatebot-teams-app.zip", "where to write the package")
-	appID := fs.String("app-id", "", "Microsoft App ID (default: bot.app_id from the config)")
-	ver := fs.String("version", "1.0.0", "app package version (semver)")
-	website := fs.String("website-url", "", "https URL of the bot's home page (default: public_url from the config)")
-	pos, err := parseArgs(fs, args, "manifest", manifestUsage, stdout)
-	if err != nil {
-		return err
-	}
-	if err := wantArgs(pos, 0, "manifest", "", manifestUsage); err != nil {
-		return err
-	}
-	o := manifest.Options{AppID: *appID, Version: *ver, WebsiteURL: *website}
-	if *cfgPath != "" {
-		c, _, err := loadConfig(*cfgPath, getenv)
-		if err != nil {
-			return err
-		}
-		if o.AppID == "" {
-			o.AppID = c.Bot.AppID
-		}
-		if o.WebsiteURL == "" {
-			o.WebsiteURL = c.PublicURL
-		}
-	}
-	f, err := os.Create(*out)
-	if err != nil {
-		return err
-	}
-	if err := manifest.Build(f, o); err != nil {
-		f.Close()
-		os.Remove(*out)
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "wrote %s: upload it in Teams (Apps → Manage your apps → Upload an app)\n", *out)
-	return nil
 }
