@@ -260,18 +260,7 @@ const (
 // decided gate, ErrExpired past the deadline, ErrSelfApproval and
 // ErrNotEligible for people the policy excludes.
 func (g *Gate) Decide(p Person, approve bool, reason string, now time.Time) (Outcome, error) {
-	if g.State != StatePending {
-		return "", ErrNotPending
-	}
-	if !g.Deadline.IsZero() && !now.Before(g.Deadline) {
-		return "", ErrExpired
-	}
-	for _, v := range g.Votes {
-		if v.By.Same(p) {
-			return "", ErrAlreadyVoted
-		}
-	}
-	if err := g.Policy.Eligible(p, g.Requester, approve); err != nil {
+	if err := g.CanVote(p, approve, now); err != nil {
 		return "", err
 	}
 	g.Votes = append(g.Votes, Vote{By: p, Approve: approve, Reason: reason, At: now})
@@ -287,6 +276,27 @@ func (g *Gate) Decide(p Person, approve bool, reason string, now time.Time) (Out
 		return OutcomeApproved, nil
 	}
 	return OutcomeRecorded, nil
+}
+
+// CanVote reports why p's vote could not be recorded on g at now, or nil.
+// Every refusal it gives is final (a gate never returns to pending, a vote
+// is never withdrawn, the policy never changes, time only moves on), so a
+// caller holding a gate read a moment ago may refuse a vote without
+// writing anything; a nil answer is only a forecast, which Store.Decide
+// settles under its transaction.
+func (g *Gate) CanVote(p Person, approve bool, now time.Time) error {
+	if g.State != StatePending {
+		return ErrNotPending
+	}
+	if !g.Deadline.IsZero() && !now.Before(g.Deadline) {
+		return ErrExpired
+	}
+	for _, v := range g.Votes {
+		if v.By.Same(p) {
+			return ErrAlreadyVoted
+		}
+	}
+	return g.Policy.Eligible(p, g.Requester, approve)
 }
 
 // Eligible reports whether p may vote on a gate requested by requester.

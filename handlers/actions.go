@@ -119,6 +119,16 @@ func (s *Server) cardActionResult(ctx context.Context, act *bot.Activity, ca bot
 		return actionResult{gate: g, notice: identityUnconfirmed}
 	}
 	reason := truncate(strings.TrimSpace(data.Reason), approvals.MaxReason)
+	if verb == cards.VerbApprove || verb == cards.VerbReject {
+		// A duplicate click (Teams users double-tap; the second arrives
+		// while the first is recorded) or a click on a decided gate is
+		// refused from the gate just read, without a transaction: such a
+		// refusal is final (approvals.Gate.CanVote).
+		if err := g.CanVote(who, verb == cards.VerbApprove, s.opt.Now()); err != nil {
+			log.Info("vote refused", "reason", err.Error())
+			return actionResult{gate: g, notice: voteNotice(err, g)}
+		}
+	}
 	held := ""
 	if answered && verb != cards.VerbRefresh {
 		// The click's answer will show the gate after this decision; the
