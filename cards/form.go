@@ -33,7 +33,17 @@ func Form(p PipelineInfo, values, errs map[string]string) *Card {
 		c.Body = append(c.Body, TextBlock{Text: inline(p.Description, budgetDesc), Wrap: true, IsSubtle: true})
 	}
 	if len(errs) > 0 {
-		lines := []Element{TextBlock{Text: fmt.Sprintf("**%d %s to fix**", len(errs), plural(len(errs), "problem", "problems")), Wrap: true}}
+		n := 0
+		for k := range errs {
+			if k != "" {
+				n++
+			}
+		}
+		title := "**This form could not be submitted**"
+		if n > 0 {
+			title = fmt.Sprintf("**Fix %d %s below**", n, plural(n, "input", "inputs"))
+		}
+		lines := []Element{TextBlock{Text: title, Wrap: true}}
 		if e := errs[""]; e != "" {
 			lines = append(lines, TextBlock{Text: inline(e, budgetLine), Wrap: true, Spacing: "none"})
 		}
@@ -64,7 +74,7 @@ func Form(p PipelineInfo, values, errs map[string]string) *Card {
 // formField is one input's field, its description and any error for it.
 func formField(in InputInfo, values, errs map[string]string) []Element {
 	id := InputIDPrefix + in.Name
-	label := inline(in.Name, budgetName)
+	label := truncate(plain(in.Name), 100) // labels are plain text, not markdown
 	value, ok := values[in.Name]
 	if !ok {
 		value = in.Default
@@ -112,9 +122,8 @@ func formField(in InputInfo, values, errs map[string]string) []Element {
 		out = append(out, TextBlock{Text: inline(in.Description, budgetHelpDesc), Wrap: true, IsSubtle: true, Size: "small", Spacing: "none"})
 	}
 	if e := errs[in.Name]; e != "" {
-		out = append(out, Container{Style: "attention", Spacing: "small", Items: []Element{
-			TextBlock{Text: inline(e, budgetLine), Wrap: true, Size: "small", Weight: "bolder"},
-		}})
+		// Styled like the client's own validation message under a field.
+		out = append(out, TextBlock{Text: inline(e, budgetLine), Wrap: true, Size: "small", Weight: "bolder", Color: "attention", Spacing: "none"})
 	}
 	return out
 }

@@ -201,13 +201,10 @@ func (b *gateCard) headerDetail(state string) string {
 		if g.Attempts > 1 {
 			return "attempt " + itoa(g.Attempts)
 		}
-	case "running", "queued":
-		if e, ok := b.elapsed(); ok {
-			return "for " + e
-		}
-	case "succeeded", "failed":
-		if e, ok := b.elapsed(); ok {
-			return "after " + e
+	case "running", "queued", "succeeded", "failed":
+		// The run line below carries the card's one duration.
+		if g.Run != nil && g.Run.ID != "" {
+			return "run " + inline(g.Run.ID, budgetName)
 		}
 	}
 	return ""

@@ -59,7 +59,7 @@ func (b *gateCard) status() []Element {
 	g := b.g
 	var items []Element
 	add := func(text string, subtle bool) {
-		items = append(items, TextBlock{Text: text, Wrap: true, IsSubtle: subtle})
+		items = append(items, TextBlock{Text: text, Wrap: true, IsSubtle: subtle, Spacing: "small"})
 	}
 	switch g.State {
 	case approvals.StatePending:
@@ -120,9 +120,9 @@ func (b *gateCard) pending() []Element {
 	have := len(g.Approvals())
 	var items []Element
 	add := func(text string, subtle bool) {
-		items = append(items, TextBlock{Text: text, Wrap: true, IsSubtle: subtle})
+		items = append(items, TextBlock{Text: text, Wrap: true, IsSubtle: subtle, Spacing: "small"})
 	}
-	add(fmt.Sprintf("**%d of %d %s**", have, need, plural(need, "approval", "approvals")), false)
+	// The quorum itself is in the header; here are the people.
 	items = append(items, b.approvals()...)
 	left := need - have
 	pol := g.Policy
@@ -147,9 +147,9 @@ func (b *gateCard) pending() []Element {
 	}
 	switch v.Role {
 	case RoleApprover:
-		add("**Your approval is requested.**", false)
+		add(fmt.Sprintf("**Your approval is requested** · %d more %s needed", left, plural(left, "approval", "approvals")), false)
 		if who != "" {
-			add(fmt.Sprintf("Also waiting for %d more from %s", left, who), true)
+			add("Can approve: "+who, true)
 		}
 	default:
 		if who != "" {
@@ -207,7 +207,7 @@ func (b *gateCard) decided(verb string) []Element {
 	if !at.IsZero() {
 		s += " · " + when(at)
 	}
-	items := []Element{TextBlock{Text: s, Wrap: true}}
+	items := []Element{TextBlock{Text: s, Wrap: true, Spacing: "small"}}
 	if r := strings.TrimSpace(g.Reason); r != "" {
 		items = append(items, Container{Style: "emphasis", Spacing: "small", Items: []Element{
 			TextBlock{Text: "“" + inline(r, budgetLine) + "”", Wrap: true},
@@ -253,7 +253,7 @@ func (b *gateCard) run() []Element {
 			line += " after " + elapsed
 		}
 	}
-	items := []Element{TextBlock{Text: line, Wrap: true, Weight: "bolder"}}
+	items := []Element{TextBlock{Text: line, Wrap: true, Weight: "bolder", Spacing: "small"}}
 	if detail != "" {
 		items = append(items, TextBlock{Text: inline(detail, budgetLine), Wrap: true, IsSubtle: true, Spacing: "none"})
 	}
