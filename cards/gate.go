@@ -26,7 +26,7 @@ const (
 // Tone colours a notice: neutral, a confirmation, or a refusal/failure.
 type Tone int
 
-// Notice tones; only ToneRefusal is red.
+// Notice tones: neutral grey, green, and red only for refusals.
 const (
 	ToneInfo Tone = iota
 	ToneSuccess
@@ -40,7 +40,7 @@ func (t Tone) style() string {
 	case ToneRefusal:
 		return "attention"
 	}
-	return "accent"
+	return "emphasis"
 }
 
 // GateView is what a gate card shows besides the gate itself: details from
@@ -119,7 +119,9 @@ func (b *gateCard) build() *Card {
 	g, v := b.g, b.v
 	c := &Card{MSTeams: &MSTeams{Width: "Full"}}
 	if v.Notice != "" {
-		c.Body = append(c.Body, noticeBox(v.Notice, v.NoticeTone))
+		n := noticeBox(v.Notice, v.NoticeTone)
+		n.Bleed = true // flush with the header band below it
+		c.Body = append(c.Body, n)
 	}
 	c.Body = append(c.Body, b.header())
 	if v.Description != "" {
@@ -171,7 +173,8 @@ func (b *gateCard) header() Container {
 	if d := b.headerDetail(state); d != "" {
 		sub += " · " + d
 	}
-	return Container{Style: l.style, Bleed: true, Items: []Element{
+	// Spacing none: a notice band above it joins it without a white gap.
+	return Container{Style: l.style, Bleed: true, Spacing: "none", Items: []Element{
 		ColumnSet{Columns: []Column{
 			{Width: "auto", VerticalContentAlignment: "center", Items: []Element{badgeImage(state, "28px")}},
 			{Width: "stretch", VerticalContentAlignment: "center", Items: []Element{

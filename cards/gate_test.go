@@ -285,7 +285,7 @@ func TestGateTexts(t *testing.T) {
 			[]string{"Waiting for 2 more approvals from anyone in this conversation except the requester"}},
 		{"unresolved approvers by name", gate(func(g *approvals.Gate) { g.Policy.Approvers = []string{"aad:d00d", "dave@example.com"} }),
 			view(func(v *cards.GateView) { v.Eligible = nil; v.Names = map[string]string{"d00d": "Dana Scully"} }),
-			[]string{"Waiting for 2 more approvals from Dana Scully or dave@example.com"}},
+			[]string{"Waiting for 2 more approvals from **Dana Scully** or **dave@example.com**"}},
 		{"approved", gate(state(approvals.StateApproved), approvedBy(bob, carol)), view(), []string{"**Approved**",
 			"Approved by Bob Builder · {{DATE(2026-03-10T14:05:00Z, SHORT)}} {{TIME(2026-03-10T14:05:00Z)}}", "Starting the pipeline…"}},
 		{"running elapsed", gate(state(approvals.StateRunning), approvedBy(bob, carol), run("running", "", "")), view(),

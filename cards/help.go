@@ -25,8 +25,8 @@ func Notice(title string, lines ...string) *Card {
 	return c
 }
 
-// Message is a Notice whose title sits in a band coloured by tone: accent
-// for information, good for confirmations ("Your approval is recorded (1
+// Message is a Notice whose title sits in a band coloured by tone: grey
+// (emphasis) for information, good for confirmations ("Your approval is recorded (1
 // of 2)"), attention only for refusals and failures. Text keeps the
 // default colour.
 func Message(tone Tone, title string, lines ...string) *Card {

@@ -90,7 +90,7 @@ func (pp *people) entry(e string) string {
 	if p, ok := pp.person(e); ok {
 		return pp.mention(p)
 	}
-	return inline(pp.entryName(e), budgetName)
+	return "**" + inline(pp.entryName(e), budgetName) + "**"
 }
 
 // list joins up to maxNames rendered items, then says how many more.
