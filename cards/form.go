@@ -13,7 +13,18 @@ const (
 	budgetList     = 16000 // all entries of the pipeline list
 	maxFormFields  = 40
 	maxEnumChoices = 100
+	// maxPipelineName caps the pipeline name carried in button data; a
+	// configured name is far shorter, and a longer one comes back unknown.
+	maxPipelineName = 200
 )
+
+// dataName is a pipeline name as button data carries it.
+func dataName(name string) string {
+	if len(name) <= maxPipelineName {
+		return name
+	}
+	return truncate(name, maxPipelineName/4)
+}
 
 // Form builds the run form of p from its input schema: a text field per
 // string input (with the declared pattern checked by the client), a
@@ -63,11 +74,11 @@ func Form(p PipelineInfo, values, errs map[string]string) *Card {
 	if len(p.Inputs) == 0 {
 		c.Body = append(c.Body, TextBlock{Text: "This pipeline takes no inputs.", Wrap: true, IsSubtle: true})
 	}
-	run := executeData("Run", ActionData{Verb: VerbRun, Pipeline: p.Name})
+	run := executeData("Run", ActionData{Verb: VerbRun, Pipeline: dataName(p.Name)})
 	run.Style = "positive"
 	run.Fallback = ActionSubmit{Title: "Run", Style: "positive", Data: run.Data}
 	c.Actions = []Action{run}
-	c.FallbackText = "Run " + plain(p.Name)
+	c.FallbackText = truncate("Run "+plain(p.Name), maxSummaryRunes)
 	return c
 }
 
@@ -118,8 +129,15 @@ func formField(in InputInfo, values, errs map[string]string) []Element {
 		field = t
 	}
 	out := []Element{field}
-	if in.Description != "" && in.Type != "boolean" {
-		out = append(out, TextBlock{Text: inline(in.Description, budgetHelpDesc), Wrap: true, IsSubtle: true, Size: "small", Spacing: "none"})
+	hint := ""
+	if in.Type != "boolean" {
+		hint = inline(in.Description, budgetHelpDesc)
+	}
+	if b := bounds(in); in.Type == "number" && b != "" && len(in.Enum) == 0 {
+		hint = strings.TrimSpace(hint + " (a number" + b + ")")
+	}
+	if hint != "" {
+		out = append(out, TextBlock{Text: hint, Wrap: true, IsSubtle: true, Size: "small", Spacing: "none"})
 	}
 	if e := errs[in.Name]; e != "" {
 		// Styled like the client's own validation message under a field.
@@ -200,7 +218,7 @@ func PipelineList(pipelines []PipelineInfo) *Card {
 }
 
 func pipelineEntry(p PipelineInfo, separator bool) Container {
-	open := executeData("Run…", ActionData{Verb: VerbForm, Pipeline: p.Name})
+	open := executeData("Run…", ActionData{Verb: VerbForm, Pipeline: dataName(p.Name)})
 	text := []Element{TextBlock{Text: "**" + inline(p.Name, budgetName) + "**", Wrap: true}}
 	if p.Description != "" {
 		text = append(text, TextBlock{Text: inline(p.Description, budgetHelpDesc), Wrap: true, IsSubtle: true, Spacing: "none"})

@@ -9,7 +9,7 @@ import (
 )
 
 // budgetGateList bounds the rows of a gate list, in JSON bytes.
-const budgetGateList = 20000
+const budgetGateList = 15000
 
 // GateLine is one gate in a GateList.
 type GateLine struct {
@@ -46,7 +46,7 @@ func GateList(title string, lines []GateLine) *Card {
 	}})
 	if len(lines) == 0 {
 		c.Body = append(c.Body, TextBlock{Text: "Nothing is waiting.", Wrap: true})
-		c.FallbackText = plain(title) + ": none"
+		c.FallbackText = truncate(plain(title), maxSummaryRunes) + ": none"
 		return c
 	}
 	used := 0
@@ -59,7 +59,7 @@ func GateList(title string, lines []GateLine) *Card {
 		}
 		c.Body = append(c.Body, r)
 	}
-	c.FallbackText = fmt.Sprintf("%s: %d", plain(title), len(lines))
+	c.FallbackText = fmt.Sprintf("%s: %d", truncate(plain(title), maxSummaryRunes), len(lines))
 	return c
 }
 

@@ -7,8 +7,13 @@ import (
 	"github.com/gatebot/gatebot/approvals"
 )
 
-// maxRefreshUsers is Teams' limit on refresh.userIds.
-const maxRefreshUsers = 60
+// maxRefreshUsers is Teams' limit on refresh.userIds; maxUserIDBytes
+// bounds one id (Teams user ids are about 80 bytes, Entra ids 36), so 60
+// of them cannot crowd the card past Teams' size limit.
+const (
+	maxRefreshUsers = 60
+	maxUserIDBytes  = 128
+)
 
 // people resolves how persons and allow-list entries are shown on one card,
 // and collects the @mentions the card's text uses.
@@ -71,7 +76,7 @@ func (pp *people) mention(p approvals.Person) string {
 	// Angle brackets would end the <at> tag early; nothing else needs care
 	// because the escaped text is used both in the block and the entity.
 	shown := inline(strings.NewReplacer("<", "", ">", "").Replace(name), budgetName)
-	if id == "" || shown == "" || len(id) > 200 {
+	if id == "" || shown == "" || len(id) > maxUserIDBytes {
 		return "**" + inline(name, budgetName) + "**"
 	}
 	text := "<at>" + shown + "</at>"
@@ -81,7 +86,7 @@ func (pp *people) mention(p approvals.Person) string {
 		}
 	}
 	pp.mentions = append(pp.mentions, Mention{Type: "mention", Text: text,
-		Mentioned: Mentioned{ID: id, Name: truncate(name, 100)}})
+		Mentioned: Mentioned{ID: id, Name: truncate(plain(name), 64)}})
 	return text
 }
 
@@ -119,7 +124,7 @@ func refreshUsers(g *approvals.Gate, eligible []approvals.Person) []string {
 	var ids []string
 	seen := map[string]bool{}
 	for _, p := range eligible {
-		if !strings.HasPrefix(p.ID, "29:") || len(p.ID) > 200 || seen[p.ID] || voted(g, p) {
+		if !strings.HasPrefix(p.ID, "29:") || len(p.ID) > maxUserIDBytes || seen[p.ID] || voted(g, p) {
 			continue
 		}
 		seen[p.ID] = true
