@@ -109,7 +109,6 @@ func drawBadge(c color.NRGBA, g glyph) []byte {
 			// Blend white over c by glyph coverage; alpha is circle coverage.
 			f := float64(inGlyph) / float64(inCircle)
 			mix := func(v uint8) uint8 { return uint8(math.Round(float64(v)*(1-f) + 255*f)) }
-			// Quantise so the PNG compresses well; 8 levels are invisible at 28px.
 			a := uint8(math.Round(float64(inCircle) / (ss * ss) * 255))
 			img.SetNRGBA(px, py, color.NRGBA{mix(c.R), mix(c.G), mix(c.B), a})
 		}

@@ -79,8 +79,10 @@ type InputInfo struct {
 func Help(pipelines []PipelineInfo) *Card {
 	c := &Card{MSTeams: &MSTeams{Width: "Full"}}
 	c.Body = append(c.Body,
-		TextBlock{Text: "gatebot", Wrap: true, Size: "large", Weight: "bolder"},
-		TextBlock{Text: "Ask for a pipeline run; it starts once enough people approve it.", Wrap: true, Spacing: "none"},
+		Container{Style: "emphasis", Bleed: true, Items: []Element{
+			TextBlock{Text: "gatebot", Wrap: true, Size: "large", Weight: "bolder"},
+			TextBlock{Text: "Ask for a pipeline run; it starts once enough people approve it.", Wrap: true, Spacing: "none"},
+		}},
 		FactSet{Facts: []Fact{
 			{Title: "Run", Value: "`/run <pipeline> key=value …`"},
 			{Title: "Quote spaces", Value: "`/run deploy msg=\"hello world\"`"},
