@@ -48,15 +48,15 @@ func (c Card) MarshalJSON() ([]byte, error) {
 // wireCard is a Card as written: it has no MarshalJSON, so a card nested
 // in an ActionShowCard is encoded in the same pass as the card around it.
 type wireCard struct {
-	Type    string       `json:"type"`
-	Schema  string       `json:"$schema"`
-	Version string       `json:"version"`
-	Body    []Element    `json:"body"`
-	Actions []Action     `json:"actions,omitempty"`
+	Type    string    `json:"type"`
+	Schema  string    `json:"$schema"`
+	Version string    `json:"version"`
+	Body    []Element `json:"body"`
+	Actions []Action  `json:"actions,omitempty"`
 	// FallbackText is Card.FallbackText.
 	FallbackText string       `json:"fallbackText,omitempty"`
 	Refresh      *wireRefresh `json:"refresh,omitempty"`
-	MSTeams *MSTeams     `json:"msteams,omitempty"`
+	MSTeams      *MSTeams     `json:"msteams,omitempty"`
 }
 
 // wireRefresh is a Refresh as written, without its MarshalJSON.

@@ -82,12 +82,12 @@ type gateCase struct {
 // view is the default view: described pipeline, input order, Now = t0+13m.
 func view(mod ...func(*cards.GateView)) cards.GateView {
 	v := cards.GateView{
-		Description: "Deploy the API to production",
-		InputOrder:  []string{"version", "replicas", "dry_run"},
+		Description:       "Deploy the API to production",
+		InputOrder:        []string{"version", "replicas", "dry_run"},
 		InputDescriptions: map[string]string{"version": "Image tag to deploy", "dry_run": "Plan only, change nothing"},
-		Now:         t0.Add(13 * time.Minute),
-		Names:       map[string]string{"carol@example.com": "Carol Danvers"},
-		Eligible:    []approvals.Person{bob, carol},
+		Now:               t0.Add(13 * time.Minute),
+		Names:             map[string]string{"carol@example.com": "Carol Danvers"},
+		Eligible:          []approvals.Person{bob, carol},
 	}
 	for _, m := range mod {
 		m(&v)
