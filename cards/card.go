@@ -21,6 +21,8 @@ const (
 type Card struct {
 	Body    []Element `json:"body"`
 	Actions []Action  `json:"actions,omitempty"`
+	// FallbackText is what clients that cannot render the card show.
+	FallbackText string `json:"fallbackText,omitempty"`
 	// Refresh lets a viewer ask for the current state (Teams' "Refresh
 	// card" menu item when UserIDs is empty).
 	Refresh *Refresh `json:"refresh,omitempty"`
@@ -46,13 +48,15 @@ func (c Card) MarshalJSON() ([]byte, error) {
 // wireCard is a Card as written: it has no MarshalJSON, so a card nested
 // in an ActionShowCard is encoded in the same pass as the card around it.
 type wireCard struct {
-	Type    string       `json:"type"`
-	Schema  string       `json:"$schema"`
-	Version string       `json:"version"`
-	Body    []Element    `json:"body"`
-	Actions []Action     `json:"actions,omitempty"`
-	Refresh *wireRefresh `json:"refresh,omitempty"`
-	MSTeams *MSTeams     `json:"msteams,omitempty"`
+	Type    string    `json:"type"`
+	Schema  string    `json:"$schema"`
+	Version string    `json:"version"`
+	Body    []Element `json:"body"`
+	Actions []Action  `json:"actions,omitempty"`
+	// FallbackText is Card.FallbackText.
+	FallbackText string       `json:"fallbackText,omitempty"`
+	Refresh      *wireRefresh `json:"refresh,omitempty"`
+	MSTeams      *MSTeams     `json:"msteams,omitempty"`
 }
 
 // wireRefresh is a Refresh as written, without its MarshalJSON.
@@ -65,6 +69,7 @@ type wireRefresh struct {
 type wireShowCard struct {
 	Type  actionShowCardType `json:"type"`
 	Title string             `json:"title"`
+	Style string             `json:"style,omitempty"`
 	Card  *wireCard          `json:"card"`
 }
 
@@ -72,7 +77,7 @@ func (wireShowCard) isAction() {}
 
 func (c Card) wire() *wireCard {
 	w := &wireCard{Type: "AdaptiveCard", Schema: Schema, Version: Version,
-		Body: withArrays(c.Body), Actions: wireActions(c.Actions), MSTeams: c.MSTeams}
+		Body: withArrays(c.Body), Actions: wireActions(c.Actions), FallbackText: c.FallbackText, MSTeams: c.MSTeams}
 	if w.Body == nil {
 		w.Body = []Element{}
 	}
@@ -98,7 +103,7 @@ func wireActions(list []Action) []Action {
 		if out == nil {
 			out = slices.Clone(list)
 		}
-		out[i] = wireShowCard{Title: s.Title, Card: s.Card.wire()}
+		out[i] = wireShowCard{Title: s.Title, Style: s.Style, Card: s.Card.wire()}
 	}
 	if out == nil {
 		return list
@@ -185,6 +190,24 @@ func (f FactSet) withArrays() FactSet {
 type MSTeams struct {
 	// Width "Full" uses the whole message width instead of a narrow bubble.
 	Width string `json:"width,omitempty"`
+	// Entities are the @mentions whose `<at>…</at>` text appears in the
+	// card's text blocks.
+	Entities []Mention `json:"entities,omitempty"`
+}
+
+// Mention is one Teams @mention: Text ("<at>Name</at>") must appear as is
+// in a TextBlock, and Mentioned names the user (Teams user id or Entra
+// object id) it notifies.
+type Mention struct {
+	Type      string    `json:"type"` // always "mention"
+	Text      string    `json:"text"`
+	Mentioned Mentioned `json:"mentioned"`
+}
+
+// Mentioned is the person a Mention points at.
+type Mentioned struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
 }
 
 // Refresh is the card's refresh section (Universal Actions).
@@ -205,12 +228,12 @@ func (r Refresh) MarshalJSON() ([]byte, error) {
 	return json.Marshal(fields(r))
 }
 
-// Element is a card body element: TextBlock, FactSet, Container or
-// InputText.
+// Element is a card body element: TextBlock, FactSet, Container, ColumnSet,
+// Image, ActionSet or one of the inputs.
 type Element interface{ isElement() }
 
 // Action is a card action: ActionExecute, ActionSubmit, ActionShowCard or
-// ActionOpenURL.
+// ActionOpenURL. Style is "positive", "destructive" or empty (default).
 type Action interface{ isAction() }
 
 // TextBlock shows text. Its Text is Adaptive Card markdown: builders in this
@@ -226,6 +249,9 @@ type TextBlock struct {
 	IsSubtle  bool          `json:"isSubtle,omitempty"`
 	Spacing   string        `json:"spacing,omitempty"`
 	Separator bool          `json:"separator,omitempty"`
+	// HorizontalAlignment is left (default), center or right.
+	HorizontalAlignment string `json:"horizontalAlignment,omitempty"`
+	MaxLines            int    `json:"maxLines,omitempty"`
 }
 
 // FactSet shows title/value pairs as a two-column table. Inside a Card, nil
@@ -253,6 +279,10 @@ type Container struct {
 	Style     string        `json:"style,omitempty"`
 	Spacing   string        `json:"spacing,omitempty"`
 	Separator bool          `json:"separator,omitempty"`
+	// Bleed lets a styled container reach the card's edges.
+	Bleed bool `json:"bleed,omitempty"`
+	// VerticalContentAlignment is top (default), center or bottom.
+	VerticalContentAlignment string `json:"verticalContentAlignment,omitempty"`
 }
 
 // InputText is a text field; its value is merged into the data of the action
@@ -265,6 +295,13 @@ type InputText struct {
 	Placeholder string        `json:"placeholder,omitempty"`
 	MaxLength   int           `json:"maxLength,omitempty"`
 	IsMultiline bool          `json:"isMultiline,omitempty"`
+	Value       string        `json:"value,omitempty"`
+	IsRequired  bool          `json:"isRequired,omitempty"`
+	// Regex is checked by the client before the action is sent; the
+	// ErrorMessage shows when it (or IsRequired) fails.
+	Regex        string `json:"regex,omitempty"`
+	ErrorMessage string `json:"errorMessage,omitempty"`
+	Spacing      string `json:"spacing,omitempty"`
 }
 
 // ActionExecute is a Universal Action: Teams sends an `adaptiveCard/action`
@@ -274,6 +311,7 @@ type ActionExecute struct {
 	Type  actionExecuteType `json:"type"`
 	Title string            `json:"title,omitempty"`
 	Verb  string            `json:"verb"`
+	Style string            `json:"style,omitempty"`
 	Data  ActionData        `json:"data"`
 	// Fallback is used by clients without Universal Actions.
 	Fallback Action `json:"fallback,omitempty"`
@@ -285,6 +323,7 @@ type ActionSubmit struct {
 	// Type always writes "Action.Submit"; there is nothing to set.
 	Type  actionSubmitType `json:"type"`
 	Title string           `json:"title,omitempty"`
+	Style string           `json:"style,omitempty"`
 	Data  ActionData       `json:"data"`
 }
 
@@ -293,6 +332,7 @@ type ActionShowCard struct {
 	// Type always writes "Action.ShowCard"; there is nothing to set.
 	Type  actionShowCardType `json:"type"`
 	Title string             `json:"title"`
+	Style string             `json:"style,omitempty"`
 	Card  *Card              `json:"card"`
 }
 

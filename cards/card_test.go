@@ -32,9 +32,9 @@ func TestZeroValuesMarshal(t *testing.T) {
 		{"zero actions and refresh", &cards.Card{Body: []cards.Element{}, Actions: []cards.Action{
 			cards.ActionExecute{Fallback: cards.ActionSubmit{}}, cards.ActionShowCard{}, cards.ActionShowCard{Card: &cards.Card{}}, cards.ActionOpenURL{},
 		}, Refresh: &cards.Refresh{}, MSTeams: &cards.MSTeams{}},
-			head + `"body":[],"actions":[{"type":"Action.Execute","verb":"","data":{"verb":"","gateId":""},"fallback":{"type":"Action.Submit","data":{"verb":"","gateId":""}}},` +
+			head + `"body":[],"actions":[{"type":"Action.Execute","verb":"","data":{"verb":""},"fallback":{"type":"Action.Submit","data":{"verb":""}}},` +
 				`{"type":"Action.ShowCard","title":"","card":null},{"type":"Action.ShowCard","title":"","card":` + head + `"body":[]}},{"type":"Action.OpenUrl","title":"","url":""}],` +
-				`"refresh":{"action":{"type":"Action.Execute","verb":"","data":{"verb":"","gateId":""}},"userIds":[]},"msteams":{}}`},
+				`"refresh":{"action":{"type":"Action.Execute","verb":"","data":{"verb":""}},"userIds":[]},"msteams":{}}`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,7 +1,6 @@
 package cards
 
 import (
-	"fmt"
 	"net/url"
 	"slices"
 	"strings"
@@ -10,37 +9,91 @@ import (
 	"github.com/gatebot/gatebot/approvals"
 )
 
+// Role says which rendering of a gate card a viewer gets.
+type Role int
+
+const (
+	// RoleShared is the message everyone in the conversation sees: the
+	// decision buttons show (the bot checks eligibility on click) and the
+	// card says whose approval is awaited.
+	RoleShared Role = iota
+	// RoleApprover is the view refreshed for one eligible approver.
+	RoleApprover
+	// RoleObserver is the read-only view: no decision buttons.
+	RoleObserver
+)
+
+// Tone colours a notice: neutral, a confirmation, or a refusal/failure.
+type Tone int
+
+// Notice tones: neutral grey, green, and red only for refusals.
+const (
+	ToneInfo Tone = iota
+	ToneSuccess
+	ToneRefusal
+)
+
+func (t Tone) style() string {
+	switch t {
+	case ToneSuccess:
+		return "good"
+	case ToneRefusal:
+		return "attention"
+	}
+	return "emphasis"
+}
+
 // GateView is what a gate card shows besides the gate itself: details from
-// the pipeline's definition, the clock, and what the viewer may do.
+// the pipeline's definition, the clock, and who is looking.
 type GateView struct {
 	// Description is the pipeline's description from config.
 	Description string
 	// InputOrder lists input names in display order; inputs not in it
 	// follow in name order.
 	InputOrder []string
-	// Now is the time the card is built at (elapsed times); zero means
-	// time.Now().
+	// InputDescriptions are the declared inputs' descriptions, by name,
+	// shown under each value.
+	InputDescriptions map[string]string
+	// Now is the time the card is built at (elapsed and relative times);
+	// zero means time.Now().
 	Now time.Time
-	// Location is the time zone for times on the card; nil means UTC.
+	// Location is the time zone of the card's fallback text; the card
+	// itself shows times in each viewer's own zone. Nil means UTC.
 	Location *time.Location
 	// CanCancel shows a Cancel button on a running (or failed-to-start) gate.
 	CanCancel bool
 	// CanRetry shows a Retry button on a gate whose trigger failed.
 	CanRetry bool
-	// Notice is a short line shown above the title, meant for the card
-	// answered to one clicker ("You already approved this gate.").
+	// Notice is a short line shown above the header, meant for the card
+	// answered to one clicker ("Your approval is recorded (1 of 2)").
 	Notice string
+	// NoticeTone colours the notice; refusals and failures are ToneRefusal.
+	NoticeTone Tone
 	// RunStarted is when the current run was started; zero means the time
 	// of the last approval.
 	RunStarted time.Time
+	// Names are resolved display names keyed by UPN, Entra object id (with
+	// or without "aad:") or Teams user id; a person not in it shows under
+	// the name the channel gave.
+	Names map[string]string
+	// Eligible are the resolved people the policy lets approve: they are
+	// @mentioned (when they have a Teams or Entra id) and, up to 60 who
+	// have not voted, listed in refresh.userIds.
+	Eligible []approvals.Person
+	// Role picks the rendering: shared, one approver's, or read-only.
+	Role Role
+	// Confirm (the pipeline's approval.confirm) makes Approve ask first:
+	// its button sends VerbConfirmApprove, answered with ConfirmApprove.
+	Confirm bool
+	// Target names where the run goes ("prod"), for the confirm question.
+	Target string
 }
 
 // Gate builds the card for g in its current state. Pending gates get
-// Approve and Reject buttons; running gates a Cancel button (if
-// v.CanCancel) and a link to the run; gates whose trigger failed a Retry
-// button (if v.CanRetry). Final gates get no button that reaches the bot,
-// only the "Open run" link when the provider gave one. A nil gate gives a
-// "not found" notice.
+// Approve and Reject buttons (not in RoleObserver); running gates a Cancel
+// button (if v.CanCancel); gates whose trigger failed Retry and Cancel (if
+// allowed). Every gate with a run URL gets a View run link. Final gates
+// get no button that reaches the bot. A nil gate gives a "not found" notice.
 func Gate(g *approvals.Gate, v GateView) *Card {
 	if g == nil {
 		return Notice("This approval no longer exists")
@@ -48,93 +101,161 @@ func Gate(g *approvals.Gate, v GateView) *Card {
 	if v.Now.IsZero() {
 		v.Now = time.Now()
 	}
-	b := gateCard{g: g, v: v}
+	b := &gateCard{g: g, v: v, pp: &people{names: v.Names, eligible: v.Eligible}}
 	return b.build()
 }
 
+// Status is the card the `status <gate>` command answers with: the gate
+// card as everyone sees it.
+func Status(g *approvals.Gate, v GateView) *Card { return Gate(g, v) }
+
 type gateCard struct {
-	g *approvals.Gate
-	v GateView
+	g  *approvals.Gate
+	v  GateView
+	pp *people
 }
 
-func (b gateCard) build() *Card {
+func (b *gateCard) build() *Card {
 	g, v := b.g, b.v
 	c := &Card{MSTeams: &MSTeams{Width: "Full"}}
 	if v.Notice != "" {
-		c.Body = append(c.Body, TextBlock{Text: inline(v.Notice, budgetLine), Wrap: true,
-			Size: "small", Weight: "bolder", Color: "attention"})
+		n := noticeBox(v.Notice, v.NoticeTone)
+		n.Bleed = true // flush with the header band below it
+		c.Body = append(c.Body, n)
 	}
-	title, color := b.title()
-	c.Body = append(c.Body, TextBlock{Text: title, Wrap: true, Size: "large", Weight: "bolder", Color: color})
+	c.Body = append(c.Body, b.header())
 	if v.Description != "" {
-		c.Body = append(c.Body, TextBlock{Text: inline(v.Description, budgetDesc), Wrap: true,
-			IsSubtle: true, Spacing: "none"})
+		c.Body = append(c.Body, TextBlock{Text: inline(v.Description, budgetDesc), Wrap: true, IsSubtle: true})
 	}
-	c.Body = append(c.Body, TextBlock{Text: b.requestedBy(), Wrap: true})
+	c.Body = append(c.Body, b.inputs()...)
+	c.Body = append(c.Body, TextBlock{Text: b.requestedBy(), Wrap: true, Spacing: "medium"})
 	if strings.TrimSpace(g.Message) != "" {
-		c.Body = append(c.Body, Container{Style: "emphasis", Items: []Element{
+		c.Body = append(c.Body, Container{Style: "emphasis", Spacing: "small", Items: []Element{
 			TextBlock{Text: block(g.Message, budgetMessage), Wrap: true},
 		}})
 	}
-	if facts := b.inputs(); len(facts) > 0 {
-		c.Body = append(c.Body, FactSet{Facts: facts})
-	}
-	c.Body = append(c.Body, Container{Separator: true, Items: b.status()})
+	c.Body = append(c.Body, Container{Separator: true, Spacing: "medium", Items: b.status()})
+	c.Body = append(c.Body, footer(g.ID))
 	c.Actions = b.actions()
 	if !g.State.Final() {
-		c.Refresh = &Refresh{Action: ActionExecute{Verb: VerbRefresh,
-			Data: ActionData{Verb: VerbRefresh, GateID: g.ID}}}
+		c.Refresh = &Refresh{Action: ActionExecute{Title: "Refresh", Verb: VerbRefresh,
+			Data: ActionData{Verb: VerbRefresh, GateID: g.ID}}, UserIDs: refreshUsers(g, v.Eligible)}
+	}
+	if len(b.pp.mentions) > 0 {
+		c.MSTeams.Entities = b.pp.mentions
+	}
+	c.FallbackText = Summary(g)
+	if g.State == approvals.StatePending && !g.Deadline.IsZero() {
+		c.FallbackText += " (expires " + formatTime(g.Deadline, v.Location) + ")"
 	}
 	return c
 }
 
-func (b gateCard) title() (text, color string) {
-	p := inline(b.g.Pipeline, budgetName)
-	switch b.g.State {
-	case approvals.StatePending:
-		return "Approval needed: " + p, ""
-	case approvals.StateApproved, approvals.StateTriggering:
-		return "Approved: " + p, "good"
-	case approvals.StateRunning:
-		return "Running: " + p, "accent"
-	case approvals.StateSucceeded:
-		return "Succeeded: " + p, "good"
-	case approvals.StateFailed:
-		return "Failed: " + p, "attention"
-	case approvals.StateCancelled:
-		return "Cancelled: " + p, "warning"
-	case approvals.StateTriggerFailed:
-		return "Could not start: " + p, "attention"
-	case approvals.StateRejected:
-		return "Rejected: " + p, "attention"
-	case approvals.StateExpired:
-		return "Expired: " + p, "warning"
-	}
-	return p, ""
+// noticeBox is a one-line notice in a container coloured by its tone, its
+// text in the default colour so it stays readable.
+func noticeBox(text string, tone Tone) Container {
+	return Container{Style: tone.style(), Items: []Element{
+		TextBlock{Text: inline(text, budgetLine), Wrap: true, Weight: "bolder"},
+	}}
 }
 
-func (b gateCard) requestedBy() string {
-	s := "Requested by **" + inline(b.g.Requester.Display(), budgetName) + "**"
-	if tok, ok := strings.CutPrefix(b.g.Origin, "api:"); ok {
+// header is the coloured band with the state badge, the title (pipeline
+// and its headline input) and the state word with the one live detail.
+func (b *gateCard) header() Container {
+	g := b.g
+	state := displayState(g)
+	l := lookOf(state)
+	title := inline(g.Pipeline, budgetName)
+	if h := headline(g, b.v.InputOrder); h != "" {
+		title += " " + inline(h, budgetName)
+	}
+	sub := "**" + l.label + "**"
+	if d := b.headerDetail(state); d != "" {
+		sub += " · " + d
+	}
+	// Spacing none: a notice band above it joins it without a white gap.
+	return Container{Style: l.style, Bleed: true, Spacing: "none", Items: []Element{
+		ColumnSet{Columns: []Column{
+			{Width: "auto", VerticalContentAlignment: "center", Items: []Element{badgeImage(state, "28px")}},
+			{Width: "stretch", VerticalContentAlignment: "center", Items: []Element{
+				TextBlock{Text: title, Wrap: true, Size: "large", Weight: "bolder"},
+				TextBlock{Text: sub, Wrap: true, Spacing: "none"},
+			}},
+		}},
+	}}
+}
+
+// headerDetail is the one fact worth reading next to the state word.
+func (b *gateCard) headerDetail(state string) string {
+	g, v := b.g, b.v
+	switch state {
+	case "pending":
+		need := max(g.Policy.Required, 1)
+		s := itoa(len(g.Approvals())) + " of " + itoa(need) + " approved"
+		if !g.Deadline.IsZero() {
+			if d := g.Deadline.Sub(v.Now); d > 0 {
+				s += " · expires in " + relative(d)
+			} else {
+				s += " · expiring now"
+			}
+		}
+		return s
+	case "triggering":
+		if g.Attempts > 1 {
+			return "attempt " + itoa(g.Attempts)
+		}
+	case "running", "queued", "succeeded", "failed":
+		// The run line below carries the card's one duration.
+		if g.Run != nil && g.Run.ID != "" {
+			return "run " + inline(g.Run.ID, budgetName)
+		}
+	}
+	return ""
+}
+
+// footer is the small line with the short gate id people type in
+// commands (`status g_abcd1234`).
+func footer(id string) TextBlock {
+	return TextBlock{Text: "Gate " + inline(ShortID(id), budgetName), Size: "small", IsSubtle: true, Spacing: "medium"}
+}
+
+// ShortID is the id shown on cards and accepted by commands: "g_" and the
+// first 8 characters after it, or the first 10 characters of other ids.
+func ShortID(id string) string {
+	if rest, ok := strings.CutPrefix(id, "g_"); ok {
+		return "g_" + firstRunes(rest, 8)
+	}
+	return firstRunes(id, 10)
+}
+
+func firstRunes(s string, n int) string {
+	r := []rune(s)
+	if len(r) > n {
+		r = r[:n]
+	}
+	return string(r)
+}
+
+func (b *gateCard) requestedBy() string {
+	g := b.g
+	s := "Requested by " + b.pp.mention(g.Requester)
+	if tok, ok := strings.CutPrefix(g.Origin, "api:"); ok {
 		s += " via the API"
 		if tok != "" {
 			s += " (" + inline(tok, budgetName) + ")"
 		}
 	}
-	return s + " at " + formatTime(b.g.CreatedAt, b.v.Location)
+	return s + " · " + when(g.CreatedAt)
 }
 
-// inputs lists the gate's inputs in InputOrder, then the rest by name.
-func (b gateCard) inputs() []Fact {
-	in := b.g.Inputs
-	if len(in) == 0 {
-		return nil
-	}
-	order := make([]string, 0, len(in))
+// orderedInputs lists the gate's input names in InputOrder, then the rest by
+// name.
+func orderedInputs(in map[string]any, order []string) []string {
+	out := make([]string, 0, len(in))
 	seen := make(map[string]bool, len(in))
-	for _, n := range b.v.InputOrder {
+	for _, n := range order {
 		if _, ok := in[n]; ok && !seen[n] {
-			order = append(order, n)
+			out = append(out, n)
 			seen[n] = true
 		}
 	}
@@ -145,194 +266,37 @@ func (b gateCard) inputs() []Fact {
 		}
 	}
 	slices.Sort(rest)
-	order = append(order, rest...)
-	// Facts are added while they fit the inputs budget, so many small
-	// inputs all show and a few huge ones cannot crowd out the card.
-	var facts []Fact
-	used := 0
-	for i, n := range order {
-		f := Fact{Title: inline(n, budgetName), Value: inline(formatValue(in[n]), budgetValue)}
-		cost := jsonLen(f.Title) + jsonLen(f.Value) + factOverhead
-		if used+cost > budgetInputs-moreOverhead {
-			facts = append(facts, Fact{Title: Ellipsis, Value: fmt.Sprintf("%d more %s not shown", len(order)-i, plural(len(order)-i, "input", "inputs"))})
-			break
-		}
-		used += cost
-		facts = append(facts, f)
-	}
-	return facts
+	return append(out, rest...)
 }
 
-// factOverhead is the JSON around a fact's two strings; moreOverhead leaves
-// room for the "N more inputs" line.
-const (
-	factOverhead = len(`{"title":"","value":""},`)
-	moreOverhead = 64
-)
-
-func (b gateCard) status() []Element {
-	g, v := b.g, b.v
-	var items []Element
-	add := func(text, color string, subtle bool) {
-		items = append(items, TextBlock{Text: text, Wrap: true, Color: color, IsSubtle: subtle})
+// headline is the input that identifies a request at a glance: "version"
+// when there is one, else the first input with a short text value.
+func headline(g *approvals.Gate, order []string) string {
+	if v, ok := g.Inputs["version"]; ok {
+		return formatValue(v)
 	}
-	approvers := g.Approvers()
-	approvedBy := "Approved"
-	if len(approvers) > 0 {
-		approvedBy += " by " + names(approvers)
-	}
-	switch g.State {
-	case approvals.StatePending:
-		need := max(g.Policy.Required, 1)
-		if len(approvers) == 0 {
-			add(fmt.Sprintf("**Waiting for %d %s**", need, plural(need, "approval", "approvals")), "", false)
-		} else {
-			add(fmt.Sprintf("**%d of %d approvals** · approved by %s", len(approvers), need, names(approvers)), "", false)
-		}
-		add(b.whoMayApprove(), "", true)
-		if !g.Deadline.IsZero() {
-			add("Expires "+formatTime(g.Deadline, v.Location), "", true)
-		}
-	case approvals.StateApproved, approvals.StateTriggering:
-		add(approvedBy, "good", false)
-		start := "Starting the pipeline…"
-		if g.Attempts > 1 {
-			start = fmt.Sprintf("Starting the pipeline… (attempt %d)", g.Attempts)
-		}
-		add(start, "", true)
-	case approvals.StateRunning, approvals.StateSucceeded, approvals.StateFailed:
-		if len(approvers) > 0 {
-			add(approvedBy, "", true)
-		}
-		items = append(items, b.run()...)
-	case approvals.StateCancelled:
-		if len(approvers) > 0 {
-			add(approvedBy, "", true)
-		}
-		items = append(items, b.run()...)
-		add(b.decided("Cancelled"), "warning", false)
-	case approvals.StateTriggerFailed:
-		add(approvedBy, "", true)
-		msg := "Could not start the pipeline"
-		if g.Error != "" {
-			msg += ": " + inline(g.Error, budgetLine)
-		}
-		add(msg, "attention", false)
-		if g.Attempts > 0 {
-			add(fmt.Sprintf("%d %s so far", g.Attempts, plural(g.Attempts, "attempt", "attempts")), "", true)
-		}
-	case approvals.StateRejected:
-		add(b.decided("Rejected"), "attention", false)
-		if len(approvers) > 0 {
-			add(approvedBy+" before the rejection", "", true)
-		}
-	case approvals.StateExpired:
-		add("Expired — no decision before "+formatTime(g.Deadline, v.Location), "warning", false)
-		if len(approvers) > 0 {
-			need := max(g.Policy.Required, 1)
-			add(fmt.Sprintf("%d of %d approvals: %s", len(approvers), need, names(approvers)), "", true)
+	for _, n := range orderedInputs(g.Inputs, order) {
+		if s, ok := g.Inputs[n].(string); ok && s != "" && len(s) <= 40 {
+			return s
 		}
 	}
-	return items
+	return ""
 }
 
-// decided renders "Rejected by X: reason" for the person in DecidedBy.
-func (b gateCard) decided(verb string) string {
-	s := verb
-	if b.g.DecidedBy != nil {
-		s += " by **" + inline(b.g.DecidedBy.Display(), budgetName) + "**"
-	}
-	if r := strings.TrimSpace(b.g.Reason); r != "" {
-		s += ": " + inline(r, budgetLine)
-	}
-	return s
-}
-
-func (b gateCard) whoMayApprove() string {
-	pol := b.g.Policy
-	s := "Anyone in this conversation can approve"
-	if len(pol.Approvers) > 0 {
-		s = "Can approve: " + names(pol.Approvers)
-	}
-	if !pol.AllowSelfApproval {
-		s += " (not the requester)"
-	}
-	return s
-}
-
-// run renders the run status line, its provider detail and, for the failed
-// state, the trigger error.
-func (b gateCard) run() []Element {
-	g := b.g
-	if g.Run == nil && g.State == approvals.StateCancelled {
-		return nil // cancelled before any run started
-	}
-	status := string(g.State)
-	id := ""
-	var detail string
-	if g.Run != nil {
-		if g.Run.Status != "" {
-			status = string(g.Run.Status)
-		}
-		if g.Run.ID != "" {
-			id = " **" + inline(g.Run.ID, budgetName) + "**"
-		}
-		detail = g.Run.Detail
-	}
-	var line string
-	elapsed, ok := b.elapsed()
-	switch status {
-	case "queued", "running":
-		line = "Run" + id + " is " + status
-		if ok {
-			line += " · " + elapsed
-		}
-	case "succeeded", "failed", "cancelled":
-		line = "Run" + id + " " + map[string]string{"succeeded": "succeeded in", "failed": "failed after", "cancelled": "was cancelled after"}[status]
-		if ok {
-			line += " " + elapsed
-		} else {
-			line = strings.TrimSuffix(strings.TrimSuffix(line, " in"), " after")
-		}
-	default:
-		line = "Run" + id + ": " + inline(status, budgetName)
-	}
-	color := map[string]string{"succeeded": "good", "failed": "attention"}[status]
-	items := []Element{TextBlock{Text: line, Wrap: true, Weight: "bolder", Color: color}}
-	if detail != "" {
-		items = append(items, TextBlock{Text: inline(detail, budgetLine), Wrap: true, IsSubtle: true, Spacing: "none"})
-	}
-	if g.State == approvals.StateFailed && g.Error != "" {
-		items = append(items, TextBlock{Text: inline(g.Error, budgetLine), Wrap: true, Color: "attention"})
-	}
-	return items
-}
-
-// elapsed is the run's duration so far (running) or in total (final).
-func (b gateCard) elapsed() (string, bool) {
-	g, v := b.g, b.v
-	start := v.RunStarted
-	if start.IsZero() {
-		if a := g.Approvals(); len(a) > 0 {
-			start = a[len(a)-1].At
-		}
-	}
-	if start.IsZero() {
-		return "", false
-	}
-	end := v.Now
-	if g.State.Final() && g.UpdatedAt.After(start) {
-		end = g.UpdatedAt
-	}
-	return formatDuration(end.Sub(start)), true
-}
-
-func (b gateCard) actions() []Action {
+func (b *gateCard) actions() []Action {
 	g, v := b.g, b.v
 	var out []Action
 	switch g.State {
 	case approvals.StatePending:
-		out = append(out, execute("Approve", VerbApprove, g.ID), rejectAction(g.ID))
+		if v.Role != RoleObserver {
+			verb := VerbApprove
+			if v.Confirm {
+				verb = VerbConfirmApprove
+			}
+			approve := execute("Approve", verb, g.ID)
+			approve.Style, approve.Fallback = "positive", ActionSubmit{Title: "Approve", Style: "positive", Data: approve.Data}
+			out = append(out, approve, rejectAction(g.ID))
+		}
 	case approvals.StateTriggerFailed:
 		if v.CanRetry {
 			out = append(out, execute("Retry", VerbRetry, g.ID))
@@ -346,22 +310,25 @@ func (b gateCard) actions() []Action {
 		}
 	}
 	if g.Run != nil && safeURL(g.Run.URL) {
-		out = append(out, ActionOpenURL{Title: "Open run", URL: g.Run.URL})
+		out = append(out, ActionOpenURL{Title: "View run", URL: g.Run.URL})
 	}
 	return out
 }
 
 // rejectAction reveals a reason field and the confirming reject button.
 func rejectAction(gateID string) ActionShowCard {
-	return ActionShowCard{Title: "Reject", Card: &Card{
+	reject := execute("Reject", VerbReject, gateID)
+	reject.Style = "destructive"
+	reject.Fallback = ActionSubmit{Title: "Reject", Style: "destructive", Data: reject.Data}
+	return ActionShowCard{Title: "Reject", Style: "destructive", Card: &Card{
 		Body: []Element{InputText{
 			ID:          ReasonInputID,
-			Label:       "Reason",
-			Placeholder: "Reason (optional)",
+			Label:       "Reason (optional)",
+			Placeholder: "Why not? Everyone in the conversation sees it",
 			MaxLength:   MaxReasonRunes,
 			IsMultiline: true,
 		}},
-		Actions: []Action{execute("Reject", VerbReject, gateID)},
+		Actions: []Action{reject},
 	}}
 }
 

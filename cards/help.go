@@ -21,6 +21,25 @@ const (
 func Notice(title string, lines ...string) *Card {
 	c := &Card{MSTeams: &MSTeams{Width: "Full"}}
 	c.Body = append(c.Body, TextBlock{Text: inline(title, budgetLine), Wrap: true, Size: "medium", Weight: "bolder"})
+	c.Body = append(c.Body, noticeLines(lines)...)
+	return c
+}
+
+// Message is a Notice whose title sits in a band coloured by tone: grey
+// (emphasis) for information, good for confirmations ("Your approval is recorded (1
+// of 2)"), attention only for refusals and failures. Text keeps the
+// default colour.
+func Message(tone Tone, title string, lines ...string) *Card {
+	c := &Card{MSTeams: &MSTeams{Width: "Full"}}
+	box := noticeBox(title, tone)
+	box.Bleed = true
+	c.Body = append(c.Body, box)
+	c.Body = append(c.Body, noticeLines(lines)...)
+	return c
+}
+
+func noticeLines(lines []string) []Element {
+	var body []Element
 	used := 0
 	for i, l := range lines {
 		text := block(l, budgetLine)
@@ -28,12 +47,12 @@ func Notice(title string, lines ...string) *Card {
 			continue
 		}
 		if used += jsonLen(text) + textOverhead; used > budgetNotice {
-			c.Body = append(c.Body, TextBlock{Text: fmt.Sprintf("… and %d more", len(lines)-i), Wrap: true, IsSubtle: true})
+			body = append(body, TextBlock{Text: fmt.Sprintf("… and %d more", len(lines)-i), Wrap: true, IsSubtle: true})
 			break
 		}
-		c.Body = append(c.Body, TextBlock{Text: text, Wrap: true})
+		body = append(body, TextBlock{Text: text, Wrap: true})
 	}
-	return c
+	return body
 }
 
 // PipelineInfo describes one pipeline for the help card.
@@ -42,12 +61,17 @@ type PipelineInfo struct {
 	Inputs            []InputInfo
 }
 
-// InputInfo describes one pipeline input for the help card. Type is
-// "string", "number" or "boolean"; Default is empty when there is none.
+// InputInfo describes one pipeline input for the help card, the pipeline
+// list and the run form. Type is "string", "number" or "boolean"; Default
+// is empty when there is none. Enum, Pattern, Min and Max are the
+// declared constraints (pipelines.Input), checked again by the bot.
 type InputInfo struct {
 	Name, Type, Description string
 	Required                bool
 	Default                 string
+	Enum                    []string
+	Pattern                 string
+	Min, Max                *float64
 }
 
 // Help builds the usage card: the /run syntax, then each pipeline with its
@@ -55,8 +79,10 @@ type InputInfo struct {
 func Help(pipelines []PipelineInfo) *Card {
 	c := &Card{MSTeams: &MSTeams{Width: "Full"}}
 	c.Body = append(c.Body,
-		TextBlock{Text: "gatebot", Wrap: true, Size: "large", Weight: "bolder"},
-		TextBlock{Text: "Ask for a pipeline run; it starts once enough people approve it.", Wrap: true, Spacing: "none"},
+		Container{Style: "emphasis", Bleed: true, Items: []Element{
+			TextBlock{Text: "gatebot", Wrap: true, Size: "large", Weight: "bolder"},
+			TextBlock{Text: "Ask for a pipeline run; it starts once enough people approve it.", Wrap: true, Spacing: "none"},
+		}},
 		FactSet{Facts: []Fact{
 			{Title: "Run", Value: "`/run <pipeline> key=value …`"},
 			{Title: "Quote spaces", Value: "`/run deploy msg=\"hello world\"`"},

@@ -3,6 +3,9 @@ package cards_test
 import (
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/gatebot/gatebot/approvals"
 
 	"github.com/gatebot/gatebot/cards"
 )
@@ -18,14 +21,28 @@ func helpPipelines() []cards.PipelineInfo {
 	}
 }
 
-func TestHelpGolden(t *testing.T) {
-	golden(t, "help", cards.Help(helpPipelines()))
-	golden(t, "help_empty", cards.Help(nil))
+func ptr(f float64) *float64 { return &f }
+
+func formPipelines() []cards.PipelineInfo {
+	return []cards.PipelineInfo{
+		{Name: "deploy-api", Description: "Deploy the API to production", Inputs: []cards.InputInfo{
+			{Name: "version", Type: "string", Required: true, Description: "Image tag to deploy", Pattern: `^[0-9]+\.[0-9]+\.[0-9]+$`},
+			{Name: "env", Type: "string", Enum: []string{"staging", "prod"}, Default: "staging", Description: "Where to deploy"},
+			{Name: "replicas", Type: "number", Default: "3", Min: ptr(1), Max: ptr(10)},
+			{Name: "dry_run", Type: "boolean", Default: "false", Description: "Plan only, change nothing"},
+			{Name: "note", Description: "Free text for the approvers"},
+		}},
+		{Name: "restart-cache", Description: "Restart the Redis cache"},
+	}
 }
 
-func TestNoticeGolden(t *testing.T) {
-	golden(t, "notice", cards.Notice("Unknown pipeline \"deploy-ap\"",
-		"Did you mean deploy-api?", "Known pipelines: deploy-api, demo"))
+func gateLines() []cards.GateLine {
+	return []cards.GateLine{
+		{ID: "g_01hx7k2m9q", Pipeline: "deploy-api", Headline: "1.4.2", State: approvals.StatePending, Requester: "Alice Example", Age: 12 * time.Minute, CanApprove: true},
+		{ID: "g_01hx7a0b1c", Pipeline: "deploy-web", Headline: "2026.12.1", State: approvals.StatePending, Requester: "Bob Builder", Age: 3 * time.Hour},
+		{ID: "g_01hx6zz0aa", Pipeline: "migrate-db", State: approvals.StateRunning, RunStatus: "queued", Requester: "Carol", Age: 40 * time.Second},
+		{ID: "g_01hx6yy9bb", Pipeline: "deploy-api", Headline: "1.4.1", State: approvals.StateTriggerFailed, Requester: "Alice Example", Age: 26 * time.Hour},
+	}
 }
 
 func TestHelpTexts(t *testing.T) {

@@ -228,16 +228,3 @@ func formatDuration(d time.Duration) string {
 	}
 	return fmt.Sprintf("%dh %02dm", int(d.Hours()), int(d.Minutes())%60)
 }
-
-// names joins up to maxNames escaped names, then says how many more.
-func names(list []string) string {
-	out := make([]string, 0, min(len(list), maxNames)+1)
-	for i, n := range list {
-		if i == maxNames {
-			out = append(out, fmt.Sprintf("%d more", len(list)-maxNames))
-			break
-		}
-		out = append(out, inline(n, budgetName))
-	}
-	return strings.Join(out, ", ")
-}

@@ -19,9 +19,40 @@ func allCards() map[string]*cards.Card {
 	for _, tc := range gateCases() {
 		m["gate_"+tc.name] = cards.Gate(tc.gate, tc.view)
 	}
-	m["notice"] = cards.Notice("Unknown pipeline", "x")
+	for _, tc := range extraGateCases() {
+		m["gate_"+tc.name] = cards.Gate(tc.gate, tc.view)
+	}
+	m["confirm_approve"] = cards.ConfirmApprove(gate(approvedBy(bob)), view(func(v *cards.GateView) { v.Confirm = true; v.Target = "prod" }))
+	m["notice"] = cards.Notice("Unknown pipeline \"deploy-ap\"", "Did you mean deploy-api?", "Known pipelines: deploy-api, demo")
+	m["message_info"] = cards.Message(cards.ToneInfo, "You already approved this gate.")
+	m["message_success"] = cards.Message(cards.ToneSuccess, "Your approval is recorded (1 of 2)", "Waiting for one more approval.")
+	m["message_refusal"] = cards.Message(cards.ToneRefusal, "You cannot approve your own request", "Ask Bob Builder or Carol to approve it.")
 	m["help"] = cards.Help(helpPipelines())
+	m["help_empty"] = cards.Help(nil)
+	m["pipelines"] = cards.PipelineList(formPipelines())
+	m["pipelines_empty"] = cards.PipelineList(nil)
+	m["form"] = cards.Form(formPipelines()[0], nil, nil)
+	m["form_errors"] = cards.Form(formPipelines()[0], map[string]string{"version": "1.4", "replicas": "30", "env": "prod"},
+		map[string]string{"version": "must match ^[0-9]+\\.[0-9]+\\.[0-9]+$", "replicas": "at most 10", "": "2 inputs are not valid"})
+	m["form_no_inputs"] = cards.Form(formPipelines()[1], nil, nil)
+	m["pending_list"] = cards.GateList("Waiting in this conversation", gateLines())
+	m["pending_list_empty"] = cards.GateList("Waiting in this conversation", nil)
 	return m
+}
+
+// maxCardBytes is Teams' limit on a message with a card.
+const maxCardBytes = 28 * 1024
+
+func TestCardsUnderTeamsLimit(t *testing.T) {
+	for name, c := range allCards() {
+		raw, err := json.Marshal(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(raw) > maxCardBytes {
+			t.Errorf("%s: %d bytes, over Teams' %d", name, len(raw), maxCardBytes)
+		}
+	}
 }
 
 // checkCard asserts the basics every card must meet and returns the types
@@ -58,8 +89,15 @@ func checkCard(t *testing.T, name string, c *cards.Card) (botActions []string) {
 				botActions = append(botActions, typ)
 				verb, _ := v["verb"].(string)
 				data, _ := v["data"].(map[string]any)
-				if verb == "" || data == nil || data["gateId"] == "" || data["gateId"] == nil || data["verb"] != verb {
-					t.Errorf("%s %s: Action.Execute needs verb and data{verb same, gateId}: %v", name, path, v)
+				key := "gateId"
+				if verb == cards.VerbForm || verb == cards.VerbRun {
+					key = "pipeline"
+				}
+				if verb == "" || data == nil || data[key] == "" || data[key] == nil || data["verb"] != verb {
+					t.Errorf("%s %s: Action.Execute needs verb and data{verb same, %s}: %v", name, path, key, v)
+				}
+				if st, ok := v["style"]; ok && st != "positive" && st != "destructive" {
+					t.Errorf("%s %s: action style %v", name, path, st)
 				}
 				if !inRefresh {
 					fb, _ := v["fallback"].(map[string]any)
@@ -76,14 +114,29 @@ func checkCard(t *testing.T, name string, c *cards.Card) (botActions []string) {
 				if !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://") {
 					t.Errorf("%s %s: OpenUrl with url %q", name, path, u)
 				}
-			case "Input.Text":
+			case "TextBlock":
+				if c, ok := v["color"]; ok && (c == "good" || c == "warning") {
+					t.Errorf("%s %s: low-contrast %v text", name, path, c)
+				}
+			case "Container", "ColumnSet":
+				switch st := v["style"]; st {
+				case nil, "default", "emphasis", "good", "attention", "warning", "accent":
+				default:
+					t.Errorf("%s %s: container style %v", name, path, st)
+				}
+			case "Image":
+				if u, _ := v["url"].(string); !strings.HasPrefix(u, "data:image/png;base64,") {
+					t.Errorf("%s %s: image is not a PNG data URI", name, path)
+				}
+			case "Input.Text", "Input.Number", "Input.Toggle", "Input.ChoiceSet":
 				id, _ := v["id"].(string)
 				if id == "" || inputs[id] {
 					t.Errorf("%s %s: input id %q missing or repeated", name, path, id)
 				}
 				inputs[id] = true
 			case "":
-				if !strings.HasSuffix(path, ".data") && !strings.HasSuffix(path, ".msteams") && !strings.Contains(path, ".facts[") && !strings.HasSuffix(path, ".refresh") {
+				if !strings.HasSuffix(path, ".data") && !strings.HasSuffix(path, ".msteams") && !strings.Contains(path, ".facts[") &&
+					!strings.HasSuffix(path, ".refresh") && !strings.Contains(path, ".choices[") && !strings.HasSuffix(path, ".mentioned") {
 					t.Errorf("%s %s: object without type", name, path)
 				}
 			}
@@ -177,7 +230,7 @@ func TestRejectReasonInput(t *testing.T) {
 			continue
 		}
 		in := a.Card.Body[0]
-		if in["type"] != "Input.Text" || in["id"] != "reason" || in["placeholder"] != "Reason (optional)" || in["maxLength"] != float64(500) || in["isRequired"] != nil {
+		if in["type"] != "Input.Text" || in["id"] != "reason" || in["label"] != "Reason (optional)" || in["maxLength"] != float64(500) || in["isRequired"] != nil {
 			t.Errorf("reason input = %v", in)
 		}
 		return
@@ -193,8 +246,13 @@ func TestRefreshOnlyWhileLive(t *testing.T) {
 		}
 		if c.Refresh != nil {
 			raw, _ := json.Marshal(c.Refresh)
-			if !strings.Contains(string(raw), `"userIds":[]`) || !strings.Contains(string(raw), `"verb":"refresh"`) {
+			if !strings.Contains(string(raw), `"verb":"refresh"`) || len(c.Refresh.UserIDs) > 60 {
 				t.Errorf("%s: refresh = %s", tc.name, raw)
+			}
+			for _, id := range c.Refresh.UserIDs {
+				if !strings.HasPrefix(id, "29:") {
+					t.Errorf("%s: refresh user id %q is not a Teams user id", tc.name, id)
+				}
 			}
 		}
 	}
@@ -204,7 +262,7 @@ func TestRefreshOnlyWhileLive(t *testing.T) {
 // checks the card stays far below Teams' limits (28 KB channel posts, 80 KB
 // bot messages).
 func TestCardSizeBound(t *testing.T) {
-	const limit = 20 * 1024
+	const limit = 24 * 1024 // leaves room under Teams' 28 KB for the activity around the card
 	nasty := []string{
 		strings.Repeat("*", 5_000),        // every char escaped: 3 bytes in JSON
 		strings.Repeat("😀", 5_000),        // 4-byte runes
@@ -239,6 +297,16 @@ func TestCardSizeBound(t *testing.T) {
 				v.Description = s
 				v.Notice = s
 				v.CanCancel, v.CanRetry = true, true
+				v.Eligible = nil
+				for i := range 2000 {
+					id := fmt.Sprintf("29:%0125d", i) // longer than real Teams user ids (about 80 bytes)
+					v.Eligible = append(v.Eligible, approvals.Person{ID: id, AADObjectID: id, UPN: s[:min(len(s), 400)], Name: s})
+				}
+				v.Names = map[string]string{s[:min(len(s), 400)]: s}
+				v.InputDescriptions = map[string]string{}
+				for n := range 300 {
+					v.InputDescriptions[fmt.Sprintf("%s%04d", s[:min(len(s), 300)], n)] = s
+				}
 			})
 			raw, err := json.Marshal(cards.Gate(gate(huge, state(st)), v))
 			if err != nil {
@@ -264,7 +332,24 @@ func TestCardSizeBound(t *testing.T) {
 		for i := range lines {
 			lines[i] = s
 		}
-		for name, c := range map[string]*cards.Card{"help": cards.Help(ps), "notice": cards.Notice(s, lines...)} {
+		var gl []cards.GateLine
+		vals, errs := map[string]string{}, map[string]string{"": s}
+		for i := range 500 {
+			gl = append(gl, cards.GateLine{ID: "g_" + s, Pipeline: s, Headline: s, State: approvals.StatePending, Requester: s, CanApprove: true})
+			vals[s+fmt.Sprint(i)], errs[s+fmt.Sprint(i)] = s, s
+		}
+		form := ps[0]
+		for i := range form.Inputs {
+			form.Inputs[i].Name = s + fmt.Sprint(i)
+			form.Inputs[i].Enum = lines
+			form.Inputs[i].Pattern = s
+		}
+		form.Inputs[1].Type, form.Inputs[2].Type = "number", "boolean"
+		for name, c := range map[string]*cards.Card{"help": cards.Help(ps), "notice": cards.Notice(s, lines...),
+			"message": cards.Message(cards.ToneRefusal, s, lines...), "pipelines": cards.PipelineList(ps), "form": cards.Form(form, vals, errs),
+			"gate list": cards.GateList(s, gl), "confirm": cards.ConfirmApprove(gate(func(g *approvals.Gate) {
+				g.Pipeline, g.Inputs = s, map[string]any{"version": s}
+			}), view(func(v *cards.GateView) { v.Target = s }))} {
 			raw, _ := json.Marshal(c)
 			if len(raw) > limit {
 				t.Errorf("nasty #%d, %s: card is %d bytes, want ≤ %d", ni, name, len(raw), limit)
@@ -355,7 +440,7 @@ func TestDurationsAndTimes(t *testing.T) {
 	for _, tc := range tests {
 		g := gate(state(approvals.StateRunning), run("running", "", ""), func(g *approvals.Gate) { g.Votes = nil })
 		v := view(func(v *cards.GateView) { v.RunStarted = t0; v.Now = t0.Add(tc.elapsed) })
-		want := "Run **42** is running · " + tc.want
+		want := "Run **42** is running · " + tc.want + " so far"
 		if got := texts(t, cards.Gate(g, v)); !contains(got, want) {
 			t.Errorf("elapsed %v: texts lack %q: %q", tc.elapsed, want, got)
 		}
