@@ -215,7 +215,7 @@ func (s *Server) postToChannel(ctx context.Context, g *approvals.Gate, ch Channe
 	if err != nil {
 		return nil, err
 	}
-	act := &bot.Activity{Type: bot.TypeMessage,
+	act := &bot.Activity{Type: bot.TypeMessage, Summary: cards.Summary(g),
 		Attachments: []bot.Attachment{{ContentType: cards.ContentType, Content: card}}}
 	chData := map[string]any{
 		"channel": map[string]string{"id": ch.ConversationID},

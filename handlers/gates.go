@@ -124,7 +124,7 @@ func (s *Server) postGate(ctx context.Context, act *bot.Activity, g *approvals.G
 	if err != nil {
 		return err
 	}
-	id, err := s.replyRaw(ctx, act, raw)
+	id, err := s.replyRaw(ctx, act, raw, cards.Summary(g))
 	if err != nil {
 		s.abandon(ctx, g, "could not post the approval card")
 		return err
@@ -202,7 +202,8 @@ func (s *Server) pipelineInfos() []cards.PipelineInfo {
 		info := cards.PipelineInfo{Name: n, Description: p.Def.Description}
 		for _, in := range p.Def.InputNames() {
 			d := p.Def.Inputs[in]
-			ii := cards.InputInfo{Name: in, Type: string(d.Type), Description: d.Description, Required: d.Required}
+			ii := cards.InputInfo{Name: in, Type: string(d.Type), Description: d.Description, Required: d.Required,
+				Enum: d.Enum, Pattern: d.Pattern}
 			if d.Default != nil {
 				ii.Default = fmt.Sprint(d.Default)
 			}
@@ -214,15 +215,48 @@ func (s *Server) pipelineInfos() []cards.PipelineInfo {
 }
 
 // gateCard renders g as everyone should see it, or, with a notice, as the
-// clicker should.
+// clicker should (a neutral notice; see gateCardTone).
 func (s *Server) gateCard(g *approvals.Gate, notice string) *cards.Card {
-	v := cards.GateView{Now: s.opt.Now(), Notice: notice, CanRetry: true}
+	return s.gateCardTone(g, notice, cards.ToneInfo)
+}
+
+// gateCardTone is gateCard with the notice's tone: refusals and failures
+// are cards.ToneRefusal, confirmations cards.ToneSuccess.
+func (s *Server) gateCardTone(g *approvals.Gate, notice string, tone cards.Tone) *cards.Card {
+	c := cards.Gate(g, s.cardView(g, notice, tone))
+	return c
+}
+
+// cardView is what a gate card shows besides the gate: the pipeline's
+// declared details and who the policy lets approve.
+func (s *Server) cardView(g *approvals.Gate, notice string, tone cards.Tone) cards.GateView {
+	v := cards.GateView{Now: s.opt.Now(), Notice: notice, NoticeTone: tone, CanRetry: true, Eligible: eligible(g.Policy)}
 	if p, ok := s.opt.Pipelines[g.Pipeline]; ok {
 		v.Description = p.Def.Description
 		v.InputOrder = p.Def.InputNames()
+		v.InputDescriptions = map[string]string{}
+		for n, in := range p.Def.Inputs {
+			if in.Description != "" {
+				v.InputDescriptions[n] = in.Description
+			}
+		}
 		_, v.CanCancel = p.Provider.(pipelines.Canceler)
 	}
-	return cards.Gate(g, v)
+	return v
+}
+
+// eligible are the people an allow-list names, as far as the entries say
+// who they are (a UPN or an Entra object id).
+func eligible(pol approvals.Policy) []approvals.Person {
+	out := make([]approvals.Person, 0, len(pol.Approvers))
+	for _, a := range pol.Approvers {
+		if id, ok := strings.CutPrefix(a, "aad:"); ok {
+			out = append(out, approvals.Person{AADObjectID: id})
+		} else {
+			out = append(out, approvals.Person{UPN: a})
+		}
+	}
+	return out
 }
 
 // notifyRequester tells the requester, in the gate's conversation, what

@@ -139,9 +139,9 @@ func (s *Server) storeDown(ctx context.Context, w http.ResponseWriter, act *bot.
 
 // replyRaw posts an already rendered card into the activity's
 // conversation.
-func (s *Server) replyRaw(ctx context.Context, act *bot.Activity, card json.RawMessage) (string, error) {
+func (s *Server) replyRaw(ctx context.Context, act *bot.Activity, card json.RawMessage, summary string) (string, error) {
 	out := &bot.Activity{Type: bot.TypeMessage, From: act.Recipient, Conversation: act.Conversation, Recipient: act.From, ReplyToID: act.ID,
-		Attachments: []bot.Attachment{{ContentType: cards.ContentType, Content: card}}}
+		Summary: summary, Attachments: []bot.Attachment{{ContentType: cards.ContentType, Content: card}}}
 	id, err := s.opt.Connector.SendToConversation(ctx, act.ServiceURL, act.Conversation.ID, out)
 	if err != nil {
 		loggerFrom(ctx).Error("could not send reply", "err", err)

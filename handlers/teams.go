@@ -55,7 +55,7 @@ func (s *Server) SyncCard(ctx context.Context, g *approvals.Gate, lastDigest str
 	}
 	act := &bot.Activity{
 		Type: bot.TypeMessage, ID: g.Post.ActivityID, From: ref.Bot, Conversation: ref.Conversation,
-		Attachments: []bot.Attachment{{ContentType: cards.ContentType, Content: raw}},
+		Summary: cards.Summary(g), Attachments: []bot.Attachment{{ContentType: cards.ContentType, Content: raw}},
 	}
 	err = s.opt.Connector.TryUpdateActivity(ctx, ref.ServiceURL, ref.Conversation.ID, g.Post.ActivityID, act)
 	var ae *bot.APIError
