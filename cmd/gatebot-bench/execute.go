@@ -181,7 +181,19 @@ func (b *bench) startTarget(ctx context.Context, tmp, cfgPath, tokenName string,
 	if logPath == "" {
 		logPath = filepath.Join(tmp, "gatebot.log")
 	}
-	proc, err := startGatebot(bin, cfgPath, logPath)
+	var extra []string
+	if opt.profileDir != "" {
+		addr, err := freeLoopbackAddr()
+		if err != nil {
+			return 0, nop, err
+		}
+		if err := os.MkdirAll(opt.profileDir, 0o755); err != nil {
+			return 0, nop, err
+		}
+		extra = []string{"--pprof", addr}
+		b.prof = &profiler{base: "http://" + addr, dir: opt.profileDir}
+	}
+	proc, err := startGatebot(bin, cfgPath, logPath, extra...)
 	if err != nil {
 		return 0, nop, err
 	}
@@ -206,9 +218,17 @@ func (b *bench) drive(ctx context.Context, pid int) (*report, error) {
 	}
 	start := time.Now()
 	dctx, cancel := context.WithTimeout(ctx, b.opt.duration)
+	if b.prof != nil {
+		b.prof.startCPU(ctx, b.opt.duration)
+	}
 	scenarios[b.opt.scenario](b, dctx)
 	cancel()
 	elapsed := time.Since(start)
+	if b.prof != nil {
+		if err := b.prof.finish(ctx); err != nil {
+			return nil, err
+		}
+	}
 	b.settle(ctx)
 
 	rep := b.buildReport(elapsed)

@@ -42,6 +42,7 @@ type options struct {
 	logLevel          string
 	gatebotLog        string
 	callsOut          string
+	profileDir        string
 	keepKeys          bool
 	json              bool
 	assertExact       bool
@@ -97,6 +98,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.logLevel, "log-level", "warn", "gatebot's log level (its log is kept in the temp dir and shown on failure)")
 	fs.StringVar(&o.gatebotLog, "gatebot-log", "", "write the started gatebot's log to this file (default: a temp file, shown on failure)")
 	fs.StringVar(&o.callsOut, "calls-out", "", "write every recorded Connector call (conversation, op, time, status, body hash, identical, gate) to this file as JSON lines")
+	fs.StringVar(&o.profileDir, "profile-dir", "", "start gatebot with --pprof on loopback and write cpu.pprof (the driving phase), allocs.pprof and heap.pprof here; profiling adds CPU, so compare CPU figures of unprofiled runs only")
 	fs.BoolVar(&o.keepKeys, "keep-keys", false, "keep gatebot's Redis keys after the run")
 	fs.BoolVar(&o.json, "json", false, "print the report as JSON")
 	fs.BoolVar(&o.assertExact, "assert-exact", false, "exit 1 unless every approved gate ran exactly once (0 missing, 0 duplicate, 0 unexpected runs)")
@@ -158,6 +160,9 @@ func (o options) validate() error {
 		}
 		if o.gatebot != "" {
 			errs = append(errs, "--target and --gatebot exclude each other")
+		}
+		if o.profileDir != "" {
+			errs = append(errs, "--profile-dir needs a gatebot the bench starts (not --target)")
 		}
 		if o.scenario == "api" && o.token == "" {
 			errs = append(errs, "--scenario api with --target needs --token")

@@ -87,13 +87,14 @@ type report struct {
 }
 
 type echoReport struct {
-	Sent       int     `json:"sent"`
-	Acked      int     `json:"acked"`
-	Replied    int     `json:"replied"`
-	Failed     int     `json:"failed"`
-	Throughput float64 `json:"replies_per_s"`
-	Ack        summary `json:"ack"`
-	Reply      summary `json:"reply"`
+	Sent       int            `json:"sent"`
+	Acked      int            `json:"acked"`
+	Replied    int            `json:"replied"`
+	Failed     int            `json:"failed"`
+	Reasons    map[string]int `json:"failure_reasons,omitempty"`
+	Throughput float64        `json:"replies_per_s"`
+	Ack        summary        `json:"ack"`
+	Reply      summary        `json:"reply"`
 }
 
 // latencies collects the per-gate timings before they are summarised.
@@ -137,7 +138,7 @@ func (b *bench) buildReport(elapsed time.Duration) *report {
 	}
 	if b.opt.scenario == "echo" {
 		e := b.echo
-		r.Echo = &echoReport{Sent: e.Sent, Acked: e.Acked, Replied: e.Replied, Failed: e.Failed, Ack: summarize(e.Ack), Reply: summarize(e.Reply)}
+		r.Echo = &echoReport{Sent: e.Sent, Acked: e.Acked, Replied: e.Replied, Failed: e.Failed, Reasons: e.Reasons, Ack: summarize(e.Ack), Reply: summarize(e.Reply)}
 		if elapsed > 0 {
 			r.Echo.Throughput = float64(e.Replied) / elapsed.Seconds()
 		}
@@ -237,6 +238,9 @@ func (r *report) writeTable(w io.Writer) {
 	if r.Echo != nil {
 		e := r.Echo
 		fmt.Fprintf(tw, "help turns\tsent %d, acked %d, replied %d, failed %d\n", e.Sent, e.Acked, e.Replied, e.Failed)
+		if len(e.Reasons) > 0 {
+			fmt.Fprintf(tw, "failures\t%s\n", mapLine(e.Reasons))
+		}
 		fmt.Fprintf(tw, "throughput\t%.1f replies/s\n", e.Throughput)
 		fmt.Fprintf(tw, "\tn\tp50 ms\tp95 ms\tp99 ms\tmax ms\n")
 		row(tw, "turn ack (HTTP)", e.Ack)

@@ -20,6 +20,7 @@ type bench struct {
 	idp        *fakes.IdP
 	gatebotURL string
 	apiToken   string
+	prof       *profiler // nil unless --profile-dir
 	claimed    atomic.Int64
 
 	mu    sync.Mutex
@@ -127,6 +128,9 @@ func (b *bench) api(ctx context.Context) {
 type echoStats struct {
 	Sent, Acked, Replied, Failed int
 	Ack, Reply                   []time.Duration
+	// Reasons counts failures by a short cause (first 80 bytes of the
+	// error), so a report says why turns failed, not only how many.
+	Reasons map[string]int
 }
 
 // echoTurns: authenticated "help" turns at --rate over all conversations
@@ -169,11 +173,20 @@ func (b *bench) echoTurns(ctx context.Context) {
 }
 
 func (b *bench) echoOnce(ctx context.Context, c convo, waits *sync.WaitGroup) {
-	id, sentAt, rtt, err := b.teams.message(ctx, c, c.Requester, "help")
+	// A turn sent before the driving phase ends is finished, not
+	// cancelled mid-flight: a cancelled request is the bench's doing, not
+	// a failed turn.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.opt.stepTimeout)
+	defer cancel()
+	id, sentAt, rtt, err := b.teams.message(sctx, c, c.Requester, "help")
 	b.mu.Lock()
 	b.echo.Sent++
 	if err != nil {
 		b.echo.Failed++
+		if b.echo.Reasons == nil {
+			b.echo.Reasons = map[string]int{}
+		}
+		b.echo.Reasons[fmt.Sprintf("%.80s", err.Error())]++
 		b.mu.Unlock()
 		return
 	}

@@ -35,6 +35,7 @@ type serveHooks struct {
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, hooks *serveHooks) error {
 	fs := newFlags("serve")
 	cfgPath := fs.String("config", getenv("GATEBOT_CONFIG"), "config file (default: $GATEBOT_CONFIG, else the bundled example in local dev mode)")
+	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this loopback address (for example 127.0.0.1:6060); off when empty")
 	pos, err := parseArgs(fs, args, "serve", serveUsage, stdout)
 	if err != nil {
 		return err
@@ -50,6 +51,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		c.Listen = hooks.listen
 	}
 	log := newLogger(c.Log, stderr)
+	if *pprofAddr != "" {
+		_, stopPprof, err := startPprof(*pprofAddr, log)
+		if err != nil {
+			return usageError(err.Error())
+		}
+		defer stopPprof()
+	}
 	hc := &http.Client{Timeout: 30 * time.Second}
 	providers, err := c.validateAll(shape, providerRegistry(hc, log))
 	if err != nil {
