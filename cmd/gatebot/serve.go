@@ -58,7 +58,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		}
 		defer stopPprof()
 	}
-	hc := &http.Client{Timeout: 30 * time.Second}
+	hc := &http.Client{Timeout: 30 * time.Second, Transport: outboundTransport()}
 	providers, err := c.validateAll(shape, providerRegistry(hc, log))
 	if err != nil {
 		return err
@@ -176,6 +176,19 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		err = serr
 	}
 	return err
+}
+
+// outboundTransport is the transport of every outbound call. Go's default
+// keeps only 2 idle connections per host, and nearly all of gatebot's calls
+// go to one host (the regional Bot Connector): with more than two replies
+// in flight, every other call dialled a fresh connection and closed it
+// afterwards, which was the largest avoidable CPU cost of a chat turn
+// (see BENCHMARKS.md).
+func outboundTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 512
+	t.MaxIdleConnsPerHost = 256
+	return t
 }
 
 func newLogger(c LogConfig, w io.Writer) *slog.Logger {
