@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/gatebot/gatebot/cmd/gatebot-bench/internal/fakes"
@@ -108,7 +109,7 @@ func execute(ctx context.Context, opt options, stderr io.Writer) (*report, error
 		}()
 	}
 
-	b := &bench{opt: opt, conn: rg.conn, prov: rg.prov, idp: rg.idp, gatebotURL: "http://" + params.Listen, apiToken: opt.token}
+	b := &bench{opt: opt, conn: rg.conn, prov: rg.prov, idp: rg.idp, gatebotURL: "http://" + params.Listen, apiToken: opt.token, appPassword: appPassword}
 	b.teams = newTeams(b.gatebotURL, params.ServiceURL, appID, rg.idp)
 	sctx, scancel := context.WithTimeout(ctx, opt.startupTimeout)
 	pid, stop, err := b.startTarget(sctx, tmp, cfgPath, "bench-"+id[:8], stderr)
@@ -162,6 +163,9 @@ func writeConfig(opt options, rg *rig, tmp, id, appID, appPassword, secret strin
 func (b *bench) startTarget(ctx context.Context, tmp, cfgPath, tokenName string, stderr io.Writer) (int, func(), error) {
 	opt := b.opt
 	nop := func() {}
+	if opt.reference != "" {
+		return b.startReference(ctx, tmp, strings.TrimPrefix(b.gatebotURL, "http://"), stderr)
+	}
 	if opt.target != "" {
 		shown := opt.writeConfig
 		if shown == "" {
@@ -238,6 +242,10 @@ func (b *bench) drive(ctx context.Context, pid int) (*report, error) {
 		}
 	}
 	rep.Settings = map[string]any{"conversations": b.opt.conversations, "duration": b.opt.duration.String()}
+	rep.Target = "gatebot"
+	if b.opt.reference != "" {
+		rep.Target = b.opt.reference
+	}
 	if b.opt.scenario == "echo" {
 		rate := b.opt.rate
 		if rate <= 0 {

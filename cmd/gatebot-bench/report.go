@@ -53,8 +53,10 @@ type runs struct {
 type report struct {
 	Scenario string         `json:"scenario"`
 	Settings map[string]any `json:"settings"`
-	Machine  map[string]any `json:"machine"`
-	Elapsed  float64        `json:"elapsed_s"`
+	// Target is what was driven: gatebot, or a --reference bot.
+	Target  string         `json:"target"`
+	Machine map[string]any `json:"machine"`
+	Elapsed float64        `json:"elapsed_s"`
 
 	Gates          int            `json:"gates"`
 	Succeeded      int            `json:"succeeded"`
@@ -272,10 +274,10 @@ func (r *report) writeTable(w io.Writer) {
 		perWhat = "message"
 	}
 	if r.ProcNote != "" {
-		fmt.Fprintf(tw, "gatebot process\t%s\n", r.ProcNote)
+		fmt.Fprintf(tw, "%s process\t%s\n", r.Target, r.ProcNote)
 	} else {
-		fmt.Fprintf(tw, "gatebot CPU\t%.2f s total, %.2f ms per %s\n", r.CPUSeconds, r.CPUPerGate, perWhat)
-		fmt.Fprintf(tw, "gatebot RSS\t%.1f MiB at end, %.1f MiB peak\n", r.RSSMiB, r.PeakRSSMiB)
+		fmt.Fprintf(tw, "%s CPU\t%.2f s total, %.3f ms per %s\n", r.Target, r.CPUSeconds, r.CPUPerGate, perWhat)
+		fmt.Fprintf(tw, "%s RSS\t%.1f MiB at end, %.1f MiB peak\n", r.Target, r.RSSMiB, r.PeakRSSMiB)
 	}
 	c := r.Connector
 	fmt.Fprintf(tw, "connector\t%d calls %s; %d answered 429; %d unauthorized\n", c.Calls, opLine(c.ByOp), c.Throttled, c.Unauthorized)

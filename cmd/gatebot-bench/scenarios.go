@@ -20,8 +20,10 @@ type bench struct {
 	idp        *fakes.IdP
 	gatebotURL string
 	apiToken   string
-	prof       *profiler // nil unless --profile-dir
-	claimed    atomic.Int64
+	// appPassword is the bot's client secret, for a --reference bot.
+	appPassword string
+	prof        *profiler // nil unless --profile-dir
+	claimed     atomic.Int64
 
 	mu    sync.Mutex
 	gates []*gateResult
