@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"regexp"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -188,7 +189,7 @@ func (b *bench) echoOnce(ctx context.Context, c convo, waits *sync.WaitGroup) {
 		if b.echo.Reasons == nil {
 			b.echo.Reasons = map[string]int{}
 		}
-		b.echo.Reasons[fmt.Sprintf("%.80s", err.Error())]++
+		b.echo.Reasons[reason(err)]++
 		b.mu.Unlock()
 		return
 	}
@@ -209,6 +210,14 @@ func (b *bench) echoOnce(ctx context.Context, c convo, waits *sync.WaitGroup) {
 		b.echo.Replied++
 		b.echo.Reply = append(b.echo.Reply, reply.At.Sub(sentAt))
 	}()
+}
+
+var addrRe = regexp.MustCompile(`\d+\.\d+\.\d+\.\d+:\d+`)
+
+// reason is a failure's cause for counting: addresses and ports
+// (different on every connection) are blanked, and it is cut at 100 bytes.
+func reason(err error) string {
+	return fmt.Sprintf("%.100s", addrRe.ReplaceAllString(err.Error(), "ADDR"))
 }
 
 // describe is the -h text of each scenario.
