@@ -54,6 +54,35 @@ type fakeIdP struct {
 	jwksHits     atomic.Int32
 	down         atomic.Bool
 	jwksDelay    atomic.Int64 // nanoseconds
+	// hung, when set, holds every metadata and JWKS request until it is
+	// closed or the client gives up: an identity provider that accepts
+	// connections and never answers.
+	hung atomic.Pointer[chan struct{}]
+}
+
+// hang makes the IdP stop answering until the returned release is called
+// (idempotent; also run at cleanup so no handler outlives the test).
+func (p *fakeIdP) hang() (release func()) {
+	ch := make(chan struct{})
+	p.hung.Store(&ch)
+	var once sync.Once
+	release = func() {
+		once.Do(func() {
+			p.hung.Store(nil)
+			close(ch)
+		})
+	}
+	p.t.Cleanup(release)
+	return release
+}
+
+func (p *fakeIdP) waitIfHung(r *http.Request) {
+	if ch := p.hung.Load(); ch != nil {
+		select {
+		case <-*ch:
+		case <-r.Context().Done():
+		}
+	}
 }
 
 func newFakeIdP(t testing.TB, keys ...idpKey) *fakeIdP {
@@ -62,6 +91,7 @@ func newFakeIdP(t testing.TB, keys ...idpKey) *fakeIdP {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/.well-known/openidconfiguration", func(w http.ResponseWriter, r *http.Request) {
 		p.metadataHits.Add(1)
+		p.waitIfHung(r)
 		if p.down.Load() {
 			http.Error(w, "down", http.StatusServiceUnavailable)
 			return
@@ -74,6 +104,7 @@ func newFakeIdP(t testing.TB, keys ...idpKey) *fakeIdP {
 	})
 	mux.HandleFunc("GET /v1/.well-known/keys", func(w http.ResponseWriter, r *http.Request) {
 		p.jwksHits.Add(1)
+		p.waitIfHung(r)
 		time.Sleep(time.Duration(p.jwksDelay.Load()))
 		if p.down.Load() {
 			http.Error(w, "down", http.StatusServiceUnavailable)

@@ -32,6 +32,11 @@ const (
 	coldRetryInterval = 5 * time.Second
 	// minRSABits rejects weak keys even if a metadata document lists them.
 	minRSABits = 2048
+	// defaultMaxKeyWait bounds how long a request waits for a key fetch
+	// (cold cache or unknown kid). A hanging identity provider must give
+	// the channel a prompt 401 it can retry, not hold the request until
+	// the fetch's own timeout.
+	defaultMaxKeyWait = 5 * time.Second
 )
 
 var errFetchRateLimited = errors.New("key refetch rate-limited")
@@ -55,6 +60,7 @@ type keySet struct {
 	now         func() time.Time
 	refresh     time.Duration
 	minRefetch  time.Duration
+	maxWait     time.Duration // 0 means defaultMaxKeyWait
 
 	sf         singleflight.Group
 	refreshing atomic.Bool
@@ -63,6 +69,7 @@ type keySet struct {
 	keys        map[string]*signingKey
 	fetchedAt   time.Time // last successful fetch
 	lastAttempt time.Time // start of the last fetch, successful or not
+	lastErr     error     // error of the last fetch; nil after a success
 }
 
 // key returns the key with the given kid.
@@ -81,7 +88,16 @@ func (s *keySet) key(ctx context.Context, kid string) (*signingKey, error) {
 	}
 	// Unknown kid (or nothing loaded yet): fetch now, at most once per
 	// interval, sharing the fetch with concurrent callers.
-	err := s.fetchShared(ctx, false)
+	wait := s.maxWait
+	if wait <= 0 {
+		wait = defaultMaxKeyWait
+	}
+	wctx, cancel := context.WithTimeout(ctx, wait)
+	err := s.fetchShared(wctx, false)
+	cancel()
+	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+		err = fmt.Errorf("bot: %s signing keys: the identity provider did not answer within %s", s.name, wait)
+	}
 	s.mu.RLock()
 	k = s.keys[kid]
 	s.mu.RUnlock()
@@ -90,6 +106,14 @@ func (s *keySet) key(ctx context.Context, kid string) (*signingKey, error) {
 	}
 	switch {
 	case errors.Is(err, errFetchRateLimited):
+		// Say why the key is missing: a refusal during an IdP outage
+		// must name the outage, not only the rate limit.
+		s.mu.RLock()
+		last := s.lastErr
+		s.mu.RUnlock()
+		if last != nil {
+			return nil, fmt.Errorf("unknown signing key id %q (refetch rate-limited; the last fetch failed: %w)", kid, last)
+		}
 		return nil, fmt.Errorf("unknown signing key id %q (refetch rate-limited)", kid)
 	case err != nil:
 		return nil, fmt.Errorf("unknown signing key id %q: %w", kid, err)
@@ -152,11 +176,16 @@ func (s *keySet) fetch(ctx context.Context, force bool) error {
 
 	keys, err := s.download(ctx)
 	if err != nil {
-		return fmt.Errorf("bot: fetch %s signing keys: %w", s.name, err)
+		err = fmt.Errorf("bot: fetch %s signing keys: %w", s.name, err)
+		s.mu.Lock()
+		s.lastErr = err
+		s.mu.Unlock()
+		return err
 	}
 	s.mu.Lock()
 	s.keys = keys
 	s.fetchedAt = s.now()
+	s.lastErr = nil
 	s.mu.Unlock()
 	s.logger.Debug("bot: signing keys loaded", "keys", s.name, "count", len(keys))
 	return nil

@@ -60,3 +60,26 @@ func TestHelpTexts(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkHelpCard measures building the help card, which every help
+// turn does, and encoding it, which every reply carrying it does.
+func BenchmarkHelpCard(b *testing.B) {
+	infos := helpPipelines()
+	b.Run("build", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if c := cards.Help(infos); len(c.Body) == 0 {
+				b.Fatal("empty card")
+			}
+		}
+	})
+	b.Run("marshal", func(b *testing.B) {
+		c := cards.Help(infos)
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := c.MarshalJSON(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

@@ -65,3 +65,18 @@ func TestClosest(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkParseCommand measures parsing a typical /run line with quoted
+// values and curly quotes, as phones send them.
+func BenchmarkParseCommand(b *testing.B) {
+	for _, line := range []string{"help", `/run deploy-api version=1.4.2 env=prod msg=“hotfix for the login page”`} {
+		b.Run(strings.Fields(line)[0], func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := parseCommand(line); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -207,7 +207,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rid = newID("r_")
 	}
 	w.Header().Set("X-Request-Id", rid)
-	log := s.log.With("request_id", rid)
+	log := lazyLogger(s.log).With("request_id", rid)
 	ctx := withLogger(r.Context(), log)
 	rec := &statusRecorder{ResponseWriter: w}
 	defer func() {
@@ -217,8 +217,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				writeProblem(rec, r, http.StatusInternalServerError, "internal", "internal error")
 			}
 		}
-		log.Info("http request", "method", r.Method, "path", r.URL.Path, "status", rec.statusCode(),
-			"bytes", rec.bytes, "duration_ms", float64(s.opt.Now().Sub(start).Microseconds())/1000)
+		// Checked first: boxing the fields costs allocations on every
+		// request even when the access log is off (level warn).
+		if log.Enabled(ctx, slog.LevelInfo) {
+			log.Info("http request", "method", r.Method, "path", r.URL.Path, "status", rec.statusCode(),
+				"bytes", rec.bytes, "duration_ms", float64(s.opt.Now().Sub(start).Microseconds())/1000)
+		}
 	}()
 	s.router.ServeHTTP(rec, r.WithContext(ctx))
 }

@@ -2,11 +2,13 @@ package handlers_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
@@ -99,15 +101,7 @@ func BenchmarkAuthenticatedTurn(b *testing.B) {
 	idp := newTestIdP(b)
 	auth, signed := idp.auth, idp.token(b, nil)
 
-	clients := redisClients(b)
-	rdb := clients["redis"]
-	if rdb == nil {
-		rdb = clients["miniredis"]
-	}
-	store, err := approvals.NewStore(rdb, approvals.Options{Prefix: fmt.Sprintf("gbbench:%d:", time.Now().UnixNano())})
-	if err != nil {
-		b.Fatal(err)
-	}
+	store := benchStore(b)
 	def := &pipelines.Definition{Name: "demo", Inputs: map[string]*pipelines.Input{"version": {Type: pipelines.TypeString}}}
 	def.Compile()
 	conn, _ := bot.NewConnector(bot.ConnectorConfig{Trust: bot.ServiceURLPolicy{TrustedHosts: []string{"smba.trafficmanager.net"}}})
@@ -118,7 +112,9 @@ func BenchmarkAuthenticatedTurn(b *testing.B) {
 		b.Fatal(err)
 	}
 	g, _, err := store.Create(b.Context(), &approvals.Gate{Pipeline: "demo", Inputs: map[string]any{"version": "1.2.3"},
-		Requester: approvals.Person{ID: "29:alex", Name: "Alex"}, Policy: approvals.Policy{Required: 1, Timeout: time.Hour}}, "")
+		Requester: approvals.Person{ID: "29:alex", Name: "Alex"}, Policy: approvals.Policy{Required: 1, Timeout: time.Hour},
+		// Bound to the conversation the click comes from, as a posted card is.
+		Tenant: "t", Conversations: []string{"19:abc@thread.tacv2"}}, "")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -148,4 +144,101 @@ func BenchmarkAuthenticatedTurn(b *testing.B) {
 	syscall.Getrusage(syscall.RUSAGE_SELF, &endCPU)
 	cpu := time.Duration(endCPU.Utime.Nano()+endCPU.Stime.Nano()) - time.Duration(startCPU.Utime.Nano()+startCPU.Stime.Nano())
 	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
+}
+
+// BenchmarkHelpTurn measures the turn the echo scenario of gatebot-bench
+// drives: an authenticated `@gatebot help` group-chat message (warm key
+// cache, reused channel token), the dedupe write to the store, the help
+// card built and posted as a reply to a local fake Connector, and the
+// iteration ends when that reply has arrived. cpu-ns/op is process CPU per
+// turn and includes the fake Connector (and miniredis when no real Redis
+// answers).
+func BenchmarkHelpTurn(b *testing.B) {
+	replies := make(chan struct{}, 1)
+	connector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"id":"r1"}`)
+		replies <- struct{}{}
+	}))
+	b.Cleanup(connector.Close)
+	serviceURL := connector.URL + "/"
+	idp := newTestIdP(b)
+	signed := idp.token(b, jwt.MapClaims{"serviceurl": serviceURL})
+
+	store := benchStore(b)
+	def := &pipelines.Definition{Name: "deploy-api", Description: "Deploy the API",
+		Inputs: map[string]*pipelines.Input{"version": {Type: pipelines.TypeString, Required: true}}}
+	def.Compile()
+	trust := bot.ServiceURLPolicy{AllowLoopback: true}
+	conn, err := bot.NewConnector(bot.ConnectorConfig{Trust: trust, HTTPClient: connector.Client()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	h, err := handlers.New(handlers.Options{Auth: idp.auth, Tenants: bot.TenantPolicy{Allowed: []string{"t"}}, Trust: trust,
+		Connector: conn, Store: store,
+		Pipelines: map[string]*handlers.Pipeline{"deploy-api": {Def: def, Provider: &fakeProvider{}, Policy: approvals.Policy{Required: 2, Timeout: time.Hour}}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	act := map[string]any{
+		"type": "message", "channelId": "msteams", "serviceUrl": serviceURL, "text": "<at>gatebot</at> help", "textFormat": "plain",
+		"from":         map[string]any{"id": "29:megan", "name": "Megan Bowen", "aadObjectId": "b2"},
+		"recipient":    map[string]any{"id": "28:" + benchAppID, "name": "gatebot"},
+		"conversation": map[string]any{"id": "19:bench@thread.v2", "conversationType": "groupChat", "isGroup": true, "tenantId": "t"},
+		"channelData":  map[string]any{"tenant": map[string]any{"id": "t"}},
+		"entities": []any{map[string]any{"type": "mention", "text": "<at>gatebot</at>",
+			"mentioned": map[string]any{"id": "28:" + benchAppID, "name": "gatebot"}}},
+	}
+	b.ReportAllocs()
+	var startCPU, endCPU syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &startCPU)
+	for i := 0; b.Loop(); i++ {
+		act["id"] = fmt.Sprintf("help-%d", i) // a new activity each time, as Teams sends
+		body, _ := json.Marshal(act)
+		req, _ := http.NewRequestWithContext(b.Context(), http.MethodPost, "http://gatebot/api/messages", bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+signed)
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK {
+			b.Fatalf("turn failed: %d %s", rec.Code, rec.Body)
+		}
+		select {
+		case <-replies:
+		case <-time.After(5 * time.Second):
+			b.Fatal("no reply reached the connector")
+		}
+	}
+	syscall.Getrusage(syscall.RUSAGE_SELF, &endCPU)
+	cpu := time.Duration(endCPU.Utime.Nano()+endCPU.Stime.Nano()) - time.Duration(startCPU.Utime.Nano()+startCPU.Stime.Nano())
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
+}
+
+// benchStore is an approvals store on the real Redis when it answers (its
+// keys deleted afterwards), else on miniredis.
+func benchStore(b *testing.B) *approvals.Store {
+	clients := redisClients(b)
+	rdb := clients["redis"]
+	if rdb == nil {
+		rdb = clients["miniredis"]
+	}
+	prefix := fmt.Sprintf("gbbench:%d:", time.Now().UnixNano())
+	b.Cleanup(func() {
+		ctx := context.Background()
+		iter := rdb.Scan(ctx, 0, prefix+"*", 500).Iterator()
+		for iter.Next(ctx) {
+			if err := rdb.Del(ctx, iter.Val()).Err(); err != nil {
+				b.Errorf("clean up %s: %v", iter.Val(), err)
+			}
+		}
+		if err := iter.Err(); err != nil {
+			b.Errorf("clean up %s*: %v", prefix, err)
+		}
+	})
+	store, err := approvals.NewStore(rdb, approvals.Options{Prefix: prefix})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return store
 }

@@ -58,7 +58,7 @@ func TestFlags(t *testing.T) {
 	if _, err := parseFlags([]string{"-h"}, &help); !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("-h: %v", err)
 	}
-	for _, want := range []string{"flow", "hang", "conn-down", "echo", "api", "-assert-exact", "-duration", "-gates", "-target", "-json", "-hang", "-down-mode", "-rate"} {
+	for _, want := range []string{"flow", "hang", "conn-down", "echo", "api", "-assert-exact", "-duration", "-gates", "-target", "-json", "-hang", "-down-mode", "-rate", "-reference", "-profile-dir"} {
 		if !strings.Contains(help.String(), want) {
 			t.Errorf("-h does not document %q", want)
 		}
@@ -75,6 +75,10 @@ func TestFlags(t *testing.T) {
 		{[]string{"--fakes-listen", "0.0.0.0:0"}, "--fakes-listen"},
 		{[]string{"--scenario", "api", "--target", "http://127.0.0.1:3978"}, "--token"},
 		{[]string{"extra"}, "unexpected argument"},
+		{[]string{"--scenario", "echo", "--reference", "botkit"}, "--reference"},
+		{[]string{"--scenario", "flow", "--reference", "botbuilder-js"}, "--scenario echo only"},
+		{[]string{"--scenario", "echo", "--reference", "botbuilder-js", "--gatebot", "/tmp/gatebot"}, "excludes"},
+		{[]string{"--target", "http://127.0.0.1:3978", "--profile-dir", "/tmp/p"}, "--profile-dir"},
 	}
 	for _, b := range bad {
 		_, err := parseFlags(b.args, &bytes.Buffer{})
@@ -85,6 +89,22 @@ func TestFlags(t *testing.T) {
 	}
 	if _, err := parseFlags([]string{"--scenario", "flow", "--conversations", "4", "--gates", "8", "--duration", "20s", "--assert-exact"}, &bytes.Buffer{}); err != nil {
 		t.Fatalf("the CI command line is refused: %v", err)
+	}
+	if _, err := parseFlags([]string{"--scenario", "echo", "--reference", "botbuilder-js", "--conversations", "200"}, &bytes.Buffer{}); err != nil {
+		t.Fatalf("the reference command line is refused: %v", err)
+	}
+}
+
+// TestFailureReason: failures are counted by cause, not by connection.
+func TestFailureReason(t *testing.T) {
+	t.Parallel()
+	a := reason(errors.New(`Post "http://127.0.0.1:41234/api/messages": read tcp 127.0.0.1:50694->127.0.0.1:41234: read: connection reset by peer`))
+	b := reason(errors.New(`Post "http://127.0.0.1:41234/api/messages": read tcp 127.0.0.1:50700->127.0.0.1:41234: read: connection reset by peer`))
+	if a != b || strings.Contains(a, "50694") || !strings.HasPrefix(a, `Post "http://ADDR/api/messages"`) {
+		t.Fatalf("reasons %q and %q", a, b)
+	}
+	if long := reason(errors.New(strings.Repeat("x", 500))); len(long) != 100 {
+		t.Fatalf("reason not cut: %d bytes", len(long))
 	}
 }
 

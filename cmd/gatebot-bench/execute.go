@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/gatebot/gatebot/cmd/gatebot-bench/internal/fakes"
@@ -108,7 +109,7 @@ func execute(ctx context.Context, opt options, stderr io.Writer) (*report, error
 		}()
 	}
 
-	b := &bench{opt: opt, conn: rg.conn, prov: rg.prov, idp: rg.idp, gatebotURL: "http://" + params.Listen, apiToken: opt.token}
+	b := &bench{opt: opt, conn: rg.conn, prov: rg.prov, idp: rg.idp, gatebotURL: "http://" + params.Listen, apiToken: opt.token, appPassword: appPassword}
 	b.teams = newTeams(b.gatebotURL, params.ServiceURL, appID, rg.idp)
 	sctx, scancel := context.WithTimeout(ctx, opt.startupTimeout)
 	pid, stop, err := b.startTarget(sctx, tmp, cfgPath, "bench-"+id[:8], stderr)
@@ -162,6 +163,9 @@ func writeConfig(opt options, rg *rig, tmp, id, appID, appPassword, secret strin
 func (b *bench) startTarget(ctx context.Context, tmp, cfgPath, tokenName string, stderr io.Writer) (int, func(), error) {
 	opt := b.opt
 	nop := func() {}
+	if opt.reference != "" {
+		return b.startReference(ctx, tmp, strings.TrimPrefix(b.gatebotURL, "http://"), stderr)
+	}
 	if opt.target != "" {
 		shown := opt.writeConfig
 		if shown == "" {
@@ -181,7 +185,19 @@ func (b *bench) startTarget(ctx context.Context, tmp, cfgPath, tokenName string,
 	if logPath == "" {
 		logPath = filepath.Join(tmp, "gatebot.log")
 	}
-	proc, err := startGatebot(bin, cfgPath, logPath)
+	var extra []string
+	if opt.profileDir != "" {
+		addr, err := freeLoopbackAddr()
+		if err != nil {
+			return 0, nop, err
+		}
+		if err := os.MkdirAll(opt.profileDir, 0o755); err != nil {
+			return 0, nop, err
+		}
+		extra = []string{"--pprof", addr}
+		b.prof = &profiler{base: "http://" + addr, dir: opt.profileDir}
+	}
+	proc, err := startGatebot(bin, cfgPath, logPath, extra...)
 	if err != nil {
 		return 0, nop, err
 	}
@@ -206,9 +222,17 @@ func (b *bench) drive(ctx context.Context, pid int) (*report, error) {
 	}
 	start := time.Now()
 	dctx, cancel := context.WithTimeout(ctx, b.opt.duration)
+	if b.prof != nil {
+		b.prof.startCPU(ctx, b.opt.duration)
+	}
 	scenarios[b.opt.scenario](b, dctx)
 	cancel()
 	elapsed := time.Since(start)
+	if b.prof != nil {
+		if err := b.prof.finish(ctx); err != nil {
+			return nil, err
+		}
+	}
 	b.settle(ctx)
 
 	rep := b.buildReport(elapsed)
@@ -218,6 +242,10 @@ func (b *bench) drive(ctx context.Context, pid int) (*report, error) {
 		}
 	}
 	rep.Settings = map[string]any{"conversations": b.opt.conversations, "duration": b.opt.duration.String()}
+	rep.Target = "gatebot"
+	if b.opt.reference != "" {
+		rep.Target = b.opt.reference
+	}
 	if b.opt.scenario == "echo" {
 		rate := b.opt.rate
 		if rate <= 0 {

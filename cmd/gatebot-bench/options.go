@@ -42,6 +42,9 @@ type options struct {
 	logLevel          string
 	gatebotLog        string
 	callsOut          string
+	profileDir        string
+	reference         string
+	referenceDir      string
 	keepKeys          bool
 	json              bool
 	assertExact       bool
@@ -97,6 +100,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.logLevel, "log-level", "warn", "gatebot's log level (its log is kept in the temp dir and shown on failure)")
 	fs.StringVar(&o.gatebotLog, "gatebot-log", "", "write the started gatebot's log to this file (default: a temp file, shown on failure)")
 	fs.StringVar(&o.callsOut, "calls-out", "", "write every recorded Connector call (conversation, op, time, status, body hash, identical, gate) to this file as JSON lines")
+	fs.StringVar(&o.profileDir, "profile-dir", "", "start gatebot with --pprof on loopback and write cpu.pprof (the driving phase), allocs.pprof and heap.pprof here; profiling adds CPU, so compare CPU figures of unprofiled runs only")
+	fs.StringVar(&o.reference, "reference", "", "echo only: drive a reference bot instead of gatebot, for a reference row: botbuilder-js (Microsoft's botbuilder-js echo bot, node index.js in cmd/gatebot-bench/reference/botbuilder-js; run npm ci there first)")
+	fs.StringVar(&o.referenceDir, "reference-dir", "", "directory of the --reference bot (default: cmd/gatebot-bench/reference/<name> of this module)")
 	fs.BoolVar(&o.keepKeys, "keep-keys", false, "keep gatebot's Redis keys after the run")
 	fs.BoolVar(&o.json, "json", false, "print the report as JSON")
 	fs.BoolVar(&o.assertExact, "assert-exact", false, "exit 1 unless every approved gate ran exactly once (0 missing, 0 duplicate, 0 unexpected runs)")
@@ -152,12 +158,26 @@ func (o options) validate() error {
 	if h, _, err := net.SplitHostPort(o.fakesListen); err != nil || !isLoopback(h) {
 		errs = append(errs, "--fakes-listen must be a loopback host:port")
 	}
+	if o.reference != "" {
+		if _, ok := referenceBots[o.reference]; !ok {
+			errs = append(errs, fmt.Sprintf("--reference %q is not one of botbuilder-js", o.reference))
+		}
+		if o.scenario != "echo" {
+			errs = append(errs, "--reference works with --scenario echo only")
+		}
+		if o.target != "" || o.gatebot != "" || o.profileDir != "" {
+			errs = append(errs, "--reference excludes --target, --gatebot and --profile-dir")
+		}
+	}
 	if o.target != "" {
 		if !loopbackURL(o.target) {
 			errs = append(errs, "--target must be an http URL on a loopback host")
 		}
 		if o.gatebot != "" {
 			errs = append(errs, "--target and --gatebot exclude each other")
+		}
+		if o.profileDir != "" {
+			errs = append(errs, "--profile-dir needs a gatebot the bench starts (not --target)")
 		}
 		if o.scenario == "api" && o.token == "" {
 			errs = append(errs, "--scenario api with --target needs --token")

@@ -53,8 +53,10 @@ type runs struct {
 type report struct {
 	Scenario string         `json:"scenario"`
 	Settings map[string]any `json:"settings"`
-	Machine  map[string]any `json:"machine"`
-	Elapsed  float64        `json:"elapsed_s"`
+	// Target is what was driven: gatebot, or a --reference bot.
+	Target  string         `json:"target"`
+	Machine map[string]any `json:"machine"`
+	Elapsed float64        `json:"elapsed_s"`
 
 	Gates          int            `json:"gates"`
 	Succeeded      int            `json:"succeeded"`
@@ -87,13 +89,14 @@ type report struct {
 }
 
 type echoReport struct {
-	Sent       int     `json:"sent"`
-	Acked      int     `json:"acked"`
-	Replied    int     `json:"replied"`
-	Failed     int     `json:"failed"`
-	Throughput float64 `json:"replies_per_s"`
-	Ack        summary `json:"ack"`
-	Reply      summary `json:"reply"`
+	Sent       int            `json:"sent"`
+	Acked      int            `json:"acked"`
+	Replied    int            `json:"replied"`
+	Failed     int            `json:"failed"`
+	Reasons    map[string]int `json:"failure_reasons,omitempty"`
+	Throughput float64        `json:"replies_per_s"`
+	Ack        summary        `json:"ack"`
+	Reply      summary        `json:"reply"`
 }
 
 // latencies collects the per-gate timings before they are summarised.
@@ -137,7 +140,7 @@ func (b *bench) buildReport(elapsed time.Duration) *report {
 	}
 	if b.opt.scenario == "echo" {
 		e := b.echo
-		r.Echo = &echoReport{Sent: e.Sent, Acked: e.Acked, Replied: e.Replied, Failed: e.Failed, Ack: summarize(e.Ack), Reply: summarize(e.Reply)}
+		r.Echo = &echoReport{Sent: e.Sent, Acked: e.Acked, Replied: e.Replied, Failed: e.Failed, Reasons: e.Reasons, Ack: summarize(e.Ack), Reply: summarize(e.Reply)}
 		if elapsed > 0 {
 			r.Echo.Throughput = float64(e.Replied) / elapsed.Seconds()
 		}
@@ -237,6 +240,9 @@ func (r *report) writeTable(w io.Writer) {
 	if r.Echo != nil {
 		e := r.Echo
 		fmt.Fprintf(tw, "help turns\tsent %d, acked %d, replied %d, failed %d\n", e.Sent, e.Acked, e.Replied, e.Failed)
+		if len(e.Reasons) > 0 {
+			fmt.Fprintf(tw, "failures\t%s\n", mapLine(e.Reasons))
+		}
 		fmt.Fprintf(tw, "throughput\t%.1f replies/s\n", e.Throughput)
 		fmt.Fprintf(tw, "\tn\tp50 ms\tp95 ms\tp99 ms\tmax ms\n")
 		row(tw, "turn ack (HTTP)", e.Ack)
@@ -268,10 +274,10 @@ func (r *report) writeTable(w io.Writer) {
 		perWhat = "message"
 	}
 	if r.ProcNote != "" {
-		fmt.Fprintf(tw, "gatebot process\t%s\n", r.ProcNote)
+		fmt.Fprintf(tw, "%s process\t%s\n", r.Target, r.ProcNote)
 	} else {
-		fmt.Fprintf(tw, "gatebot CPU\t%.2f s total, %.2f ms per %s\n", r.CPUSeconds, r.CPUPerGate, perWhat)
-		fmt.Fprintf(tw, "gatebot RSS\t%.1f MiB at end, %.1f MiB peak\n", r.RSSMiB, r.PeakRSSMiB)
+		fmt.Fprintf(tw, "%s CPU\t%.2f s total, %.3f ms per %s\n", r.Target, r.CPUSeconds, r.CPUPerGate, perWhat)
+		fmt.Fprintf(tw, "%s RSS\t%.1f MiB at end, %.1f MiB peak\n", r.Target, r.RSSMiB, r.PeakRSSMiB)
 	}
 	c := r.Connector
 	fmt.Fprintf(tw, "connector\t%d calls %s; %d answered 429; %d unauthorized\n", c.Calls, opLine(c.ByOp), c.Throttled, c.Unauthorized)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"regexp"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,7 +21,10 @@ type bench struct {
 	idp        *fakes.IdP
 	gatebotURL string
 	apiToken   string
-	claimed    atomic.Int64
+	// appPassword is the bot's client secret, for a --reference bot.
+	appPassword string
+	prof        *profiler // nil unless --profile-dir
+	claimed     atomic.Int64
 
 	mu    sync.Mutex
 	gates []*gateResult
@@ -127,6 +131,9 @@ func (b *bench) api(ctx context.Context) {
 type echoStats struct {
 	Sent, Acked, Replied, Failed int
 	Ack, Reply                   []time.Duration
+	// Reasons counts failures by a short cause (first 80 bytes of the
+	// error), so a report says why turns failed, not only how many.
+	Reasons map[string]int
 }
 
 // echoTurns: authenticated "help" turns at --rate over all conversations
@@ -169,11 +176,20 @@ func (b *bench) echoTurns(ctx context.Context) {
 }
 
 func (b *bench) echoOnce(ctx context.Context, c convo, waits *sync.WaitGroup) {
-	id, sentAt, rtt, err := b.teams.message(ctx, c, c.Requester, "help")
+	// A turn sent before the driving phase ends is finished, not
+	// cancelled mid-flight: a cancelled request is the bench's doing, not
+	// a failed turn.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.opt.stepTimeout)
+	defer cancel()
+	id, sentAt, rtt, err := b.teams.message(sctx, c, c.Requester, "help")
 	b.mu.Lock()
 	b.echo.Sent++
 	if err != nil {
 		b.echo.Failed++
+		if b.echo.Reasons == nil {
+			b.echo.Reasons = map[string]int{}
+		}
+		b.echo.Reasons[reason(err)]++
 		b.mu.Unlock()
 		return
 	}
@@ -194,6 +210,14 @@ func (b *bench) echoOnce(ctx context.Context, c convo, waits *sync.WaitGroup) {
 		b.echo.Replied++
 		b.echo.Reply = append(b.echo.Reply, reply.At.Sub(sentAt))
 	}()
+}
+
+var addrRe = regexp.MustCompile(`\d+\.\d+\.\d+\.\d+:\d+`)
+
+// reason is a failure's cause for counting: addresses and ports
+// (different on every connection) are blanked, and it is cut at 100 bytes.
+func reason(err error) string {
+	return fmt.Sprintf("%.100s", addrRe.ReplaceAllString(err.Error(), "ADDR"))
 }
 
 // describe is the -h text of each scenario.

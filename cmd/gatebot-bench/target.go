@@ -120,13 +120,14 @@ type process struct {
 	err  error
 }
 
-// startGatebot runs `bin serve --config cfg`, its output in logPath.
-func startGatebot(bin, cfg, logPath string) (*process, error) {
+// startGatebot runs `bin serve --config cfg [extra…]`, its output in
+// logPath.
+func startGatebot(bin, cfg, logPath string, extra ...string) (*process, error) {
 	f, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, "serve", "--config", cfg)
+	cmd := exec.Command(bin, append([]string{"serve", "--config", cfg}, extra...)...)
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.Env = append(os.Environ(), "GATEBOT_CONFIG="+cfg)
 	if err := cmd.Start(); err != nil {

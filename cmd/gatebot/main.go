@@ -62,7 +62,7 @@ commands:
 Every command takes -h/--help.`
 
 const (
-	serveUsage       = "usage: gatebot serve [--config FILE]\n\nStart the bot. Without --config (or GATEBOT_CONFIG) it runs in local dev mode\nwith the bundled example config and an embedded in-memory store."
+	serveUsage       = "usage: gatebot serve [--config FILE] [--pprof 127.0.0.1:6060]\n\nStart the bot. Without --config (or GATEBOT_CONFIG) it runs in local dev mode\nwith the bundled example config and an embedded in-memory store."
 	configUsage      = "usage: gatebot config check FILE\n\nsubcommands:\n  check   validate a config file, listing every problem"
 	configCheckUsage = "usage: gatebot config check FILE\n\nValidate FILE (${NAME} references are expanded from the environment) and list\nevery problem with its field path. Exit status 1 when there is any."
 	versionUsage     = "usage: gatebot version\n\nPrint gatebot's version."

@@ -40,6 +40,7 @@ type serveHooks struct {
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, hooks *serveHooks) error {
 	fs := newFlags("serve")
 	cfgPath := fs.String("config", getenv("GATEBOT_CONFIG"), "config file (default: $GATEBOT_CONFIG, else the bundled example in local dev mode)")
+	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this loopback address (for example 127.0.0.1:6060); off when empty")
 	pos, err := parseArgs(fs, args, "serve", serveUsage, stdout)
 	if err != nil {
 		return err
@@ -55,7 +56,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		c.Listen = hooks.listen
 	}
 	log := newLogger(c.Log, stderr)
-	hc := &http.Client{Timeout: 30 * time.Second}
+	if *pprofAddr != "" {
+		_, stopPprof, err := startPprof(*pprofAddr, log)
+		if err != nil {
+			return usageError(err.Error())
+		}
+		defer stopPprof()
+	}
+	hc := &http.Client{Timeout: 30 * time.Second, Transport: outboundTransport()}
 	providers, err := c.validateAll(shape, providerRegistry(hc, log))
 	if err != nil {
 		return err
@@ -201,6 +209,19 @@ func instanceName() string {
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	return fmt.Sprintf("%s-%x", h, b)
+}
+
+// outboundTransport is the transport of every outbound call. Go's default
+// keeps only 2 idle connections per host, and nearly all of gatebot's calls
+// go to one host (the regional Bot Connector): with more than two replies
+// in flight, every other call dialled a fresh connection and closed it
+// afterwards, which was the largest avoidable CPU cost of a chat turn
+// (see BENCHMARKS.md).
+func outboundTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 512
+	t.MaxIdleConnsPerHost = 256
+	return t
 }
 
 func newLogger(c LogConfig, w io.Writer) *slog.Logger {
