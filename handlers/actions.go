@@ -37,6 +37,11 @@ func (s *Server) handleInvoke(ctx context.Context, act *bot.Activity) (bot.Invok
 	if !ok {
 		return bot.ErrorResponse(400, "BadRequest", "the card action carries no data"), nil
 	}
+	if data, err := cards.ParseActionData(ca.Data); err == nil && (data.Verb == cards.VerbForm || data.Verb == cards.VerbRun) {
+		ctx, cancel := context.WithTimeout(ctx, invokeBudget)
+		defer cancel()
+		return s.formAnswer(ctx, act, data), nil
+	}
 	ctx, cancel := context.WithTimeout(ctx, invokeBudget)
 	defer cancel()
 	res := s.cardActionResult(ctx, act, ca, true)
@@ -53,10 +58,12 @@ func (s *Server) handleInvoke(ctx context.Context, act *bot.Activity) (bot.Invok
 	case res.unavailable:
 		// 500: the protocol's error answers carry 400 or 500.
 		return bot.ErrorResponse(500, "ServiceUnavailable", "gatebot cannot record decisions right now; please try again in a moment"), written
+	case res.card != nil:
+		return bot.CardResponse(res.card), written
 	case res.gate == nil:
 		return bot.MessageResponse(res.message), written
 	}
-	return bot.CardResponse(s.gateCard(res.gate, res.notice)), written
+	return bot.CardResponse(s.gateCardTone(res.gate, res.notice, res.tone)), written
 }
 
 // cardAction handles an Action.Submit click arriving as a message. It
@@ -74,10 +81,12 @@ func (s *Server) cardAction(ctx context.Context, act *bot.Activity, ca bot.CardA
 }
 
 type actionResult struct {
+	card        *cards.Card     // answered instead of the gate's card, when set
 	gate        *approvals.Gate // nil when there is no gate to show
 	changed     bool            // the gate changed
 	held        string          // the gate whose shared card update is held
 	notice      string          // shown to the clicker only
+	tone        cards.Tone      // of the notice
 	message     string          // when gate is nil
 	unavailable bool
 }
@@ -116,7 +125,7 @@ func (s *Server) cardActionResult(ctx context.Context, act *bot.Activity, ca bot
 	requesterByUPN := g.Requester.UPN != "" && g.Requester.AADObjectID == ""
 	who, err := s.person(ctx, act, g.Policy.NeedsUPN() || requesterByUPN)
 	if err != nil {
-		return actionResult{gate: g, notice: identityUnconfirmed}
+		return actionResult{gate: g, tone: cards.ToneRefusal, notice: identityUnconfirmed}
 	}
 	reason := truncate(strings.TrimSpace(data.Reason), approvals.MaxReason)
 	if verb == cards.VerbApprove || verb == cards.VerbReject {
@@ -126,11 +135,11 @@ func (s *Server) cardActionResult(ctx context.Context, act *bot.Activity, ca bot
 		// refusal is final (approvals.Gate.CanVote).
 		if err := g.CanVote(who, verb == cards.VerbApprove, s.opt.Now()); err != nil {
 			log.Info("vote refused", "reason", err.Error())
-			return actionResult{gate: g, notice: voteNotice(err, g)}
+			return actionResult{gate: g, tone: cards.ToneRefusal, notice: voteNotice(err, g)}
 		}
 	}
 	held := ""
-	if answered && verb != cards.VerbRefresh {
+	if answered && verb != cards.VerbRefresh && verb != cards.VerbConfirmApprove {
 		// The click's answer will show the gate after this decision; the
 		// shared update of the same change must not land before it.
 		if err := s.opt.Store.HoldCard(ctx, g.ID, holdFor); err != nil {
@@ -155,8 +164,11 @@ func (s *Server) decide(ctx context.Context, g *approvals.Gate, p *Pipeline, ver
 		return s.retry(ctx, g, who)
 	case cards.VerbRefresh:
 		return actionResult{gate: g}
+	case cards.VerbConfirmApprove:
+		// approval.confirm: ask before recording; Confirm sends VerbApprove.
+		return actionResult{gate: g, card: cards.ConfirmApprove(g, s.cardView(g, "", cards.ToneInfo))}
 	default:
-		return actionResult{gate: g, notice: fmt.Sprintf("Unknown action %q.", verb)}
+		return actionResult{gate: g, tone: cards.ToneRefusal, notice: fmt.Sprintf("Unknown action %q.", verb)}
 	}
 }
 
@@ -169,7 +181,7 @@ func (s *Server) vote(ctx context.Context, id string, who approvals.Person, appr
 			return actionResult{unavailable: true}
 		}
 		log.Info("vote refused", "reason", err.Error())
-		return actionResult{gate: g, notice: voteNotice(err, g)}
+		return actionResult{gate: g, tone: cards.ToneRefusal, notice: voteNotice(err, g)}
 	}
 	log.Info("vote recorded", "outcome", outcome, "approve", approve)
 	if outcome == approvals.OutcomeRejected {
@@ -179,7 +191,7 @@ func (s *Server) vote(ctx context.Context, id string, who approvals.Person, appr
 	if outcome == approvals.OutcomeRecorded {
 		notice = fmt.Sprintf("Your approval is recorded (%d of %d).", len(g.Approvals()), max(g.Policy.Required, 1))
 	}
-	return actionResult{gate: g, changed: true, notice: notice}
+	return actionResult{gate: g, changed: true, tone: cards.ToneSuccess, notice: notice}
 }
 
 func voteNotice(err error, g *approvals.Gate) string {
@@ -202,19 +214,19 @@ func voteNotice(err error, g *approvals.Gate) string {
 func (s *Server) cancel(ctx context.Context, g *approvals.Gate, p *Pipeline, who approvals.Person, reason string) actionResult {
 	log := loggerFrom(ctx)
 	if !approvals.MayManage(g, who) {
-		return actionResult{gate: g, notice: "Only the requester or an approver may cancel this."}
+		return actionResult{gate: g, tone: cards.ToneRefusal, notice: "Only the requester or an approver may cancel this."}
 	}
 	switch g.State {
 	case approvals.StateTriggering:
-		return actionResult{gate: g, notice: "The run is starting; cancel it once the card shows it running."}
+		return actionResult{gate: g, tone: cards.ToneRefusal, notice: "The run is starting; cancel it once the card shows it running."}
 	case approvals.StateRunning:
 		c, ok := providerCanceler(p)
 		if !ok || g.Run == nil {
-			return actionResult{gate: g, notice: "This run cannot be cancelled from Teams."}
+			return actionResult{gate: g, tone: cards.ToneRefusal, notice: "This run cannot be cancelled from Teams."}
 		}
 		if err := c.Cancel(ctx, *g.Run); err != nil {
 			log.Error("provider refused to cancel", "err", err)
-			return actionResult{gate: g, notice: "The provider did not cancel the run: " + engine.SafeProviderMessage(err)}
+			return actionResult{gate: g, tone: cards.ToneRefusal, notice: "The provider did not cancel the run: " + engine.SafeProviderMessage(err)}
 		}
 		// The provider may still finish the run (some cancel at the next
 		// step that supports it): the gate stays running until polling
@@ -224,7 +236,7 @@ func (s *Server) cancel(ctx context.Context, g *approvals.Gate, p *Pipeline, who
 			return s.refused(ctx, ng, err, "Cancellation requested at the provider; the card will follow.")
 		}
 		log.Info("run cancellation requested")
-		return actionResult{gate: ng, changed: true, notice: "Cancellation requested."}
+		return actionResult{gate: ng, changed: true, tone: cards.ToneSuccess, notice: "Cancellation requested."}
 	}
 	ng, err := s.opt.Store.Cancel(ctx, g.ID, who, reason)
 	if err != nil {
@@ -237,7 +249,7 @@ func (s *Server) cancel(ctx context.Context, g *approvals.Gate, p *Pipeline, who
 
 func (s *Server) retry(ctx context.Context, g *approvals.Gate, who approvals.Person) actionResult {
 	if !approvals.MayManage(g, who) {
-		return actionResult{gate: g, notice: "Only the requester or an approver may retry this."}
+		return actionResult{gate: g, tone: cards.ToneRefusal, notice: "Only the requester or an approver may retry this."}
 	}
 	ng, err := s.opt.Store.Retry(ctx, g.ID, who)
 	if err != nil {
@@ -253,7 +265,7 @@ func (s *Server) refused(ctx context.Context, g *approvals.Gate, err error, noti
 		loggerFrom(ctx).Error("store update failed", "err", err)
 		return actionResult{unavailable: true}
 	}
-	return actionResult{gate: g, notice: notice}
+	return actionResult{gate: g, tone: cards.ToneRefusal, notice: notice}
 }
 
 // relayRejection tells providers that wait for the decision (a

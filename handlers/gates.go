@@ -40,8 +40,10 @@ func (s *Server) runCommand(ctx context.Context, act *bot.Activity) (func(contex
 		return s.openFromChat(ctx, act, cmd)
 	case "channel":
 		return s.channelCommand(ctx, act, cmd)
-	case "help", "pipelines", "list", "":
-		return show(cards.Help(s.pipelineInfos())), nil
+	case "pipelines", "list":
+		return show(cards.PipelineList(s.pipelineInfos())), nil
+	case "help", "":
+		return s.help(act), nil
 	default:
 		return say(fmt.Sprintf("I don't know the command %q. Try /run <pipeline> key=value … or help.", cmd.Name)), nil
 	}
@@ -53,7 +55,7 @@ func (s *Server) openFromChat(ctx context.Context, act *bot.Activity, cmd comman
 		return func(ctx context.Context) { s.reply(ctx, act, nil, msg) }
 	}
 	if len(cmd.Args) == 0 {
-		return func(ctx context.Context) { s.reply(ctx, act, cards.Help(s.pipelineInfos()), "") }, nil
+		return s.help(act), nil
 	}
 	name := cmd.Args[0]
 	p, ok := s.opt.Pipelines[name]
@@ -214,6 +216,19 @@ func (s *Server) pipelineInfos() []cards.PipelineInfo {
 	return out
 }
 
+// help answers with the usage card, rendered once: the pipelines do not
+// change while gatebot runs, and a help turn is the commonest turn there is.
+func (s *Server) help(act *bot.Activity) func(context.Context) {
+	s.helpOnce.Do(func() {
+		raw, err := json.Marshal(cards.Help(s.pipelineInfos()))
+		if err != nil {
+			panic(fmt.Sprintf("help card does not encode: %v", err)) // built from config alone: a bug
+		}
+		s.helpRaw = raw
+	})
+	return func(ctx context.Context) { s.replyRaw(ctx, act, s.helpRaw, "How to use gatebot") }
+}
+
 // gateCard renders g as everyone should see it, or, with a notice, as the
 // clicker should (a neutral notice; see gateCardTone).
 func (s *Server) gateCard(g *approvals.Gate, notice string) *cards.Card {
@@ -241,6 +256,7 @@ func (s *Server) cardView(g *approvals.Gate, notice string, tone cards.Tone) car
 			}
 		}
 		_, v.CanCancel = p.Provider.(pipelines.Canceler)
+		v.Confirm, v.Target = p.Confirm, p.Target
 	}
 	return v
 }

@@ -80,6 +80,10 @@ type Pipeline struct {
 	Aliases      []string // other ids callers may use (Opsera-style pipeline ids)
 	StepID       string   // the approval gate's step id (Opsera compatibility)
 	PollEvery    time.Duration
+	// Confirm makes Approve ask "Approve … to Target?" before the vote is
+	// recorded (approval.confirm).
+	Confirm bool
+	Target  string
 }
 
 // Channel is a Teams conversation gatebot posts API-opened gates to.
@@ -131,6 +135,8 @@ type Server struct {
 	members *memberCache
 
 	refusals Refusals
+	helpOnce sync.Once
+	helpRaw  json.RawMessage // the help card, encoded once
 	bg       sync.WaitGroup // async turn work, waited for on Shutdown
 }
 

@@ -136,6 +136,11 @@ type ApprovalConfig struct {
 	AllowSelfApproval *bool    `yaml:"allow_self_approval"`
 	Timeout           Duration `yaml:"timeout" check:"positive"`
 	StepID            string   `yaml:"step_id"`
+	// Confirm asks the approver to confirm before the vote is recorded,
+	// for pipelines where a mistaken tap is costly.
+	Confirm bool `yaml:"confirm"`
+	// Target names where the run goes ("prod") in that question.
+	Target string `yaml:"target"`
 }
 
 // APIConfig configures the external HTTP API.
