@@ -260,18 +260,7 @@ const (
 // decided gate, ErrExpired past the deadline, ErrSelfApproval and
 // ErrNotEligible for people the policy excludes.
 func (g *Gate) Decide(p Person, approve bool, reason string, now time.Time) (Outcome, error) {
-	if g.State != StatePending {
-		return "", ErrNotPending
-	}
-	if !g.Deadline.IsZero() && !now.Before(g.Deadline) {
-		return "", ErrExpired
-	}
-	for _, v := range g.Votes {
-		if v.By.Same(p) {
-			return "", ErrAlreadyVoted
-		}
-	}
-	if err := g.Policy.Eligible(p, g.Requester, approve); err != nil {
+	if err := g.mayVote(p, approve, now); err != nil {
 		return "", err
 	}
 	g.Votes = append(g.Votes, Vote{By: p, Approve: approve, Reason: reason, At: now})
@@ -287,6 +276,30 @@ func (g *Gate) Decide(p Person, approve bool, reason string, now time.Time) (Out
 		return OutcomeApproved, nil
 	}
 	return OutcomeRecorded, nil
+}
+
+// CanDecide reports whether p could approve g at time now, with the error
+// Decide would give otherwise (ErrNotPending, ErrExpired, ErrAlreadyVoted,
+// ErrSelfApproval, ErrNotEligible). It changes nothing: it answers "which
+// gates are waiting for me" without a store round trip per gate.
+func (g *Gate) CanDecide(p Person, now time.Time) error {
+	return g.mayVote(p, true, now)
+}
+
+// mayVote is the check Decide makes before it counts a vote.
+func (g *Gate) mayVote(p Person, approve bool, now time.Time) error {
+	if g.State != StatePending {
+		return ErrNotPending
+	}
+	if !g.Deadline.IsZero() && !now.Before(g.Deadline) {
+		return ErrExpired
+	}
+	for _, v := range g.Votes {
+		if v.By.Same(p) {
+			return ErrAlreadyVoted
+		}
+	}
+	return g.Policy.Eligible(p, g.Requester, approve)
 }
 
 // Eligible reports whether p may vote on a gate requested by requester.
