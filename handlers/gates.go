@@ -40,10 +40,16 @@ func (s *Server) runCommand(ctx context.Context, act *bot.Activity) (func(contex
 		return s.openFromChat(ctx, act, cmd)
 	case "channel":
 		return s.channelCommand(ctx, act, cmd)
+	case "pending":
+		return s.pendingCommand(ctx, act)
+	case "status":
+		return s.statusCommand(ctx, act, cmd)
+	case "cancel":
+		return s.cancelCommand(ctx, act, cmd, text)
 	case "help", "pipelines", "list", "":
 		return show(cards.Help(s.pipelineInfos())), nil
 	default:
-		return say(fmt.Sprintf("I don't know the command %q. Try /run <pipeline> key=value … or help.", cmd.Name)), nil
+		return say(unknownCommand(cmd.Name)), nil
 	}
 }
 
