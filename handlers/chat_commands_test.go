@@ -5,11 +5,14 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/gatebot/gatebot/approvals"
 	"github.com/gatebot/gatebot/bot"
+	"github.com/gatebot/gatebot/handlers"
+	"github.com/gatebot/gatebot/pipelines"
 )
 
 var dave = user{"29:dave", "Dave Diaz", "00000000-0000-0000-0000-0000000000d4"}
@@ -310,4 +313,50 @@ func TestChatUnknownCommands(t *testing.T) {
 	}
 	r := e.ask(mention(opsChannel, "pendng"), alex, "")
 	wantIn(t, "by @mention", r, "Did you mean pending?")
+}
+
+// cancelingProvider is the fake provider with Cancel, recording the runs
+// it was asked to stop.
+type cancelingProvider struct {
+	*fakeProvider
+	mu        sync.Mutex
+	cancelled []string
+}
+
+func (p *cancelingProvider) Cancel(ctx context.Context, run pipelines.Run) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cancelled = append(p.cancelled, run.ID)
+	return nil
+}
+
+// TestChatCancelRunning: cancelling a running gate asks the provider to
+// stop the run and records who asked and why; the gate stays running
+// until polling sees the run end.
+func TestChatCancelRunning(t *testing.T) {
+	for name, rdb := range redisClients(t) {
+		t.Run(name, func(t *testing.T) {
+			cp := &cancelingProvider{}
+			e := newEnvWith(t, rdb, approverPolicy, envOptions{mod: func(o *handlers.Options) {
+				cp.fakeProvider = o.Pipelines["demo"].Provider.(*fakeProvider)
+				o.Pipelines["demo"].Provider = cp
+			}})
+			id := e.openIn(groupChat, alex, "1.3.0")
+			e.clickIn(groupChat["conversation"].(map[string]any), megan, id, "approve", "", "")
+			waitState(t, e, id, approvals.StateRunning)
+
+			r := e.ask(groupChat, megan, "cancel "+short(id)+" stop it")
+			wantIn(t, "cancel a run", r, "Cancellation of "+short(id)+" (demo) requested at the provider")
+			cp.mu.Lock()
+			got := append([]string(nil), cp.cancelled...)
+			cp.mu.Unlock()
+			if len(got) != 1 || got[0] != "run-"+id {
+				t.Errorf("provider asked to cancel %q, want [run-%s]", got, id)
+			}
+			g, err := e.store.Get(context.Background(), id)
+			if err != nil || g.State != approvals.StateRunning || g.Reason != "stop it" || g.DecidedBy == nil || g.DecidedBy.ID != megan.id {
+				t.Fatalf("gate after the cancel request = %+v, %v", g, err)
+			}
+		})
+	}
 }
