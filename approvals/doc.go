@@ -28,7 +28,8 @@
 //	                             claimed members are pushed forward by a lease;
 //	                             an expired gate stays until AckExpired
 //	P poll               zset    run-status poll schedule: gate id → next poll (ms)
-//	P ix:all             zset    every gate id → created (ms), for List
+//	P ix:all             zset    every gate id → created (ms), for List and
+//	                             Resolve (a bounded ZSCAN MATCH <prefix>*)
 //	P ix:p:<pipeline>    zset    gate ids of one pipeline → created (ms)
 //	P ix:s:<state>       zset    gate ids in one state → created (ms)
 //	P ix:ps:<state>:<pipeline>

@@ -278,6 +278,14 @@ func (g *Gate) Decide(p Person, approve bool, reason string, now time.Time) (Out
 	return OutcomeRecorded, nil
 }
 
+// CanDecide reports whether p could approve g at time now, with the error
+// Decide would give otherwise (ErrNotPending, ErrExpired, ErrAlreadyVoted,
+// ErrSelfApproval, ErrNotEligible). It changes nothing: it answers "which
+// gates are waiting for me" without a store round trip per gate.
+func (g *Gate) CanDecide(p Person, now time.Time) error {
+	return g.CanVote(p, true, now)
+}
+
 // CanVote reports why p's vote could not be recorded on g at now, or nil.
 // Every refusal it gives is final (a gate never returns to pending, a vote
 // is never withdrawn, the policy never changes, time only moves on), so a

@@ -225,7 +225,8 @@ func ShortID(id string) string {
 	if rest, ok := strings.CutPrefix(id, "g_"); ok {
 		return "g_" + firstRunes(rest, 8)
 	}
-	return firstRunes(id, 10)
+	// Not one of gatebot's ids: shown whole, so that it can be typed back.
+	return firstRunes(id, 64)
 }
 
 func firstRunes(s string, n int) string {

@@ -44,8 +44,14 @@ func (s *Server) runCommand(ctx context.Context, act *bot.Activity) (func(contex
 		return show(cards.PipelineList(s.pipelineInfos())), nil
 	case "help", "":
 		return s.help(act), nil
+	case "pending":
+		return s.pendingCommand(ctx, act)
+	case "status":
+		return s.statusCommand(ctx, act, cmd)
+	case "cancel":
+		return s.cancelCommand(ctx, act, cmd, text)
 	default:
-		return say(fmt.Sprintf("I don't know the command %q. Try /run <pipeline> key=value … or help.", cmd.Name)), nil
+		return say(unknownCommand(cmd.Name)), nil
 	}
 }
 

@@ -55,6 +55,7 @@ type Store interface {
 	SetPost(ctx context.Context, id string, post approvals.Post, digest string) (*approvals.Gate, error)
 	ClaimPost(ctx context.Context, id string, lease time.Duration) (bool, error)
 	Get(ctx context.Context, id string) (*approvals.Gate, error)
+	Resolve(ctx context.Context, idOrPrefix string) (*approvals.Gate, error)
 	List(ctx context.Context, q approvals.ListQuery) ([]*approvals.Gate, string, error)
 	Decide(ctx context.Context, id string, p approvals.Person, approve bool, reason, where string) (*approvals.Gate, approvals.Outcome, error)
 	Cancel(ctx context.Context, id string, by approvals.Person, reason string) (*approvals.Gate, error)
@@ -137,7 +138,7 @@ type Server struct {
 	refusals Refusals
 	helpOnce sync.Once
 	helpRaw  json.RawMessage // the help card, encoded once
-	bg       sync.WaitGroup // async turn work, waited for on Shutdown
+	bg       sync.WaitGroup  // async turn work, waited for on Shutdown
 }
 
 // New validates o and returns a Server.
