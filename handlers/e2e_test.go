@@ -40,6 +40,9 @@ type fakeConnector struct {
 	changed chan struct{}
 	// wantAuth is the exact Authorization header expected ("" = none).
 	wantAuth string
+	// failUpdates answers card updates (PUT) with 403, as when the bot
+	// was removed from the conversation.
+	failUpdates bool
 }
 
 type recorded struct {
@@ -91,6 +94,11 @@ func (fc *fakeConnector) serve(w http.ResponseWriter, r *http.Request) {
 		fc.posts = append(fc.posts, rec)
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprintf(w, `{"id":%q}`, rec.ActivityID)
+	case r.Method == http.MethodPut && m[2] != "" && fc.failUpdates:
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusForbidden)
+		io.WriteString(w, `{"error":{"code":"BotNotInConversationRoster","message":"The bot is not part of the conversation roster."}}`)
+		return
 	case r.Method == http.MethodPut && m[2] != "":
 		rec.ActivityID = m[2]
 		fc.updates = append(fc.updates, rec)
@@ -198,6 +206,8 @@ type envOptions struct {
 	signed  bool
 	tenants []string
 	runners []string
+	// options, if set, changes the server's options last.
+	options func(*handlers.Options)
 }
 
 // redisClients returns the stores the e2e runs against: miniredis always,
@@ -263,6 +273,9 @@ func newEnvWith(t *testing.T, rdb redis.UniversalClient, pol approvals.Policy, o
 		idp = newTestIdP(t)
 		opts.Auth = idp.auth
 		opts.Tenants = bot.TenantPolicy{Allowed: o.tenants}
+	}
+	if o.options != nil {
+		o.options(&opts)
 	}
 	h, err := handlers.New(opts)
 	if err != nil {
