@@ -74,12 +74,17 @@ func TestHelperProcess(t *testing.T) {
 	if os.Getenv("GATEBOT_CRASH_HELPER") != "1" {
 		t.Skip("helper process for TestTriggerConsumerCrash")
 	}
-	opt, err := redis.ParseURL(os.Getenv("GATEBOT_CRASH_REDIS"))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(2)
+	var rdb redis.UniversalClient
+	if addrs := clusterAddrs(); os.Getenv("GATEBOT_CRASH_REDIS") == "cluster" {
+		rdb = redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
+	} else {
+		opt, err := redis.ParseURL(os.Getenv("GATEBOT_CRASH_REDIS"))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		rdb = redis.NewClient(opt)
 	}
-	rdb := redis.NewClient(opt)
 	prefix := os.Getenv("GATEBOT_CRASH_PREFIX")
 	point := os.Getenv("GATEBOT_CRASH_POINT")
 	after, _ := strconv.Atoi(os.Getenv("GATEBOT_CRASH_AFTER"))
@@ -154,8 +159,11 @@ func runCrash(t *testing.T, e *env, point string, n int) {
 		ids[g.ID] = true
 	}
 	url := realRedisURL()
-	if e.mr != nil {
+	switch {
+	case e.mr != nil:
 		url = "redis://" + e.mr.Addr() + "/0"
+	case clusterAddrs() != nil:
+		url = "cluster" // the helper reads GATEBOT_TEST_REDIS_CLUSTER too
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$")
 	cmd.Env = append(os.Environ(), "GATEBOT_CRASH_HELPER=1", "GATEBOT_CRASH_REDIS="+url,

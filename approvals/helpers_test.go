@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -62,10 +63,31 @@ func uniquePrefix() string {
 	return "{gbtest-" + hex.EncodeToString(b[:]) + "}:"
 }
 
-// realClient connects to the real Redis or skips the test with a clear
-// message when it does not answer.
+// clusterAddrs are the Redis Cluster nodes the real-Redis variants use
+// instead of GATEBOT_TEST_REDIS_URL, when set (.ci/redis-cluster.sh starts
+// one): GATEBOT_TEST_REDIS_CLUSTER=127.0.0.1:7000,127.0.0.1:7001,127.0.0.1:7002.
+func clusterAddrs() []string {
+	v := os.Getenv("GATEBOT_TEST_REDIS_CLUSTER")
+	if v == "" {
+		return nil
+	}
+	return strings.Split(v, ",")
+}
+
+// realClient connects to the real Redis (or Redis Cluster) or skips the
+// test with a clear message when it does not answer.
 func realClient(tb testing.TB) redis.UniversalClient {
 	tb.Helper()
+	if addrs := clusterAddrs(); addrs != nil {
+		rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, PoolSize: 64, PoolTimeout: 30 * time.Second})
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := rdb.ForEachShard(ctx, func(ctx context.Context, c *redis.Client) error { return c.Ping(ctx).Err() }); err != nil {
+			_ = rdb.Close()
+			tb.Fatalf("GATEBOT_TEST_REDIS_CLUSTER=%s does not answer: %v (start it with .ci/redis-cluster.sh)", strings.Join(addrs, ","), err)
+		}
+		return rdb
+	}
 	opt, err := redis.ParseURL(realRedisURL())
 	if err != nil {
 		tb.Fatalf("GATEBOT_TEST_REDIS_URL: %v", err)
@@ -82,8 +104,23 @@ func realClient(tb testing.TB) redis.UniversalClient {
 	return rdb
 }
 
-// cleanup deletes every key under prefix.
+// cleanup deletes every key under prefix (on every master of a cluster:
+// SCAN reads one node).
 func cleanup(tb testing.TB, rdb redis.UniversalClient, prefix string) {
+	ctx := context.Background()
+	if cc, ok := rdb.(*redis.ClusterClient); ok {
+		if err := cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+			cleanupNode(tb, c, prefix)
+			return nil
+		}); err != nil {
+			tb.Errorf("cleanup: %v", err)
+		}
+		return
+	}
+	cleanupNode(tb, rdb, prefix)
+}
+
+func cleanupNode(tb testing.TB, rdb redis.Cmdable, prefix string) {
 	ctx := context.Background()
 	iter := rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
 	var keys []string
@@ -95,6 +132,8 @@ func cleanup(tb testing.TB, rdb redis.UniversalClient, prefix string) {
 	}
 	for len(keys) > 0 {
 		n := min(len(keys), 500)
+		// One slot per call: the prefix is hash-tagged, so a multi-key DEL
+		// is allowed on a cluster too.
 		if err := rdb.Del(ctx, keys[:n]...).Err(); err != nil {
 			tb.Errorf("cleanup del: %v", err)
 			return

@@ -43,6 +43,9 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives refused votes and recoverable oddities; nil discards.
 	Logger *slog.Logger
+	// OnTransition, when set, is told of every state change once it is
+	// stored (for metrics); it must not block.
+	OnTransition func(pipeline string, from, to State)
 }
 
 // Defaults applied by NewStore.
@@ -283,6 +286,9 @@ func (s *Store) Create(ctx context.Context, g *Gate, idempotencyKey string) (*Ga
 	if err != nil {
 		return nil, false, err
 	}
+	if created && s.opts.OnTransition != nil {
+		s.opts.OnTransition(out.Pipeline, "", StatePending)
+	}
 	return out, created, nil
 }
 
@@ -357,6 +363,7 @@ type change func(g *Gate, now time.Time) ([]auditNote, error)
 func (s *Store) update(ctx context.Context, op, id string, fn change) (*Gate, error) {
 	var out *Gate
 	var fnErr error
+	var fromState State
 	err := s.retryTx(ctx, op, func(tx *redis.Tx) error {
 		raw, err := tx.Get(ctx, s.gateKey(id)).Bytes()
 		if errors.Is(err, redis.Nil) {
@@ -370,6 +377,7 @@ func (s *Store) update(ctx context.Context, op, id string, fn change) (*Gate, er
 			return backoff.Permanent(err)
 		}
 		old := g.State
+		fromState = old
 		wasPosted := !g.Post.PostedAt.IsZero()
 		now := s.now()
 		notes, err := fn(g, now)
@@ -469,6 +477,9 @@ func (s *Store) update(ctx context.Context, op, id string, fn change) (*Gate, er
 	}, s.gateKey(id))
 	if err != nil {
 		return nil, err
+	}
+	if fnErr == nil && s.opts.OnTransition != nil && fromState != out.State {
+		s.opts.OnTransition(out.Pipeline, fromState, out.State)
 	}
 	return out, fnErr
 }

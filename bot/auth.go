@@ -204,6 +204,11 @@ func (a *Authenticator) Warm(ctx context.Context) error {
 	return err
 }
 
+// KeysLoaded reports whether the Bot Framework signing keys have been
+// fetched at least once, so a request can be authenticated without waiting
+// for the identity provider: what a readiness probe asks.
+func (a *Authenticator) KeysLoaded() bool { return a.channelKeys.loaded() }
+
 // Authenticate validates the Authorization header value of a request from
 // the channel: Bearer scheme; a JWT signed with RS256 by a key of the
 // configured cloud's JWKS (or, if allowed, the Emulator's); issuer of the

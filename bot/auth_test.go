@@ -432,6 +432,9 @@ func TestColdStartIdPDown(t *testing.T) {
 	if err := a.Warm(t.Context()); err == nil {
 		t.Fatal("Warm succeeded with the IdP down")
 	}
+	if a.KeysLoaded() {
+		t.Error("KeysLoaded with the IdP down since start")
+	}
 	header := "Bearer " + signRS256(t, keys[0], "k0", channelClaims(clock.Now()))
 	for range 10 {
 		if _, err := a.Authenticate(t.Context(), header); !errors.Is(err, ErrUnauthorized) {
@@ -445,6 +448,16 @@ func TestColdStartIdPDown(t *testing.T) {
 	clock.Advance(6 * time.Second)
 	if _, err := a.Authenticate(t.Context(), header); err != nil {
 		t.Fatalf("after recovery: %v", err)
+	}
+	if !a.KeysLoaded() {
+		t.Error("KeysLoaded false after keys were fetched")
+	}
+	// An IdP outage after that keeps the cached keys: still loaded.
+	idp.down.Store(true)
+	clock.Advance(25 * time.Hour)
+	_ = a.Warm(t.Context())
+	if !a.KeysLoaded() {
+		t.Error("KeysLoaded false after a failed refresh of cached keys")
 	}
 }
 

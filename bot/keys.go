@@ -128,6 +128,13 @@ func (s *keySet) cached(kid string) *signingKey {
 	return s.keys[kid]
 }
 
+// loaded reports whether a fetch has ever succeeded with at least one key.
+func (s *keySet) loaded() bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.keys) > 0
+}
+
 // fetchShared runs one fetch for all concurrent callers; each caller still
 // honours its own ctx while waiting.
 func (s *keySet) fetchShared(ctx context.Context, force bool) error {

@@ -51,6 +51,8 @@ type Store interface {
 	ClaimCardSyncs(ctx context.Context, limit int, lease time.Duration) ([]approvals.CardSync, error)
 	FinishCardSync(ctx context.Context, id string, version int64, digest string, final bool) error
 	DeferCardSync(ctx context.Context, id string, at time.Time) error
+
+	Outbox(ctx context.Context) ([]approvals.OutboxStats, error)
 }
 
 // Teams is how the engine reaches the chat. handlers implements it.
@@ -77,6 +79,7 @@ var ErrCardGone = errors.New("the card can no longer be updated")
 // implements it.
 type Observer interface {
 	ProviderCall(provider, op, outcome string, d time.Duration)
+	OutboxDepth(kind string, n int, oldest time.Duration)
 }
 
 // Pipeline is one configured pipeline as the engine sees it.
@@ -142,6 +145,7 @@ const (
 	maxPollEvery          = 2 * time.Minute
 	pollLease             = time.Minute
 	triggerBlock          = time.Second
+	statsEvery            = 5 * time.Second
 	shortBlock            = 20 * time.Millisecond
 )
 
@@ -244,7 +248,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	if err := e.opts.Store.PrepareTriggers(ctx, names); err != nil {
 		e.log.WarnContext(ctx, "could not prepare the trigger queues yet; retrying on first use", "err", err)
 	}
-	loops := []func(context.Context){e.triggerLoop, e.pollLoop, e.cardLoop, e.expiryLoop, e.unpostedLoop}
+	loops := []func(context.Context){e.triggerLoop, e.pollLoop, e.cardLoop, e.expiryLoop, e.unpostedLoop, e.statsLoop}
 	var wg sync.WaitGroup
 	for _, loop := range loops {
 		wg.Add(1)
@@ -256,6 +260,23 @@ func (e *Engine) Run(ctx context.Context) error {
 	wg.Wait()
 	e.wg.Wait()
 	return nil
+}
+
+// statsLoop reports the outbox's depth and age, which every replica reads
+// from the same Redis (dashboards take the max, not the sum).
+func (e *Engine) statsLoop(ctx context.Context) {
+	if e.opts.Observer == nil {
+		return
+	}
+	for sleep(ctx, statsEvery) {
+		stats, err := e.opts.Store.Outbox(ctx)
+		if err != nil {
+			continue // the store's own errors are counted by the Redis hook
+		}
+		for _, st := range stats {
+			e.opts.Observer.OutboxDepth(st.Kind, int(st.Depth), st.Oldest)
+		}
+	}
 }
 
 // spawn runs fn in a tracked goroutine that Run waits for.

@@ -3,7 +3,9 @@ package engine
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -380,5 +382,57 @@ func TestSafeProviderMessage(t *testing.T) {
 		if got := SafeProviderMessage(c.err); got != c.want {
 			t.Errorf("SafeProviderMessage(%v) = %q, want %q", c.err, got, c.want)
 		}
+	}
+}
+
+// observer records what the engine measures.
+type observer struct {
+	mu      sync.Mutex
+	calls   []string // provider/op/outcome
+	outbox  map[string]int
+	reports int
+}
+
+func (o *observer) ProviderCall(provider, op, outcome string, d time.Duration) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.calls = append(o.calls, provider+"/"+op+"/"+outcome)
+}
+
+func (o *observer) OutboxDepth(kind string, n int, oldest time.Duration) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.outbox == nil {
+		o.outbox = map[string]int{}
+	}
+	o.outbox[kind] = n
+	o.reports++
+}
+
+// TestObserverSeesProviderCalls: each trigger and status call is measured
+// with its provider, operation and outcome.
+func TestObserverSeesProviderCalls(t *testing.T) {
+	t.Parallel()
+	mr := miniredis.RunT(t)
+	s := newStore(t, redis.NewClient(&redis.Options{Addr: mr.Addr()}), "gatebot:")
+	obs := &observer{}
+	prov := newProvider("ci")
+	e, err := New(Options{Store: s, Teams: newTeams(), Instance: "r1", Observer: obs,
+		Pipelines:         map[string]*Pipeline{"deploy": pipeline(prov, "ci")},
+		TriggerVisibility: 10 * time.Second, TriggerBudget: 5 * time.Second, ProviderTimeout: time.Second, Tick: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { e.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	g := posted(t, s, "deploy", "c", 1)
+	approve(t, s, g.ID, bob)
+	eventually(t, "the gate to end", func() bool { return stateOf(t, s, g.ID) == approvals.StateSucceeded })
+	obs.mu.Lock()
+	defer obs.mu.Unlock()
+	if !slices.Contains(obs.calls, "ci/trigger/ok") || !slices.Contains(obs.calls, "ci/status/ok") {
+		t.Errorf("provider calls observed: %v, want ci/trigger/ok and ci/status/ok", obs.calls)
 	}
 }

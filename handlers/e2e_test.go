@@ -40,6 +40,9 @@ type fakeConnector struct {
 	changed chan struct{}
 	// wantAuth is the exact Authorization header expected ("" = none).
 	wantAuth string
+	// failUpdates answers card updates (PUT) with 403, as when the bot
+	// was removed from the conversation.
+	failUpdates bool
 }
 
 type recorded struct {
@@ -92,6 +95,11 @@ func (fc *fakeConnector) serve(w http.ResponseWriter, r *http.Request) {
 		fc.posts = append(fc.posts, rec)
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprintf(w, `{"id":%q}`, rec.ActivityID)
+	case r.Method == http.MethodPut && m[2] != "" && fc.failUpdates:
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusForbidden)
+		io.WriteString(w, `{"error":{"code":"BotNotInConversationRoster","message":"The bot is not part of the conversation roster."}}`)
+		return
 	case r.Method == http.MethodPut && m[2] != "":
 		rec.ActivityID = m[2]
 		fc.updates = append(fc.updates, rec)

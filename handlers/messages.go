@@ -31,8 +31,14 @@ func (s *Server) handleMessages(w http.ResponseWriter, r *http.Request) error {
 	var id *bot.Identity
 	if s.opt.Auth != nil {
 		var err error
-		id, err = s.opt.Auth.Authenticate(ctx, r.Header.Get("Authorization"))
+		authz := r.Header.Get("Authorization")
+		id, err = s.opt.Auth.Authenticate(ctx, authz)
 		if err != nil {
+			reason := authToken
+			if authz == "" {
+				reason = authNoToken
+			}
+			s.metrics.AuthFailure(reason)
 			log.Warn("inbound auth failed", "reason", err.Error())
 			w.WriteHeader(http.StatusUnauthorized)
 			return nil
@@ -48,27 +54,42 @@ func (s *Server) handleMessages(w http.ResponseWriter, r *http.Request) error {
 	}
 	if id != nil {
 		if err := id.Check(act.ServiceURL, act.ChannelID); err != nil {
+			s.metrics.AuthFailure(authBinding)
 			log.Warn("inbound auth failed", "reason", err.Error(), "channel_id", act.ChannelID)
 			w.WriteHeader(http.StatusUnauthorized)
 			return nil
 		}
 	}
 	if err := s.opt.Trust.Check(act.ServiceURL); err != nil {
+		s.metrics.Refused("service_url")
 		log.Warn("refusing activity from an untrusted serviceUrl", "service_url", act.ServiceURL, "err", err)
 		return &HTTPError{Status: http.StatusForbidden, Type: "untrusted-service-url", Msg: "serviceUrl is not trusted"}
 	}
 	log = log.With("activity_type", act.Type, "activity_id", act.ID, "conversation_id", act.Conversation.ID)
 	ctx = withLogger(ctx, log)
+	return s.handleTurn(ctx, w, act, id)
+}
+
+// handleTurn acts on an authenticated activity from a trusted serviceUrl
+// and counts it by type and outcome.
+func (s *Server) handleTurn(ctx context.Context, w http.ResponseWriter, act *bot.Activity, id *bot.Identity) (err error) {
+	log := loggerFrom(ctx)
+	ctx, turn := withTurn(ctx)
+	var inv *bot.InvokeResponse
+	defer func() { s.metrics.Activity(activityType(act.Type), activityOutcome(turn, err, inv)) }()
 	if !s.checkTenant(ctx, w, act, id) {
 		return nil
 	}
 
 	switch act.Type {
 	case bot.TypeInvoke:
-		resp, written := s.handleInvoke(ctx, act)
-		if err := resp.Write(w); err != nil {
+		start := time.Now()
+		res, written := s.handleInvoke(ctx, act)
+		inv = &res
+		if err := res.Write(w); err != nil {
 			log.Error("could not write the invoke response", "err", err)
 		}
+		s.metrics.Invoke(time.Since(start))
 		// The answer is on its way before the shared update may follow.
 		_ = http.NewResponseController(w).Flush()
 		if written != nil {
@@ -86,6 +107,17 @@ func (s *Server) handleMessages(w http.ResponseWriter, r *http.Request) error {
 		w.WriteHeader(http.StatusOK)
 		return nil
 	}
+}
+
+// activityType is the activity's type as a metric label: the types Teams
+// sends, anything else as "other" so a caller cannot mint label values.
+func activityType(t string) string {
+	switch t {
+	case bot.TypeMessage, bot.TypeInvoke, bot.TypeConversationUpdate, bot.TypeInstallationUpdate,
+		"messageReaction", "typing", "event", "endOfConversation", "messageUpdate", "messageDelete":
+		return t
+	}
+	return "other"
 }
 
 // handleMessage acknowledges a message turn quickly. Work that must not be
@@ -131,6 +163,7 @@ const storeDownMessage = "gatebot cannot reach its store right now, so nothing w
 // acknowledged (a redelivery minutes later would open a gate nobody expects
 // any more) and the sender is told, right away, that nothing happened.
 func (s *Server) storeDown(ctx context.Context, w http.ResponseWriter, act *bot.Activity, err error) error {
+	markTurn(ctx, outcomeUnavailable)
 	loggerFrom(ctx).Error("message turn not recorded", "err", err, "store_unavailable", errors.Is(err, approvals.ErrUnavailable))
 	w.WriteHeader(http.StatusOK)
 	s.goAsync(ctx, asyncBudget, func(ctx context.Context) { s.reply(ctx, act, nil, storeDownMessage) })

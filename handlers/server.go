@@ -21,12 +21,14 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/mux"
 
 	"github.com/gatebot/gatebot/approvals"
 	"github.com/gatebot/gatebot/bot"
+	"github.com/gatebot/gatebot/logging"
 	"github.com/gatebot/gatebot/pipelines"
 )
 
@@ -125,6 +127,11 @@ type Options struct {
 	// API configures the external API (/api/v1, see api.go); without
 	// API.Tokens only its OpenAPI description is served.
 	API APIOptions
+	// Metrics records activities, auth failures, refusals and card-click
+	// latency; nil records nothing.
+	Metrics Metrics
+	// MetricsHandler, if set, is served at GET /metrics.
+	MetricsHandler http.Handler
 }
 
 // Server serves gatebot's HTTP endpoints and runs its background workers.
@@ -139,6 +146,9 @@ type Server struct {
 	helpOnce sync.Once
 	helpRaw  json.RawMessage // the help card, encoded once
 	bg       sync.WaitGroup  // async turn work, waited for on Shutdown
+	metrics  Metrics
+	ready    readiness
+	draining atomic.Bool // set by Drain: /readyz answers 503
 }
 
 // New validates o and returns a Server.
@@ -162,6 +172,12 @@ func New(o Options) (*Server, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	// Request, turn and gate loggers each add their keys; Unique writes
+	// each key once per line however the helpers nest.
+	o.Logger = slog.New(logging.Unique(o.Logger.Handler()))
+	if o.Metrics == nil {
+		o.Metrics = noMetrics{}
+	}
 	if o.MaxBody <= 0 {
 		o.MaxBody = DefaultMaxBody
 	}
@@ -176,6 +192,7 @@ func New(o Options) (*Server, error) {
 		log:     o.Logger,
 		byAlias: map[string]*Pipeline{},
 		members: newMemberCache(o.MemberCacheTTL, o.Now),
+		metrics: o.Metrics,
 	}
 	for name, p := range o.Pipelines {
 		s.byAlias[name] = p
@@ -196,6 +213,9 @@ func New(o Options) (*Server, error) {
 		io.WriteString(w, "ok\n")
 	}).Methods(http.MethodGet)
 	r.HandleFunc("/readyz", s.handleReady).Methods(http.MethodGet)
+	if o.MetricsHandler != nil {
+		r.Handle("/metrics", o.MetricsHandler).Methods(http.MethodGet)
+	}
 	s.registerAPI(r)
 	s.router = r
 	return s, nil
@@ -224,30 +244,33 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				writeProblem(rec, r, http.StatusInternalServerError, "internal", "internal error")
 			}
 		}
+		status := rec.statusCode()
 		// Checked first: boxing the fields costs allocations on every
-		// request even when the access log is off (level warn).
-		if log.Enabled(ctx, slog.LevelInfo) {
-			log.Info("http request", "method", r.Method, "path", r.URL.Path, "status", rec.statusCode(),
+		// request even when the access log is off.
+		if lvl := accessLevel(status); log.Enabled(ctx, lvl) {
+			log.Log(ctx, lvl, "http request", "method", r.Method, "path", r.URL.Path, "status", status,
 				"bytes", rec.bytes, "duration_ms", float64(s.opt.Now().Sub(start).Microseconds())/1000)
 		}
 	}()
 	s.router.ServeHTTP(rec, r.WithContext(ctx))
 }
 
-func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-	defer cancel()
-	if err := s.opt.Store.Ping(ctx); err != nil {
-		loggerFrom(r.Context()).Warn("not ready", "err", err)
-		writeProblem(w, r, http.StatusServiceUnavailable, "unavailable", "the approval store is unavailable")
-		return
+// accessLevel is the level of a request's access line: debug for what
+// went well (probes and Teams traffic would flood the log at info), info
+// for a refused request, error for a failed one.
+func accessLevel(status int) slog.Level {
+	switch {
+	case status >= 500:
+		return slog.LevelError
+	case status >= 400:
+		return slog.LevelInfo
 	}
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	io.WriteString(w, "ready\n")
+	return slog.LevelDebug
 }
 
 // Shutdown waits for asynchronous turn work to finish or ctx to end.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.Drain()
 	done := make(chan struct{})
 	go func() { s.bg.Wait(); close(done) }()
 	select {

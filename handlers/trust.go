@@ -42,6 +42,8 @@ func (s *Server) checkTenant(ctx context.Context, w http.ResponseWriter, act *bo
 		return true
 	}
 	s.refusals.Tenant.Add(1)
+	s.metrics.Refused("tenant")
+	markTurn(ctx, outcomeRefused)
 	loggerFrom(ctx).Warn("dropping an activity from a tenant that is not served", "tenant_id", tenant,
 		"reason", err.Error())
 	w.WriteHeader(http.StatusOK)
@@ -76,6 +78,7 @@ func postedIn(g *approvals.Gate, act *bot.Activity) bool {
 // conversation that is not the gate's.
 func (s *Server) foreignGate(ctx context.Context, g *approvals.Gate, act *bot.Activity) {
 	s.refusals.Conversation.Add(1)
+	s.metrics.Refused("conversation")
 	loggerFrom(ctx).Warn("refusing an action on a gate from another conversation",
 		"gate_conversations", g.Conversations, "gate_tenant", g.Tenant, "tenant_id", tenantOf(act))
 }

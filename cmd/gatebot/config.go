@@ -37,6 +37,7 @@ type Config struct {
 	Providers map[string]ProviderConfig  `yaml:"providers"`
 	Pipelines map[string]*PipelineConfig `yaml:"pipelines"`
 	API       APIConfig                  `yaml:"api"`
+	Metrics   MetricsConfig              `yaml:"metrics"`
 
 	// unsetEnv names the ${NAME} references that were empty when the
 	// config was read.
@@ -77,6 +78,22 @@ type BotConfig struct {
 type RedisConfig struct {
 	URL    string `yaml:"url"`    // empty = embedded in-memory store (dev only)
 	Prefix string `yaml:"prefix"` // key prefix; hash-tag it for Cluster
+	// Sentinel names a Sentinel-monitored master (or use a
+	// redis+sentinel:// URL); the URL then gives only credentials, db and
+	// TLS for the data nodes.
+	Sentinel RedisSentinel `yaml:"sentinel"`
+	// CAFile, CertFile and KeyFile configure TLS (rediss://): the CA that
+	// signed the server's certificate, and an optional client certificate.
+	CAFile   string `yaml:"ca_file"`
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// MetricsConfig configures the Prometheus endpoint.
+type MetricsConfig struct {
+	// Listen, if set, serves /metrics on its own address (such as :9090)
+	// instead of the bot's listener, which is often public.
+	Listen string `yaml:"listen"`
 }
 
 // ApprovalsConfig tunes the gate store.
@@ -305,7 +322,12 @@ func (c *Config) applyDefaults() {
 		c.Log.Level = "info"
 	}
 	if c.Log.Format == "" {
-		c.Log.Format = "text"
+		// JSON lines for log collectors; text for a person running the
+		// local dev mode.
+		c.Log.Format = "json"
+		if c.Bot.InsecureSkipAuth {
+			c.Log.Format = "text"
+		}
 	}
 	if c.Redis.Prefix == "" {
 		c.Redis.Prefix = "gatebot:"
@@ -369,9 +391,10 @@ func (c *Config) validate(reg registry) (map[string]pipelines.Provider, error) {
 	if c.Redis.URL == "" && !c.Bot.InsecureSkipAuth {
 		ps.add("redis.url", "is required outside dev mode: the embedded in-memory store keeps nothing and cannot be shared by replicas")
 	}
-	if c.Redis.URL != "" {
-		if u, err := url.Parse(c.Redis.URL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix") {
-			ps.add("redis.url", "must be a redis://, rediss:// or unix:// URL")
+	c.Redis.check(&ps)
+	if c.Metrics.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.Metrics.Listen); err != nil {
+			ps.add("metrics.listen", "%q is not host:port (such as :9090)", c.Metrics.Listen)
 		}
 	}
 	for _, u := range c.Bot.TrustedServiceURLs {

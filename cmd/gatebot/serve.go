@@ -13,17 +13,20 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/alicebob/miniredis/v2"
-	"github.com/redis/go-redis/v9"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/gatebot/gatebot/approvals"
 	"github.com/gatebot/gatebot/bot"
 	"github.com/gatebot/gatebot/channels"
 	"github.com/gatebot/gatebot/handlers"
+	"github.com/gatebot/gatebot/logging"
+	"github.com/gatebot/gatebot/metrics"
 )
 
 var logLevels = map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError}
@@ -72,12 +75,18 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		log.Warn("no --config given: using the bundled example config in local dev mode")
 	}
 
-	rdb, closeRedis, err := openRedis(c.Redis, log)
+	reg := prometheus.NewRegistry()
+	var store *approvals.Store // set below; the scrape-time count reads it
+	m, err := newMetrics(reg, func() *approvals.Store { return store }, log)
+	if err != nil {
+		return err
+	}
+	rdb, closeRedis, err := openRedis(c.Redis, log, m.RedisHook())
 	if err != nil {
 		return err
 	}
 	defer closeRedis()
-	store, err := approvals.NewStore(rdb, approvals.Options{
+	store, err = approvals.NewStore(rdb, approvals.Options{
 		Prefix:      c.Redis.Prefix,
 		Retention:   time.Duration(c.Approvals.Retention),
 		AuditMaxLen: c.Approvals.AuditMaxLen,
@@ -86,12 +95,15 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		// so a live worker's trigger is not reclaimed by another replica.
 		TriggerVisibility: triggerVisibility,
 		Logger:            log,
+		OnTransition: func(pipeline string, _, to approvals.State) {
+			m.GateTransition(pipeline, string(to))
+		},
 	})
 	if err != nil {
 		return fmt.Errorf("approvals store: %w", err)
 	}
 
-	auth, connector, trust, err := botSide(ctx, c.Bot, hc, log)
+	auth, connector, trust, err := botSide(ctx, c.Bot, hc, log, m)
 	if err != nil {
 		return err
 	}
@@ -106,6 +118,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Pipelines: map[string]*handlers.Pipeline{},
 		Channels:  map[string]handlers.Channel{},
 		BotName:   c.Bot.Name,
+		Metrics:   m,
+	}
+	if c.Metrics.Listen == "" {
+		opts.MetricsHandler = m.Handler()
 	}
 	if c.Bot.AppID != "" {
 		opts.BotID = "28:" + c.Bot.AppID
@@ -142,7 +158,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	eng, err := engine.New(engine.Options{
 		Store: store, Teams: srv, Pipelines: enginePipelines, Instance: instanceName(),
-		Logger: log, TriggerVisibility: triggerVisibility,
+		Logger: log, TriggerVisibility: triggerVisibility, Observer: m,
 	})
 	if err != nil {
 		return err
@@ -168,8 +184,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if deliverer != nil {
 		workers.Go(func() { deliverer.Run(workCtx) })
 	}
-	serveErr := make(chan error, 1)
+	serveErr := make(chan error, 2)
 	go func() { serveErr <- hs.Serve(ln) }()
+	var ms *http.Server
+	if c.Metrics.Listen != "" {
+		if ms, err = serveMetrics(c.Metrics.Listen, m, log, serveErr); err != nil {
+			return err
+		}
+	}
 	log.Info("gatebot listening", "addr", ln.Addr().String(), "endpoint", "http://"+ln.Addr().String()+"/api/messages",
 		"dev_mode", c.Bot.InsecureSkipAuth, "pipelines", len(opts.Pipelines), "version", version)
 	if hooks != nil && hooks.ready != nil {
@@ -182,9 +204,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	case <-ctx.Done():
 	}
 	log.Info("shutting down")
+	srv.Drain()
 	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
 	defer cancel()
 	err = hs.Shutdown(shutCtx)
+	if ms != nil {
+		ms.Shutdown(shutCtx)
+	}
 	stopWork()
 	workers.Wait()
 	// Card posts already promised to Teams get their own budget, not what
@@ -224,44 +250,60 @@ func outboundTransport() *http.Transport {
 	return t
 }
 
+// newLogger is the process logger; config check has refused any other
+// format than text or json.
 func newLogger(c LogConfig, w io.Writer) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: logLevels[c.Level]}
-	if c.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+	l, err := logging.New(w, c.Format, logLevels[c.Level])
+	if err != nil {
+		l, _ = logging.New(w, logging.FormatText, logLevels[c.Level])
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return l
 }
 
-// openRedis connects to the configured Redis, or starts an embedded
-// in-memory one for local dev.
-func openRedis(c RedisConfig, log *slog.Logger) (redis.UniversalClient, func(), error) {
-	if c.URL == "" {
-		mr := miniredis.NewMiniRedis()
-		if err := mr.StartAddr("127.0.0.1:0"); err != nil {
-			return nil, nil, fmt.Errorf("start embedded redis: %w", err)
-		}
-		log.Warn("USING AN EMBEDDED IN-MEMORY REDIS: gates, votes and audit entries are lost when gatebot stops. Set redis.url (or REDIS_URL) to keep them.", "addr", mr.Addr())
-		rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
-		return rdb, func() { rdb.Close(); mr.Close() }, nil
+// newMetrics registers gatebot's metrics and the Go runtime and process
+// collectors on reg. store is read at scrape time, once it exists.
+func newMetrics(reg *prometheus.Registry, store func() *approvals.Store, log *slog.Logger) (*metrics.Metrics, error) {
+	if err := reg.Register(collectors.NewGoCollector()); err != nil {
+		return nil, err
 	}
-	opt, err := redis.ParseURL(c.URL)
-	if err != nil {
-		return nil, nil, fmt.Errorf("redis.url: %w", err)
+	if err := reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})); err != nil {
+		return nil, err
 	}
-	// RESP2 unless the URL asks for 3: gatebot uses no RESP3 feature, and
-	// the client checks every RESP3 reply for push notifications.
-	protocol := opt.Protocol
-	if protocol == 0 {
-		protocol = 2
-	}
-	rdb := redis.NewUniversalClient(&redis.UniversalOptions{
-		Addrs: []string{opt.Addr}, DB: opt.DB, Username: opt.Username, Password: opt.Password,
-		TLSConfig: opt.TLSConfig, Protocol: protocol,
-		// Fail fast while Redis is down, so callers get a quick 503 or a
-		// short Teams message instead of hanging turns.
-		DialerRetries: 1, DialTimeout: 2 * time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second,
+	return metrics.New(reg, metrics.Options{
+		Version: version, GoVersion: runtime.Version(), Logger: log,
+		OpenGates: func(ctx context.Context) (map[string]int64, error) {
+			s := store()
+			if s == nil {
+				return nil, errors.New("store not open yet")
+			}
+			counts, err := s.CountByState(ctx)
+			out := make(map[string]int64, len(counts))
+			for st, n := range counts {
+				out[string(st)] = n
+			}
+			return out, err
+		},
 	})
-	return rdb, func() { rdb.Close() }, nil
+}
+
+// serveMetrics serves /metrics alone on addr (metrics.listen), so the
+// bot's listener, often public, does not expose it.
+func serveMetrics(addr string, m *metrics.Metrics, log *slog.Logger, serveErr chan<- error) (*http.Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics.listen %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", m.Handler())
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	go func() {
+		if err := hs.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			serveErr <- fmt.Errorf("metrics listener: %w", err)
+		}
+	}()
+	log.Info("metrics listening", "addr", ln.Addr().String())
+	return hs, nil
 }
 
 // warnTenants says at start-up where tenant checks are relaxed.
@@ -280,11 +322,11 @@ func warnTenants(c BotConfig, log *slog.Logger) {
 
 // botSide builds the Bot Framework pieces: inbound auth, the connector
 // client with its token source, and the serviceUrl trust policy.
-func botSide(ctx context.Context, c BotConfig, hc *http.Client, log *slog.Logger) (handlers.Authenticator, *bot.Connector, bot.ServiceURLPolicy, error) {
+func botSide(ctx context.Context, c BotConfig, hc *http.Client, log *slog.Logger, obs bot.ConnectorObserver) (handlers.Authenticator, *bot.Connector, bot.ServiceURLPolicy, error) {
 	if c.InsecureSkipAuth {
 		log.Warn("BOT FRAMEWORK AUTH IS OFF (bot.insecure_skip_auth): no inbound token checks, no outbound tokens; loopback serviceUrls trusted. Local dev only.")
 		trust := bot.ServiceURLPolicy{AllowLoopback: true, TrustedHosts: hostsOf(c.TrustedServiceURLs, "https")}
-		conn, err := bot.NewConnector(bot.ConnectorConfig{Trust: trust, HTTPClient: hc, Logger: log})
+		conn, err := bot.NewConnector(bot.ConnectorConfig{Trust: trust, HTTPClient: hc, Logger: log, Observer: obs})
 		return nil, conn, trust, err
 	}
 	cloud, err := bot.CloudPreset(c.Cloud)
@@ -345,7 +387,7 @@ func botSide(ctx context.Context, c BotConfig, hc *http.Client, log *slog.Logger
 	if err != nil {
 		return nil, nil, trust, fmt.Errorf("bot token source: %w", err)
 	}
-	conn, err := bot.NewConnector(bot.ConnectorConfig{Tokens: tokens, Trust: trust, HTTPClient: hc, Logger: log, MaxRetries: 3, Pacing: true})
+	conn, err := bot.NewConnector(bot.ConnectorConfig{Tokens: tokens, Trust: trust, HTTPClient: hc, Logger: log, MaxRetries: 3, Pacing: true, Observer: obs})
 	if err != nil {
 		return nil, nil, trust, err
 	}

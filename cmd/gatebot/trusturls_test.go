@@ -81,7 +81,7 @@ func TestBotSideTrustsLoopbackHTTP(t *testing.T) {
 				// Nothing listens there: Warm fails at once and is only logged.
 				OpenIDMetadataURL: "http://127.0.0.1:1/meta", TokenURL: "http://127.0.0.1:1/token"}
 			hc := &http.Client{Timeout: time.Second}
-			_, _, trust, err := botSide(t.Context(), c, hc, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			_, _, trust, err := botSide(t.Context(), c, hc, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 			if err != nil {
 				t.Fatal(err)
 			}

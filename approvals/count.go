@@ -1,0 +1,37 @@
+package approvals
+
+import (
+	"context"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// OpenStates returns the states of gates that may still change, in the
+// order of a gate's life: what an operator watches for stuck work.
+func OpenStates() []State {
+	return []State{StatePending, StateApproved, StateTriggering, StateRunning, StateTriggerFailed}
+}
+
+// CountByState returns how many gates are in each open state. It reads the
+// size of each state index (one ZCARD each, in one pipeline), so it is
+// cheap enough to run on every metrics scrape. The keys are read one by
+// one inside the pipeline, never as one multi-key command, so it works on
+// Redis Cluster whatever the prefix.
+func (s *Store) CountByState(ctx context.Context) (map[State]int64, error) {
+	states := OpenStates()
+	cmds := make([]*redis.IntCmd, len(states))
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, st := range states {
+			cmds[i] = p.ZCard(ctx, s.ixState(st))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, unavailable("count by state", err)
+	}
+	out := make(map[State]int64, len(states))
+	for i, st := range states {
+		out[st] = cmds[i].Val()
+	}
+	return out, nil
+}
