@@ -86,7 +86,10 @@ func Help(pipelines []PipelineInfo) *Card {
 		FactSet{Facts: []Fact{
 			{Title: "Run", Value: "`/run <pipeline> key=value …`"},
 			{Title: "Quote spaces", Value: "`/run deploy msg=\"hello world\"`"},
-			{Title: "Help", Value: "`/help`"},
+			{Title: "List pipelines", Value: "`pipelines` (each with a Run… form)"},
+			{Title: "Open gates", Value: "`pending`"},
+			{Title: "One gate", Value: "`status g_abcd1234`, `cancel g_abcd1234 reason`"},
+			{Title: "Help", Value: "`help`"},
 		}},
 		TextBlock{Text: "In a channel or group chat, mention the bot first: `@gatebot run …`", Wrap: true, IsSubtle: true},
 	)
