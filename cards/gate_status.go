@@ -254,7 +254,7 @@ func (b *gateCard) run() []Element {
 		}
 	}
 	items := []Element{TextBlock{Text: line, Wrap: true, Weight: "bolder", Spacing: "small"}}
-	if detail != "" {
+	if detail != "" && !restatesState(detail, state) {
 		items = append(items, TextBlock{Text: inline(detail, budgetLine), Wrap: true, IsSubtle: true, Spacing: "none"})
 	}
 	if g.State == approvals.StateFailed && g.Error != "" {
@@ -308,3 +308,31 @@ func relative(d time.Duration) string {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// stateWords are the provider status words that say no more than a run
+// state: a detail made only of one (and a duration) is not shown.
+var stateWords = map[string][]string{
+	"queued":    {"queued", "pending", "waiting", "scheduled", "not_started", "notstarted"},
+	"running":   {"running", "in_progress", "inprogress", "started", "executing", "building"},
+	"succeeded": {"succeeded", "success", "successful", "completed", "passed", "ok", "done"},
+	"failed":    {"failed", "failure", "error", "errored"},
+	"cancelled": {"cancelled", "canceled", "aborted", "stopped"},
+}
+
+// restatesState reports whether a provider's detail ("jenkins: SUCCESS",
+// "simulated: succeeded (7s)") only repeats the state the card shows.
+func restatesState(detail, state string) bool {
+	d := strings.ToLower(strings.TrimSpace(detail))
+	if _, rest, ok := strings.Cut(d, ": "); ok {
+		d = rest
+	}
+	if i := strings.IndexByte(d, '('); i >= 0 && strings.HasSuffix(d, ")") {
+		d = strings.TrimSpace(d[:i])
+	}
+	for _, w := range stateWords[state] {
+		if d == w {
+			return true
+		}
+	}
+	return false
+}
