@@ -75,13 +75,7 @@ func (s *Server) openFromForm(ctx context.Context, act *bot.Activity, data cards
 			delete(raw, k)
 		}
 	}
-	ref, _ := json.Marshal(act.Reference())
-	g, _, err := s.opt.Store.Open(ctx, approvals.Opening{
-		Pipeline: data.Pipeline, Schema: p.Def, Runners: p.Runners, Policy: p.Policy,
-		RawInputs: raw, Message: message, Requester: requester, Origin: "teams",
-		Tenant: tenantOf(act), Conversations: []string{bot.ConversationKey(act.Conversation.ID)},
-		Post: approvals.Post{Conversation: ref},
-	})
+	g, err := s.openInConversation(ctx, act, data.Pipeline, p, requester, raw, message)
 	var (
 		ie  pipelines.InputErrors
 		inv *approvals.InvalidError

@@ -84,13 +84,7 @@ func (s *Server) openFromChat(ctx context.Context, act *bot.Activity, cmd comman
 		}
 		raw[k] = cmd.KV[k]
 	}
-	ref, _ := json.Marshal(act.Reference())
-	g, _, err := s.opt.Store.Open(ctx, approvals.Opening{
-		Pipeline: name, Schema: p.Def, Runners: p.Runners, Policy: p.Policy,
-		RawInputs: raw, Message: message, Requester: requester, Origin: "teams",
-		Tenant: tenantOf(act), Conversations: []string{bot.ConversationKey(act.Conversation.ID)},
-		Post: approvals.Post{Conversation: ref},
-	})
+	g, err := s.openInConversation(ctx, act, name, p, requester, raw, message)
 	var (
 		ie  pipelines.InputErrors
 		inv *approvals.InvalidError
@@ -121,6 +115,19 @@ func (s *Server) openFromChat(ctx context.Context, act *bot.Activity, cmd comman
 			s.postGate(ctx, act, g)
 		}
 	}, nil
+}
+
+// openInConversation opens a gate asked for in act's conversation, bound
+// to it and its tenant; its card is to be posted there.
+func (s *Server) openInConversation(ctx context.Context, act *bot.Activity, name string, p *Pipeline, requester approvals.Person, raw map[string]any, message string) (*approvals.Gate, error) {
+	ref, _ := json.Marshal(act.Reference())
+	g, _, err := s.opt.Store.Open(ctx, approvals.Opening{
+		Pipeline: name, Schema: p.Def, Runners: p.Runners, Policy: p.Policy,
+		RawInputs: raw, Message: message, Requester: requester, Origin: "teams",
+		Tenant: tenantOf(act), Conversations: []string{bot.ConversationKey(act.Conversation.ID)},
+		Post: approvals.Post{Conversation: ref},
+	})
+	return g, err
 }
 
 // postGate posts the gate's card as a reply and records where it is. A
