@@ -102,6 +102,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return fmt.Errorf("approvals store: %w", err)
 	}
+	switch err := store.CheckLayout(ctx); {
+	case errors.Is(err, approvals.ErrLayout):
+		return err
+	case err != nil:
+		// Redis not answering yet: /readyz says so; the layout is checked
+		// by the next start.
+		log.Warn("could not check the Redis layout", "err", err)
+	}
 
 	auth, connector, trust, err := botSide(ctx, c.Bot, hc, log, m)
 	if err != nil {
