@@ -101,6 +101,9 @@ type Policy struct {
 	Approvers         []string      `json:"apv,omitempty"` // UPNs or aad:<id>; empty = anyone
 	AllowSelfApproval bool          `json:"self,omitempty"`
 	Timeout           time.Duration `json:"ttl"`
+	// RemindBefore, when set and shorter than Timeout, reminds the
+	// approvers once this long before the deadline of a gate still pending.
+	RemindBefore time.Duration `json:"rmd,omitempty"`
 }
 
 // NeedsUPN reports whether checking eligibility needs a person's UPN.

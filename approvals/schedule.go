@@ -217,3 +217,40 @@ func (g *Gate) reasonIf(to State) string {
 	}
 	return ""
 }
+
+// DueReminders returns up to limit pending gates whose reminder time
+// (deadline − Policy.RemindBefore) has come, each claimed for a lease so
+// replicas share them; call AckReminder once the approvers were reminded.
+// Gates decided meanwhile have left the schedule with their decision.
+func (s *Store) DueReminders(ctx context.Context, limit int) ([]*Gate, error) {
+	ids, err := s.claim(ctx, s.remindKey(), limit, scheduleLease)
+	if err != nil || len(ids) == 0 {
+		return nil, err
+	}
+	var out []*Gate
+	var errs []error
+	for _, id := range ids {
+		g, err := s.Get(ctx, id)
+		switch {
+		case errors.Is(err, ErrNotFound):
+		case err != nil:
+			errs = append(errs, err)
+			continue
+		case g.State == StatePending:
+			out = append(out, g)
+			continue
+		}
+		if err := s.AckReminder(ctx, id); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
+// AckReminder takes a gate off the reminder schedule: one reminder each.
+func (s *Store) AckReminder(ctx context.Context, id string) error {
+	if err := s.rdb.ZRem(ctx, s.remindKey(), id).Err(); err != nil {
+		return unavailable("ack reminder", err)
+	}
+	return nil
+}

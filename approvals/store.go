@@ -129,6 +129,7 @@ func (s *Store) auditKey() string           { return s.opts.Prefix + "audit" }
 func (s *Store) seenKey(k string) string    { return s.opts.Prefix + "seen:" + k }
 func (s *Store) convKey(k string) string    { return s.opts.Prefix + "conv:" + k }
 func (s *Store) unpostedKey() string        { return s.opts.Prefix + "unposted" }
+func (s *Store) remindKey() string          { return s.opts.Prefix + "remind" }
 func (s *Store) postingKey(id string) string {
 	return s.opts.Prefix + "posting:" + id
 }
@@ -271,6 +272,9 @@ func (s *Store) Create(ctx context.Context, g *Gate, idempotencyKey string) (*Ga
 			}
 			if !ng.Deadline.IsZero() {
 				p.ZAdd(ctx, s.dueKey(), redis.Z{Score: ms(ng.Deadline), Member: ng.ID})
+				if r := ng.Policy.RemindBefore; r > 0 && r < ng.Policy.Timeout {
+					p.ZAdd(ctx, s.remindKey(), redis.Z{Score: ms(ng.Deadline.Add(-r)), Member: ng.ID})
+				}
 			}
 			s.indexAdd(ctx, p, &ng, ng.State)
 			s.scheduleUnposted(ctx, p, &ng)
@@ -442,6 +446,9 @@ func (s *Store) update(ctx context.Context, op, id string, fn change) (*Gate, er
 				// requester are told at least once.
 				if (old == StatePending || nw.Final()) && nw != StateExpired {
 					p.ZRem(ctx, s.dueKey(), id)
+				}
+				if old == StatePending {
+					p.ZRem(ctx, s.remindKey(), id)
 				}
 				if nw.Final() {
 					p.ZRem(ctx, s.pollKey(), id)

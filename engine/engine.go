@@ -47,6 +47,8 @@ type Store interface {
 	ExpireDue(ctx context.Context, limit int) ([]*approvals.Gate, error)
 	AckExpired(ctx context.Context, id string) error
 	DueUnposted(ctx context.Context, limit int) ([]*approvals.Gate, error)
+	DueReminders(ctx context.Context, limit int) ([]*approvals.Gate, error)
+	AckReminder(ctx context.Context, id string) error
 
 	ClaimCardSyncs(ctx context.Context, limit int, lease time.Duration) ([]approvals.CardSync, error)
 	FinishCardSync(ctx context.Context, id string, version int64, digest string, final bool) error
@@ -70,6 +72,9 @@ type Teams interface {
 	PostCard(ctx context.Context, g *approvals.Gate) error
 	// NotifyExpired tells the requester their gate expired.
 	NotifyExpired(ctx context.Context, g *approvals.Gate)
+	// RemindApprovers reminds the approvers of a gate still pending shortly
+	// before its deadline (approval.remind_before).
+	RemindApprovers(ctx context.Context, g *approvals.Gate) error
 }
 
 // ErrCardGone marks a card that cannot be updated any more.
@@ -248,7 +253,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	if err := e.opts.Store.PrepareTriggers(ctx, names); err != nil {
 		e.log.WarnContext(ctx, "could not prepare the trigger queues yet; retrying on first use", "err", err)
 	}
-	loops := []func(context.Context){e.triggerLoop, e.pollLoop, e.cardLoop, e.expiryLoop, e.unpostedLoop, e.statsLoop}
+	loops := []func(context.Context){e.triggerLoop, e.pollLoop, e.cardLoop, e.expiryLoop, e.remindLoop, e.unpostedLoop, e.statsLoop}
 	var wg sync.WaitGroup
 	for _, loop := range loops {
 		wg.Add(1)

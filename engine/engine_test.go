@@ -436,3 +436,29 @@ func TestObserverSeesProviderCalls(t *testing.T) {
 		t.Errorf("provider calls observed: %v, want ci/trigger/ok and ci/status/ok", obs.calls)
 	}
 }
+
+// TestRemindsOnce: a gate still pending at its reminder time gets one
+// reminder; the approvers are not reminded again on the next ticks.
+func TestRemindsOnce(t *testing.T) {
+	backends(t, func(t *testing.T, rdb redis.UniversalClient, prefix string) {
+		s := newStore(t, rdb, prefix)
+		tm := newTeams()
+		run(t, s, tm, "r1", map[string]*Pipeline{"deploy": pipeline(newProvider("ci"), "ci")})
+		g, _, err := s.Create(t.Context(), &approvals.Gate{Pipeline: "deploy", Requester: alice,
+			Policy: approvals.Policy{Required: 1, Timeout: 3 * time.Second, RemindBefore: 2500 * time.Millisecond}}, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "the reminder", func() bool {
+			tm.mu.Lock()
+			defer tm.mu.Unlock()
+			return len(tm.reminded) > 0
+		})
+		time.Sleep(1500 * time.Millisecond) // past more reminder ticks
+		tm.mu.Lock()
+		defer tm.mu.Unlock()
+		if len(tm.reminded) != 1 || tm.reminded[0] != g.ID {
+			t.Errorf("reminders %v, want one for %s", tm.reminded, g.ID)
+		}
+	})
+}

@@ -45,6 +45,34 @@ func (e *Engine) expiryLoop(ctx context.Context) {
 	}
 }
 
+// remindLoop reminds the approvers of gates still pending shortly before
+// their deadline, once each (at least once: a replica that dies before
+// acknowledging leaves the reminder to another after its claim lease).
+func (e *Engine) remindLoop(ctx context.Context) {
+	log := e.log.With("worker", "remind")
+	for sleep(ctx, max(e.opts.Tick, time.Second)) {
+		gates, err := e.opts.Store.DueReminders(ctx, 100)
+		if err != nil {
+			log.WarnContext(ctx, "cannot read due reminders", "err", err)
+		}
+		var eg errgroup.Group
+		eg.SetLimit(noticeParallel)
+		for _, g := range gates {
+			eg.Go(func() error {
+				if err := e.opts.Teams.RemindApprovers(ctx, g); err != nil {
+					log.WarnContext(ctx, "could not remind the approvers; trying again later", "gate_id", g.ID, "err", err)
+					return nil
+				}
+				if err := e.opts.Store.AckReminder(ctx, g.ID); err != nil {
+					log.WarnContext(ctx, "could not acknowledge a reminder; it may repeat", "gate_id", g.ID, "err", err)
+				}
+				return nil
+			})
+		}
+		eg.Wait()
+	}
+}
+
 // RelayRejection tells a provider that waits for the decision (a
 // ServiceStage release task at an approval step) that the gate ended
 // without approval. Providers that do not wait are not called.

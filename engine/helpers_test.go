@@ -152,7 +152,8 @@ type teams struct {
 	calls   []sent // every SyncCard call
 	sends   []sent // the ones that sent a card
 	posted  []string
-	expired []string
+	expired  []string
+	reminded []string
 }
 
 func newTeams() *teams {
@@ -205,6 +206,13 @@ func (f *teams) SyncCard(ctx context.Context, g *approvals.Gate, last string) (s
 func (f *teams) PostCard(ctx context.Context, g *approvals.Gate) error {
 	f.mu.Lock()
 	f.posted = append(f.posted, g.ID)
+	f.mu.Unlock()
+	return nil
+}
+
+func (f *teams) RemindApprovers(ctx context.Context, g *approvals.Gate) error {
+	f.mu.Lock()
+	f.reminded = append(f.reminded, g.ID)
 	f.mu.Unlock()
 	return nil
 }

@@ -70,3 +70,20 @@ func TestRunForm(t *testing.T) {
 		return false
 	})
 }
+
+// TestReminderUnderTheCard: approval.remind_before posts one reminder under
+// the gate's card, saying what waits, for how long and for how many.
+func TestReminderUnderTheCard(t *testing.T) {
+	e := newEnv(t, redisClients(t)["miniredis"], approvals.Policy{Required: 1, Timeout: 3 * time.Second, RemindBefore: 2500 * time.Millisecond})
+	e.send(alex, "/run demo version=1.2.8")
+	_, actID := e.lastCardPost(1)
+	e.conn.waitFor("the reminder", func(posts, _ []recorded) bool {
+		for _, p := range posts {
+			if strings.Contains(p.Raw, "Reminder: Approval needed: demo 1.2.8") && strings.Contains(p.Raw, "still needs 1 approval.") &&
+				p.Activity["replyToId"] == actID {
+				return true
+			}
+		}
+		return false
+	})
+}

@@ -291,18 +291,25 @@ func eligible(pol approvals.Policy) []approvals.Person {
 // notifyRequester tells the requester, in the gate's conversation, what
 // happened to their request.
 func (s *Server) notifyRequester(ctx context.Context, g *approvals.Gate, text string) {
+	if err := s.sendUnderCard(ctx, g, text); err != nil {
+		loggerFrom(ctx).Error("could not notify the requester", "gate_id", g.ID, "err", err)
+	}
+}
+
+// sendUnderCard posts a plain message in the gate's conversation, as a
+// reply to its card when it has one.
+func (s *Server) sendUnderCard(ctx context.Context, g *approvals.Gate, text string) error {
 	if len(g.Post.Conversation) == 0 {
-		return
+		return nil
 	}
 	var ref bot.ConversationReference
 	if err := json.Unmarshal(g.Post.Conversation, &ref); err != nil {
-		return
+		return fmt.Errorf("stored conversation reference is unreadable: %w", err)
 	}
 	act := &bot.Activity{Type: bot.TypeMessage, From: ref.Bot, Conversation: ref.Conversation, Text: text, TextFormat: "plain"}
 	if g.Post.ActivityID != "" {
 		act.ReplyToID = g.Post.ActivityID
 	}
-	if _, err := s.opt.Connector.SendToConversation(ctx, ref.ServiceURL, ref.Conversation.ID, act); err != nil {
-		loggerFrom(ctx).Error("could not notify the requester", "gate_id", g.ID, "err", err)
-	}
+	_, err := s.opt.Connector.SendToConversation(ctx, ref.ServiceURL, ref.Conversation.ID, act)
+	return err
 }

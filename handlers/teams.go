@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/gatebot/gatebot/approvals"
 	"github.com/gatebot/gatebot/bot"
@@ -105,6 +106,19 @@ func (s *Server) PostCard(ctx context.Context, g *approvals.Gate) error {
 		act.From = *ref.User
 	}
 	return s.postGate(ctx, act, g)
+}
+
+// RemindApprovers posts a reminder under the gate's card: what is waiting,
+// how long is left, and how many approvals it still needs.
+func (s *Server) RemindApprovers(ctx context.Context, g *approvals.Gate) error {
+	if len(g.Post.Conversation) == 0 || g.Post.ActivityID == "" {
+		return nil // no card to remind about; nothing anyone could click
+	}
+	left := g.Deadline.Sub(s.opt.Now()).Round(time.Minute)
+	need := max(g.Policy.Required, 1) - len(g.Approvals())
+	text := fmt.Sprintf("Reminder: %s (%s) expires in %s and still needs %d approval%s.",
+		cards.Summary(g), cards.ShortID(g.ID), left, need, map[bool]string{true: "", false: "s"}[need == 1])
+	return s.sendUnderCard(ctx, g, text)
 }
 
 // NotifyExpired tells the requester, in the gate's conversation, that

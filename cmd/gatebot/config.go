@@ -152,7 +152,10 @@ type ApprovalConfig struct {
 	Approvers         []string `yaml:"approvers"`
 	AllowSelfApproval *bool    `yaml:"allow_self_approval"`
 	Timeout           Duration `yaml:"timeout" check:"positive"`
-	StepID            string   `yaml:"step_id"`
+	// RemindBefore reminds the approvers once, this long before the
+	// deadline, of a gate still pending (shorter than timeout).
+	RemindBefore Duration `yaml:"remind_before" check:"positive"`
+	StepID       string   `yaml:"step_id"`
 	// Confirm asks the approver to confirm before the vote is recorded,
 	// for pipelines where a mistaken tap is costly.
 	Confirm bool `yaml:"confirm"`
@@ -529,6 +532,9 @@ func (pl *PipelineConfig) checkPeople(f string, ps *problems) {
 		}
 		distinct[key] = true
 	}
+	if r := time.Duration(a.RemindBefore); r > 0 && r >= time.Duration(a.Timeout) {
+		ps.add(f+".approval.remind_before", "%s is not shorter than the timeout %s, so the reminder could never come before the gate expires", r, time.Duration(a.Timeout))
+	}
 	if len(a.Approvers) > 0 && a.Required > len(distinct) {
 		ps.add(f+".approval.required", "is %d but only %d distinct approvers are listed, so no gate could ever be approved", a.Required, len(distinct))
 	}
@@ -576,6 +582,7 @@ func (pl *PipelineConfig) policy() approvals.Policy {
 		Approvers:         pl.Approval.Approvers,
 		AllowSelfApproval: self,
 		Timeout:           time.Duration(pl.Approval.Timeout),
+		RemindBefore:      time.Duration(pl.Approval.RemindBefore),
 	}
 }
 
