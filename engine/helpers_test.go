@@ -146,12 +146,12 @@ type sent struct {
 // as handlers' renders do. Conversations in paced answer "not now"; in
 // block, SyncCard waits until the channel is closed.
 type teams struct {
-	mu      sync.Mutex
-	paced   map[string]time.Duration
-	block   map[string]chan struct{}
-	calls   []sent // every SyncCard call
-	sends   []sent // the ones that sent a card
-	posted  []string
+	mu       sync.Mutex
+	paced    map[string]time.Duration
+	block    map[string]chan struct{}
+	calls    []sent // every SyncCard call
+	sends    []sent // the ones that sent a card
+	posted   []string
 	expired  []string
 	reminded []string
 }
