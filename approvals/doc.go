@@ -58,6 +58,8 @@
 //	                             Options.UnpostedAfter (ms); left when SetPost
 //	                             records the post or the gate ends (DueUnposted)
 //	P posting:<id>       string  lease of the one poster of a gate's card (ClaimPost)
+//	P remind             zset    pending gates → reminder time (deadline −
+//	                             Policy.RemindBefore); left with the decision
 //	P layout             string  the layout version (Layout) that wrote this
 //	                             prefix; CheckLayout refuses a newer one
 //	P seen:<key>         string  activity de-duplication markers (Once), with TTL
