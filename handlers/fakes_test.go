@@ -29,6 +29,7 @@ type fakeConnector struct {
 	changed chan struct{}
 	// wantAuth is the exact Authorization header expected ("" = none).
 	wantAuth string
+	lookups []string // member lookups, by the id asked for
 	// failUpdates answers card updates (PUT) with 403, as when the bot
 	// was removed from the conversation.
 	failUpdates bool
@@ -56,6 +57,10 @@ func (fc *fakeConnector) serviceURL() string { return fc.srv.URL + "/_connector"
 func (fc *fakeConnector) serve(w http.ResponseWriter, r *http.Request) {
 	if got := r.Header.Get("Authorization"); got != fc.wantAuth {
 		fc.t.Errorf("connector: %s %s: Authorization = %q, want %q", r.Method, r.URL.Path, got, fc.wantAuth)
+	}
+	if mm := memberPath.FindStringSubmatch(r.URL.Path); mm != nil && r.Method == http.MethodGet {
+		fc.serveMember(w, mm[2])
+		return
 	}
 	m := activityPath.FindStringSubmatch(r.URL.EscapedPath())
 	if m == nil {
@@ -180,4 +185,21 @@ func (p *fakeProvider) calls(gateID string) int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.triggers[gateID]
+}
+
+// serveMember answers a member lookup as Teams does: the account of a test
+// user (by Teams id or Entra object id), 404 for anyone else.
+func (fc *fakeConnector) serveMember(w http.ResponseWriter, id string) {
+	fc.mu.Lock()
+	fc.lookups = append(fc.lookups, id)
+	fc.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	for _, u := range []user{alex, megan, dave} {
+		if id == u.id || id == u.aad {
+			json.NewEncoder(w).Encode(map[string]string{"id": u.id, "name": u.name, "aadObjectId": u.aad})
+			return
+		}
+	}
+	w.WriteHeader(http.StatusNotFound)
+	io.WriteString(w, `{"error":{"code":"MemberNotFoundInConversation","message":"The member is not in the conversation."}}`)
 }

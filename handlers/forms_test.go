@@ -87,3 +87,25 @@ func TestReminderUnderTheCard(t *testing.T) {
 		return false
 	})
 }
+
+// TestApproversByName: an approver listed by Entra id is looked up in the
+// conversation once, then shown by name, @mentioned and offered the
+// approver view (refresh.userIds) on the gate's card.
+func TestApproversByName(t *testing.T) {
+	e := newEnv(t, redisClients(t)["miniredis"], approvals.Policy{Required: 1, Timeout: time.Hour, Approvers: []string{"aad:" + megan.aad}})
+	e.send(alex, "/run demo version=1.2.9")
+	e.lastCardPost(1)
+	e.send(alex, "/run demo version=1.3.0")
+	e.lastCardPost(2)
+	e.conn.mu.Lock()
+	card, lookups := e.conn.posts[0].Raw, len(e.conn.lookups)
+	e.conn.mu.Unlock()
+	for _, w := range []string{"Megan Bowen", `"type":"mention"`, `"userIds":["29:megan"]`} {
+		if !strings.Contains(card, w) {
+			t.Errorf("the card lacks %s: %s", w, card)
+		}
+	}
+	if lookups != 1 {
+		t.Errorf("%d member lookups for two cards, want 1 (cached)", lookups)
+	}
+}

@@ -135,6 +135,7 @@ func (s *Server) openInConversation(ctx context.Context, act *bot.Activity, name
 // silently.
 func (s *Server) postGate(ctx context.Context, act *bot.Activity, g *approvals.Gate) error {
 	log := loggerFrom(ctx).With("gate_id", g.ID)
+	s.resolveApprovers(ctx, g)
 	raw, digest, err := s.renderShared(g)
 	if err != nil {
 		return err
@@ -258,7 +259,8 @@ func (s *Server) gateCardTone(g *approvals.Gate, notice string, tone cards.Tone)
 // cardView is what a gate card shows besides the gate: the pipeline's
 // declared details and who the policy lets approve.
 func (s *Server) cardView(g *approvals.Gate, notice string, tone cards.Tone) cards.GateView {
-	v := cards.GateView{Now: s.opt.Now(), Notice: notice, NoticeTone: tone, CanRetry: true, Eligible: eligible(g.Policy)}
+	v := cards.GateView{Now: s.opt.Now(), Notice: notice, NoticeTone: tone, CanRetry: true}
+	v.Eligible, v.Names = s.approverAccounts(g)
 	if p, ok := s.opt.Pipelines[g.Pipeline]; ok {
 		v.Description = p.Def.Description
 		v.InputOrder = p.Def.InputNames()

@@ -9,35 +9,37 @@ import (
 // then arbitrary ones down to half.
 const memberCacheMax = 10000
 
-// memberCache remembers UPNs looked up through the connector for a bounded
-// time. It is only a cache: every replica can rebuild it from the connector.
-type memberCache struct {
+// memberCache remembers what was looked up through the connector (UPNs,
+// approvers' accounts) for a bounded time. It is only a cache: every
+// replica can rebuild it from the connector.
+type memberCache[V any] struct {
 	mu  sync.Mutex
 	ttl time.Duration
 	now func() time.Time
-	m   map[string]memberEntry
+	m   map[string]memberEntry[V]
 }
 
-type memberEntry struct {
-	upn string
-	at  time.Time
+type memberEntry[V any] struct {
+	v  V
+	at time.Time
 }
 
-func newMemberCache(ttl time.Duration, now func() time.Time) *memberCache {
-	return &memberCache{ttl: ttl, now: now, m: map[string]memberEntry{}}
+func newMemberCache[V any](ttl time.Duration, now func() time.Time) *memberCache[V] {
+	return &memberCache[V]{ttl: ttl, now: now, m: map[string]memberEntry[V]{}}
 }
 
-func (c *memberCache) get(key string) (string, bool) {
+func (c *memberCache[V]) get(key string) (V, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.m[key]
 	if !ok || c.now().Sub(e.at) > c.ttl {
-		return "", false
+		var zero V
+		return zero, false
 	}
-	return e.upn, true
+	return e.v, true
 }
 
-func (c *memberCache) put(key, upn string) {
+func (c *memberCache[V]) put(key string, v V) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := c.now()
@@ -55,5 +57,5 @@ func (c *memberCache) put(key, upn string) {
 			delete(c.m, k)
 		}
 	}
-	c.m[key] = memberEntry{upn: upn, at: now}
+	c.m[key] = memberEntry[V]{v: v, at: now}
 }

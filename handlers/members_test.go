@@ -8,7 +8,7 @@ import (
 
 func TestMemberCache(t *testing.T) {
 	now := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
-	c := newMemberCache(10*time.Minute, func() time.Time { return now })
+	c := newMemberCache[string](10*time.Minute, func() time.Time { return now })
 	c.put("a", "alice@example.com")
 	if upn, ok := c.get("a"); !ok || upn != "alice@example.com" {
 		t.Fatalf("get = %q, %v", upn, ok)

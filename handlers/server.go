@@ -140,7 +140,10 @@ type Server struct {
 	log     *slog.Logger
 	router  *mux.Router
 	byAlias map[string]*Pipeline
-	members *memberCache
+	members *memberCache[string]
+	// approvers caches allow-list entries resolved to Teams accounts
+	// (approverCard), by tenant and entry; a zero account is a miss.
+	approvers *memberCache[bot.Member]
 
 	refusals Refusals
 	helpOnce sync.Once
@@ -188,11 +191,12 @@ func New(o Options) (*Server, error) {
 		o.MemberCacheTTL = 10 * time.Minute
 	}
 	s := &Server{
-		opt:     o,
-		log:     o.Logger,
-		byAlias: map[string]*Pipeline{},
-		members: newMemberCache(o.MemberCacheTTL, o.Now),
-		metrics: o.Metrics,
+		opt:       o,
+		log:       o.Logger,
+		byAlias:   map[string]*Pipeline{},
+		members:   newMemberCache[string](o.MemberCacheTTL, o.Now),
+		approvers: newMemberCache[bot.Member](o.MemberCacheTTL, o.Now),
+		metrics:   o.Metrics,
 	}
 	for name, p := range o.Pipelines {
 		s.byAlias[name] = p

@@ -43,6 +43,7 @@ func (s *Server) SyncCard(ctx context.Context, g *approvals.Gate, lastDigest str
 	if g.Post.ActivityID == "" || len(g.Post.Conversation) == 0 {
 		return lastDigest, nil
 	}
+	s.resolveApprovers(ctx, g)
 	raw, digest, err := s.renderShared(g)
 	if err != nil {
 		return "", err
