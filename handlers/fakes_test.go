@@ -29,7 +29,7 @@ type fakeConnector struct {
 	changed chan struct{}
 	// wantAuth is the exact Authorization header expected ("" = none).
 	wantAuth string
-	lookups []string // member lookups, by the id asked for
+	lookups  []string // member lookups, by the id asked for
 	// failUpdates answers card updates (PUT) with 403, as when the bot
 	// was removed from the conversation.
 	failUpdates bool
