@@ -29,6 +29,7 @@ func TestNewChecksInvariants(t *testing.T) {
 		{"budget not under visibility", func(o *Options) { o.TriggerBudget = time.Minute }, "must be shorter than the store's TriggerVisibility"},
 		{"no visibility", func(o *Options) { o.TriggerVisibility = 0 }, "TriggerVisibility is required"},
 		{"provider timeout over budget", func(o *Options) { o.ProviderTimeout = 40 * time.Second }, "must not exceed TriggerBudget"},
+		{"poll lease not over provider timeout", func(o *Options) { o.PollLease = 30 * time.Second }, "PollLease 30s must be longer than ProviderTimeout 30s"},
 		{"per provider over pool", func(o *Options) { o.TriggerWorkers, o.PerProvider = 2, 3 }, "per-provider limit exceeds its pool"},
 		{"no store", func(o *Options) { o.Store = nil }, "Store is required"},
 		{"pipeline without provider", func(o *Options) { o.Pipelines = map[string]*Pipeline{"p": {}} }, `pipeline "p" needs`},
