@@ -348,10 +348,10 @@ func (b *bench) settle(ctx context.Context) {
 		trig := b.prov.Triggers()
 		pending := false
 		b.mu.Lock()
-		gates := slices.Clone(b.gates)
+		gates, killedAt := slices.Clone(b.gates), b.killedAt
 		b.mu.Unlock()
 		for _, g := range gates {
-			if g.Approved && (len(trig[g.GateID]) == 0 || (multi && g.Special == "" && !b.finalDone(g))) {
+			if g.Approved && (len(trig[g.GateID]) == 0 || (multi && g.Special == "" && !b.finalDone(g, trig[g.GateID], killedAt))) {
 				pending = true
 				break
 			}
@@ -397,7 +397,7 @@ func (b *bench) replicaReport(rep *report, start time.Time) {
 	b.mu.Unlock()
 	fc, rec := b.checkFinalCards(start, killedAt)
 	rep.FinalCards, rep.Recovery = &fc, rec
-	rep.FinalOK = fc.Shown == fc.Approved
+	rep.FinalOK = fc.Shown+fc.Interrupted == fc.Approved
 	if b.opt.killOneAfter > 0 && killedAt.IsZero() {
 		rep.ProcNote = "replica 1 was not killed: the run ended before --kill-one-after"
 	}

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/gatebot/gatebot/cmd/gatebot-bench/internal/fakes"
 )
 
 // Engine leases of the generated config when --replicas > 1: short, so a
@@ -162,8 +164,17 @@ type finalCards struct {
 	// Shown counts approved gates whose card's last accepted update shows
 	// the run and says succeeded.
 	Shown int `json:"final_card_shown"`
-	// NotShown names (up to 10) approved gates whose card does not, with
-	// what their last card says.
+	// Interrupted counts approved gates whose one provider call was in
+	// flight on the killed replica: its outcome is unknown, the webhook
+	// provider cannot tell a repeated call apart, so gatebot does not call
+	// again and the gate rests in trigger_failed ("Could not start", a
+	// person decides), which the card's last update shows.
+	Interrupted int `json:"interrupted_by_kill"`
+	// Abandoned counts provider calls the fake saw the caller leave
+	// before its answer (only measurable with --provider-latency).
+	Abandoned int `json:"provider_calls_abandoned"`
+	// NotShown names (up to 10) approved gates whose card shows neither,
+	// with what their last card says.
 	NotShown []string `json:"final_card_missing,omitempty"`
 }
 
@@ -180,9 +191,18 @@ type recovery struct {
 	Resent  int     `json:"activities_resent"`
 }
 
-// cardEnd is when an approved gate's card first showed its final state,
-// and whether its last accepted card still does.
-func (b *bench) cardEnd(g *gateResult) (posted, final time.Time, last []byte) {
+// cardOutcome is how an approved gate's card ended.
+type cardOutcome int
+
+const (
+	cardNotFinal cardOutcome = iota
+	cardSucceeded
+	cardInterrupted
+)
+
+// cardEnd folds gate g's card history: when the card was first up, when
+// it first showed the end, and how its last accepted update ended.
+func (b *bench) cardEnd(g *gateResult, trig []fakes.Trigger, killedAt time.Time) (posted, final time.Time, out cardOutcome, last []byte) {
 	runURL := []byte(b.prov.RunURL(g.GateID))
 	for _, c := range b.conn.Calls(g.Conversation) {
 		if !c.OK() || c.ActivityID != g.CardActivity {
@@ -192,15 +212,30 @@ func (b *bench) cardEnd(g *gateResult) (posted, final time.Time, last []byte) {
 			posted = c.At
 		}
 		last = c.Body
-		if final.IsZero() && showsSuccess(c.Body, runURL) {
+		if o := outcome(c.Body, runURL, trig, killedAt); o != cardNotFinal && final.IsZero() {
 			final = c.At
 		}
 	}
-	return posted, final, last
+	return posted, final, outcome(last, runURL, trig, killedAt), last
 }
 
-func showsSuccess(body, runURL []byte) bool {
-	return bytes.Contains(body, runURL) && strings.Contains(strings.ToLower(string(body)), "succeeded")
+// killSlack is how long after the bench noted the kill a call may still
+// have left the dying replica (the signal is sent just after).
+const killSlack = 100 * time.Millisecond
+
+// outcome classifies one card body. "Could not start" counts as an end
+// only after a kill and for a gate whose provider was called once, by the
+// killed replica: abandoned mid-call, or made before the kill.
+func outcome(body, runURL []byte, trig []fakes.Trigger, killedAt time.Time) cardOutcome {
+	low := strings.ToLower(string(body))
+	switch {
+	case bytes.Contains(body, runURL) && strings.Contains(low, "succeeded"):
+		return cardSucceeded
+	case !killedAt.IsZero() && len(trig) == 1 && (trig[0].Abandoned || trig[0].At.Before(killedAt.Add(killSlack))) &&
+		strings.Contains(low, "could not start"):
+		return cardInterrupted
+	}
+	return cardNotFinal
 }
 
 // checkFinalCards folds every approved gate's card history into the
@@ -211,6 +246,14 @@ func (b *bench) checkFinalCards(start, killedAt time.Time) (finalCards, *recover
 	if !killedAt.IsZero() {
 		rec = &recovery{KilledAt: killedAt.Sub(start).Seconds(), Resent: int(b.teams.routes.resent.Load())}
 	}
+	triggers := b.prov.Triggers()
+	for _, ts := range triggers {
+		for _, t := range ts {
+			if t.Abandoned {
+				fc.Abandoned++
+			}
+		}
+	}
 	var lastEnd time.Time
 	never := false
 	b.mu.Lock()
@@ -220,11 +263,16 @@ func (b *bench) checkFinalCards(start, killedAt time.Time) (finalCards, *recover
 			continue
 		}
 		fc.Approved++
-		posted, final, last := b.cardEnd(g)
-		if showsSuccess(last, []byte(b.prov.RunURL(g.GateID))) {
+		posted, final, out, last := b.cardEnd(g, triggers[g.GateID], killedAt)
+		switch out {
+		case cardSucceeded:
 			fc.Shown++
-		} else if len(fc.NotShown) < 10 {
-			fc.NotShown = append(fc.NotShown, fmt.Sprintf("%s (last card: %s)", g.GateID, cardState(last)))
+		case cardInterrupted:
+			fc.Interrupted++
+		default:
+			if len(fc.NotShown) < 10 {
+				fc.NotShown = append(fc.NotShown, fmt.Sprintf("%s (last card: %s; %d provider calls)", g.GateID, cardState(last), len(triggers[g.GateID])))
+			}
 		}
 		if rec == nil || posted.IsZero() || !posted.Before(killedAt) || (!final.IsZero() && final.Before(killedAt)) {
 			continue
@@ -253,7 +301,7 @@ func cardState(body []byte) string {
 		return "none"
 	}
 	low := strings.ToLower(string(body))
-	for _, s := range []string{"succeeded", "trigger_failed", "trigger failed", "failed", "running", "triggering", "approved", "pending", "cancelled", "expired", "rejected"} {
+	for _, s := range []string{"succeeded", "could not start", "failed", "running", "triggering", "cancelled", "expired", "rejected", "approved", "pending"} {
 		if strings.Contains(low, s) {
 			return s
 		}
@@ -261,9 +309,9 @@ func cardState(body []byte) string {
 	return "unknown"
 }
 
-// finalDone reports whether every approved gate's card shows its final
-// state already (settle waits for it with replicas).
-func (b *bench) finalDone(g *gateResult) bool {
-	_, _, last := b.cardEnd(g)
-	return showsSuccess(last, []byte(b.prov.RunURL(g.GateID)))
+// finalDone reports whether g's card shows its end already (settle waits
+// for it with replicas).
+func (b *bench) finalDone(g *gateResult, trig []fakes.Trigger, killedAt time.Time) bool {
+	_, _, out, _ := b.cardEnd(g, trig, killedAt)
+	return out != cardNotFinal
 }

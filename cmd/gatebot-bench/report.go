@@ -316,7 +316,7 @@ func (r *report) writeReplicas(w io.Writer) {
 		fmt.Fprintf(w, "kill\treplica 1 SIGKILLed at %.1f s; %d gates in flight then, all ended after %s; %d activities re-sent\n", rc.KilledAt, rc.InFlight, took, rc.Resent)
 	}
 	if fc := r.FinalCards; fc != nil {
-		fmt.Fprintf(w, "final cards\t%d of %d approved gates show succeeded on their last card update\n", fc.Shown, fc.Approved)
+		fmt.Fprintf(w, "final cards\t%d of %d approved gates show succeeded on their last card update; %d rest in \"Could not start\" (provider called once, by the killed replica, outcome unknown); %d provider calls abandoned by their caller\n", fc.Shown, fc.Approved, fc.Interrupted, fc.Abandoned)
 		for _, g := range fc.NotShown {
 			fmt.Fprintf(w, "  not final\t%s\n", g)
 		}
