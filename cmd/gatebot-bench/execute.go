@@ -266,10 +266,7 @@ func (b *bench) drive(ctx context.Context, pid int) (*report, error) {
 	if b.prof != nil {
 		b.prof.startCPU(ctx, b.opt.duration)
 	}
-	var kill *time.Timer
-	if b.opt.killOneAfter > 0 && multi {
-		kill = time.AfterFunc(b.opt.killOneAfter, func() { b.killReplica(1) })
-	}
+	stopKill := b.scheduleKill()
 	scenarios[b.opt.scenario](b, dctx)
 	cancel()
 	elapsed := time.Since(start)
@@ -279,9 +276,7 @@ func (b *bench) drive(ctx context.Context, pid int) (*report, error) {
 		}
 	}
 	b.settle(ctx)
-	if kill != nil {
-		kill.Stop() // a kill still to come would only disturb the report
-	}
+	stopKill() // a kill still to come would only disturb the report
 
 	rep := b.buildReport(elapsed)
 	if multi {
@@ -361,6 +356,15 @@ func (b *bench) settle(ctx context.Context) {
 		}
 		time.Sleep(every)
 	}
+}
+
+// scheduleKill arms --kill-one-after and returns its disarm.
+func (b *bench) scheduleKill() func() {
+	if b.opt.killOneAfter <= 0 || len(b.replicas) < 2 {
+		return func() {}
+	}
+	t := time.AfterFunc(b.opt.killOneAfter, func() { b.killReplica(1) })
+	return func() { t.Stop() }
 }
 
 // killReplica takes replica i out of the rotation and SIGKILLs it.
