@@ -189,6 +189,9 @@ type recovery struct {
 	// one of them never showed it.
 	Seconds float64 `json:"recovered_after_s"`
 	Resent  int     `json:"activities_resent"`
+	// NoCard counts gates opened whose card never came within
+	// --step-timeout: never approved, so outside the checks above.
+	NoCard int `json:"opened_without_card"`
 }
 
 // cardOutcome is how an approved gate's card ended.
@@ -259,6 +262,9 @@ func (b *bench) checkFinalCards(start, killedAt time.Time) (finalCards, *recover
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, g := range b.gates {
+		if rec != nil && g.Stage == "card" && g.Special == "" {
+			rec.NoCard++
+		}
 		if !g.Approved || g.Special != "" {
 			continue
 		}

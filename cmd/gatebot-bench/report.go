@@ -313,7 +313,7 @@ func (r *report) writeReplicas(w io.Writer) {
 		if rc.Seconds < 0 {
 			took = "never (some did not end)"
 		}
-		fmt.Fprintf(w, "kill\treplica 1 SIGKILLed at %.1f s; %d gates in flight then, all ended after %s; %d activities re-sent\n", rc.KilledAt, rc.InFlight, took, rc.Resent)
+		fmt.Fprintf(w, "kill\treplica 1 SIGKILLed at %.1f s; %d gates in flight then, all ended after %s; %d activities re-sent; %d gates opened got no card in time (not approved, so not checked)\n", rc.KilledAt, rc.InFlight, took, rc.Resent, rc.NoCard)
 	}
 	if fc := r.FinalCards; fc != nil {
 		fmt.Fprintf(w, "final cards\t%d of %d approved gates show succeeded on their last card update; %d rest in \"Could not start\" (provider called once, by the killed replica, outcome unknown); %d provider calls abandoned by their caller\n", fc.Shown, fc.Approved, fc.Interrupted, fc.Abandoned)
