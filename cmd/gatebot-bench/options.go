@@ -107,7 +107,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.referenceDir, "reference-dir", "", "directory of the --reference bot (default: cmd/gatebot-bench/reference/<name> of this module)")
 	fs.BoolVar(&o.keepKeys, "keep-keys", false, "keep gatebot's Redis keys after the run")
 	fs.BoolVar(&o.json, "json", false, "print the report as JSON")
-	fs.BoolVar(&o.assertExact, "assert-exact", false, "exit 1 unless every approved gate ran exactly once (0 missing, 0 duplicate, 0 unexpected runs); with --replicas > 1 also unless every approved gate's last card update shows it succeeded")
+	fs.BoolVar(&o.assertExact, "assert-exact", false, "exit 1 unless every approved gate ran exactly once (0 missing, 0 duplicate, 0 unexpected runs); with --replicas > 1 also unless every approved gate's last card update shows it succeeded (or \"Could not start\" for a gate whose one provider call the killed replica was making) and, with --kill-one-after, the kill happened")
 	fs.IntVar(&o.replicas, "replicas", 1, fmt.Sprintf("gatebot processes to start on one Redis prefix (1..%d), same config but the listen address, with short engine leases when > 1; each conversation's activities go round-robin over the live ones", maxReplicas))
 	fs.DurationVar(&o.killOneAfter, "kill-one-after", 0, "with --replicas > 1: SIGKILL replica 1 this long into the driving phase (0: never); its activities then go to the others, a request it failed is re-sent with the same activity id")
 	fs.Usage = func() {
