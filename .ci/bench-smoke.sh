@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Short gatebot-bench runs for CI: the flow, hang and conn-down scenarios,
+# Short gatebot-bench runs for CI: the flow, hang and conn-down scenarios
+# and two replicas with one SIGKILLed mid-flow,
 # each bounded to a few seconds, against a gatebot built once from this
 # tree with auth on and the real Redis. Asserts exactly-once provider runs
 # (0 missing, 0 duplicate, 0 unexpected), never timings: the figures are
@@ -20,7 +21,7 @@ go build -o "$tmp/gatebot-bench" ./cmd/gatebot-bench
 bench() {
   printf '\n==> gatebot-bench %s\n' "$*"
   # timeout: a hard stop even if the bench's own bounds failed.
-  timeout 60 "$tmp/gatebot-bench" --gatebot "$tmp/gatebot" --redis "$GATEBOT_TEST_REDIS_URL" --assert-exact "$@"
+  timeout "${BENCH_TIMEOUT:-60}" "$tmp/gatebot-bench" --gatebot "$tmp/gatebot" --redis "$GATEBOT_TEST_REDIS_URL" --assert-exact "$@"
 }
 
 bench --scenario flow --conversations 4 --gates 8 --duration 20s
@@ -28,3 +29,8 @@ bench --scenario flow --conversations 4 --gates 8 --duration 20s
 bench --scenario hang --conversations 3 --gates 6 --hang 3s --duration 15s
 # Conversation 0's connector answers 503; the others' gates run once.
 bench --scenario conn-down --conversations 3 --gates 6 --duration 15s
+# Two gatebots on one Redis prefix, activities alternating between them;
+# replica 1 is SIGKILLed 1 s in, while gates are in flight. Every approved
+# gate must still run once and end with its final card (the bench's
+# leases: trigger redelivery after 15 s, so settling takes at most 25 s).
+BENCH_TIMEOUT=75 bench --scenario flow --replicas 2 --kill-one-after 1s --conversations 4 --gates 12 --duration 40s

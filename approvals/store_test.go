@@ -384,6 +384,32 @@ func TestTriggerLifecycle(t *testing.T) {
 	})
 }
 
+// TestBeginTriggerAttempt: the store tells a grant's first attempt (no
+// provider call can have been made, however often the trigger was
+// delivered) from one that takes over a dead consumer's, which may have.
+func TestBeginTriggerAttempt(t *testing.T) {
+	backends(t, Options{}, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		g := mustCreate(t, e.store, newGate("deploy-api", 1, time.Hour))
+		if _, a, err := e.store.BeginTriggerAttempt(ctx, g.ID); a != AttemptNone || err != nil {
+			t.Errorf("pending: %v %v", a, err)
+		}
+		if _, _, err := e.store.Decide(ctx, g.ID, bob, true, "", ""); err != nil {
+			t.Fatal(err)
+		}
+		if _, a, err := e.store.BeginTriggerAttempt(ctx, g.ID); a != AttemptFirst || err != nil {
+			t.Errorf("approved: %v %v, want the first attempt", a, err)
+		}
+		if _, a, err := e.store.BeginTriggerAttempt(ctx, g.ID); a != AttemptNone || !errors.Is(err, ErrTriggerBusy) {
+			t.Errorf("live lease: %v %v, want busy", a, err)
+		}
+		e.clock.Advance(DefaultTriggerVisibility)
+		if _, a, err := e.store.BeginTriggerAttempt(ctx, g.ID); a != AttemptResumed || err != nil {
+			t.Errorf("lease run out: %v %v, want a resumed attempt", a, err)
+		}
+	})
+}
+
 func TestBeginTriggerStates(t *testing.T) {
 	backends(t, Options{}, func(t *testing.T, e *env) {
 		ctx := context.Background()

@@ -307,18 +307,49 @@ func (s *Store) AckTrigger(ctx context.Context, t Trigger) error {
 //     idempotency key.
 //   - any other state (running, final, trigger_failed): no call, no error;
 //     the trigger is stale and only needs acknowledging.
+//
+// BeginTriggerAttempt says which of the first and third it was.
 func (s *Store) BeginTrigger(ctx context.Context, id string) (*Gate, bool, error) {
+	g, a, err := s.BeginTriggerAttempt(ctx, id)
+	return g, a != AttemptNone, err
+}
+
+// Attempt is what BeginTriggerAttempt began.
+type Attempt int
+
+// Attempts.
+const (
+	// AttemptNone: no call (the gate is past triggering, or an error).
+	AttemptNone Attempt = iota
+	// AttemptFirst: the gate went approved → triggering, so no provider
+	// call has been made for this grant yet, however often its trigger
+	// was delivered (a consumer may have died after claiming it, before
+	// beginning it).
+	AttemptFirst
+	// AttemptResumed: the gate was triggering and its lease had run out:
+	// the consumer that began it died and may have called the provider.
+	AttemptResumed
+)
+
+// BeginTriggerAttempt is BeginTrigger, and says whether the attempt is
+// the grant's first or takes over one that may have called the provider:
+// only the provider can tell the latter apart from a second run, so only
+// then is the stream's delivery count no guide.
+func (s *Store) BeginTriggerAttempt(ctx context.Context, id string) (*Gate, Attempt, error) {
+	attempt := AttemptNone
 	g, err := s.update(ctx, "begin trigger", id, func(g *Gate, now time.Time) ([]auditNote, error) {
 		switch g.State {
 		case StateApproved:
 			if err := g.Transition(StateTriggering, now); err != nil {
 				return nil, err
 			}
+			attempt = AttemptFirst
 		case StateTriggering:
 			if now.Before(g.TriggerLease) {
 				return nil, ErrTriggerBusy
 			}
 			g.UpdatedAt = now
+			attempt = AttemptResumed
 		default:
 			return nil, errSkip
 		}
@@ -328,11 +359,11 @@ func (s *Store) BeginTrigger(ctx context.Context, id string) (*Gate, bool, error
 	})
 	switch {
 	case errors.Is(err, errSkip):
-		return g, false, nil
+		return g, AttemptNone, nil
 	case err != nil:
-		return g, false, err
+		return g, AttemptNone, err
 	}
-	return g, true, nil
+	return g, attempt, nil
 }
 
 // FinishTrigger records the provider call's result on a triggering gate

@@ -37,7 +37,7 @@ type Store interface {
 	PrepareTriggers(ctx context.Context, pipelines []string) error
 	ClaimTriggers(ctx context.Context, consumer string, want map[string]int, block time.Duration) ([]approvals.Trigger, error)
 	AckTrigger(ctx context.Context, t approvals.Trigger) error
-	BeginTrigger(ctx context.Context, id string) (*approvals.Gate, bool, error)
+	BeginTriggerAttempt(ctx context.Context, id string) (*approvals.Gate, approvals.Attempt, error)
 	FinishTrigger(ctx context.Context, id string, run pipelines.Run, runErr error, userSafeMsg string, pollAt time.Time) (*approvals.Gate, error)
 
 	ClaimPolls(ctx context.Context, limit int, lease time.Duration) ([]*approvals.Gate, error)
@@ -127,8 +127,13 @@ type Options struct {
 	// ProviderTimeout bounds one provider call, default 30 s, at most
 	// TriggerBudget.
 	ProviderTimeout time.Duration
-	// CardLease bounds one card update, default 30 s.
+	// CardLease bounds one card update, default 30 s: a sync claimed by a
+	// replica that died comes back to the others after it.
 	CardLease time.Duration
+	// PollLease is how long a claimed run poll is hidden from other
+	// replicas, default 1 minute; it must exceed ProviderTimeout, so a live
+	// poll is not taken over while its status call may still answer.
+	PollLease time.Duration
 	// Tick is how often the schedules are looked at when idle, default
 	// 250 ms (cards: Tick/2).
 	Tick time.Duration
@@ -148,7 +153,7 @@ const (
 	defaultUnpostedEvery  = 10 * time.Second
 	defaultPollEvery      = 10 * time.Second
 	maxPollEvery          = 2 * time.Minute
-	pollLease             = time.Minute
+	defaultPollLease      = time.Minute
 	triggerBlock          = time.Second
 	statsEvery            = 5 * time.Second
 	shortBlock            = 20 * time.Millisecond
@@ -193,6 +198,7 @@ func New(o Options) (*Engine, error) {
 	setDefault(&o.TriggerBudget, DefaultTriggerBudget)
 	setDefault(&o.ProviderTimeout, defaultProviderTimout)
 	setDefault(&o.CardLease, defaultCardLease)
+	setDefault(&o.PollLease, defaultPollLease)
 	setDefault(&o.Tick, defaultTick)
 	setDefault(&o.UnpostedEvery, defaultUnpostedEvery)
 	// The invariants that keep a trigger exactly once: a begun trigger
@@ -206,6 +212,9 @@ func New(o Options) (*Engine, error) {
 	}
 	if o.ProviderTimeout > o.TriggerBudget {
 		errs = append(errs, fmt.Errorf("engine: ProviderTimeout %s must not exceed TriggerBudget %s", o.ProviderTimeout, o.TriggerBudget))
+	}
+	if o.PollLease <= o.ProviderTimeout {
+		errs = append(errs, fmt.Errorf("engine: PollLease %s must be longer than ProviderTimeout %s", o.PollLease, o.ProviderTimeout))
 	}
 	if o.PerProvider > o.TriggerWorkers || o.PollPerProvider > o.PollWorkers {
 		errs = append(errs, errors.New("engine: a per-provider limit exceeds its pool"))

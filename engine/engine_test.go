@@ -29,6 +29,7 @@ func TestNewChecksInvariants(t *testing.T) {
 		{"budget not under visibility", func(o *Options) { o.TriggerBudget = time.Minute }, "must be shorter than the store's TriggerVisibility"},
 		{"no visibility", func(o *Options) { o.TriggerVisibility = 0 }, "TriggerVisibility is required"},
 		{"provider timeout over budget", func(o *Options) { o.ProviderTimeout = 40 * time.Second }, "must not exceed TriggerBudget"},
+		{"poll lease not over provider timeout", func(o *Options) { o.PollLease = 30 * time.Second }, "PollLease 30s must be longer than ProviderTimeout 30s"},
 		{"per provider over pool", func(o *Options) { o.TriggerWorkers, o.PerProvider = 2, 3 }, "per-provider limit exceeds its pool"},
 		{"no store", func(o *Options) { o.Store = nil }, "Store is required"},
 		{"pipeline without provider", func(o *Options) { o.Pipelines = map[string]*Pipeline{"p": {}} }, `pipeline "p" needs`},
@@ -318,8 +319,9 @@ func TestTriggerRetries(t *testing.T) {
 }
 
 // TestRedeliveredTriggerNeverRunsTwice: a trigger delivered again (its
-// worker died mid-call) calls a provider that cannot recognise the earlier
-// call never; the gate asks a person to check instead.
+// worker died mid-call, after BeginTrigger) calls a provider that cannot
+// recognise the earlier call never; the gate asks a person to check
+// instead.
 func TestRedeliveredTriggerNeverRunsTwice(t *testing.T) {
 	t.Parallel()
 	for _, idempotent := range []bool{false, true} {
@@ -328,8 +330,14 @@ func TestRedeliveredTriggerNeverRunsTwice(t *testing.T) {
 		if idempotent {
 			prov = idempotentProvider{p}
 		}
-		e, s, tr := claimed(t, prov)
-		tr.Deliveries = 2
+		e, s, first := claimedBy(t, prov, shortVisibility)
+		// The dead worker began the trigger (it may have called the
+		// provider) and never finished; its lease runs out.
+		tr := reclaimed(t, s, first.GateID, func(id string) {
+			if _, call, err := s.BeginTrigger(t.Context(), id); !call || err != nil {
+				t.Fatalf("begin: %v %v", call, err)
+			}
+		})
 		e.processTrigger(t.Context(), e.opts.Pipelines["deploy"], tr)
 		g, err := s.Get(t.Context(), tr.GateID)
 		if err != nil {
@@ -346,12 +354,68 @@ func TestRedeliveredTriggerNeverRunsTwice(t *testing.T) {
 	}
 }
 
+// TestRedeliveredUnbegunTriggerRuns: a worker that died after claiming a
+// trigger but before beginning it (it was waiting for a provider slot)
+// never called the provider, so the redelivery must start the run, even
+// with a provider that cannot recognise a repeated call. It used to be
+// taken for an interrupted call (the stream counted two deliveries) and
+// the approved gate ended trigger_failed without any run.
+func TestRedeliveredUnbegunTriggerRuns(t *testing.T) {
+	t.Parallel()
+	p := newProvider("ci")
+	e, s, first := claimedBy(t, p, shortVisibility)
+	tr := reclaimed(t, s, first.GateID, func(string) {})
+	if tr.Deliveries < 2 {
+		t.Fatalf("deliveries = %d, want a redelivery", tr.Deliveries)
+	}
+	e.processTrigger(t.Context(), e.opts.Pipelines["deploy"], tr)
+	g, err := s.Get(t.Context(), tr.GateID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.count(g.ID) != 1 || g.State != approvals.StateRunning {
+		t.Fatalf("%d provider calls, gate %s (%q); want one call and running", p.count(g.ID), g.State, g.Error)
+	}
+}
+
+// shortVisibility lets a test's trigger lease run out at once.
+const shortVisibility = 50 * time.Millisecond
+
+// reclaimed lets the trigger claimed by the dead worker "w1" (after
+// dead(gate id), what it did before dying) be reclaimed by "w2" once
+// its visibility ran out.
+func reclaimed(t *testing.T, s *approvals.Store, id string, dead func(id string)) approvals.Trigger {
+	t.Helper()
+	dead(id)
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		time.Sleep(2 * shortVisibility)
+		trs, err := s.ClaimTriggers(t.Context(), "w2", map[string]int{"deploy": 1}, 10*time.Millisecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(trs) == 1 {
+			return trs[0]
+		}
+	}
+	t.Fatal("the dead worker's trigger was not redelivered")
+	return approvals.Trigger{}
+}
+
 // claimed approves a gate and claims its trigger, with an engine that is
 // not running, for driving processTrigger directly.
 func claimed(t *testing.T, prov pipelines.Provider) (*Engine, *approvals.Store, approvals.Trigger) {
+	return claimedBy(t, prov, 10*time.Second)
+}
+
+// claimedBy is claimed with the store's trigger visibility.
+func claimedBy(t *testing.T, prov pipelines.Provider, visibility time.Duration) (*Engine, *approvals.Store, approvals.Trigger) {
 	t.Helper()
 	mr := miniredis.RunT(t)
-	s := newStore(t, redis.NewClient(&redis.Options{Addr: mr.Addr()}), "gatebot:")
+	s, err := approvals.NewStore(redis.NewClient(&redis.Options{Addr: mr.Addr()}), approvals.Options{Prefix: "gatebot:", TriggerVisibility: visibility})
+	if err != nil {
+		t.Fatal(err)
+	}
 	e, err := New(Options{Store: s, Teams: newTeams(), Instance: "w1", Pipelines: map[string]*Pipeline{"deploy": pipeline(prov, "ci")},
 		TriggerVisibility: time.Minute, TriggerBudget: 20 * time.Second, ProviderTimeout: time.Second})
 	if err != nil {

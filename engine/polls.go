@@ -22,7 +22,7 @@ func (e *Engine) pollLoop(ctx context.Context) {
 			if n == 0 {
 				break
 			}
-			gates, err := e.opts.Store.ClaimPolls(ctx, n, pollLease)
+			gates, err := e.opts.Store.ClaimPolls(ctx, n, e.opts.PollLease)
 			if err != nil {
 				log.WarnContext(ctx, "cannot claim some polls", "err", err)
 			}
@@ -30,7 +30,7 @@ func (e *Engine) pollLoop(ctx context.Context) {
 				p := e.opts.Pipelines[g.Pipeline]
 				switch {
 				case p == nil:
-					e.deferPoll(ctx, g.ID, pollLease/2)
+					e.deferPoll(ctx, g.ID, e.opts.PollLease/2)
 				case !e.polls.tryAcquire(p.ProviderName):
 					e.deferPoll(ctx, g.ID, e.opts.Tick)
 				default:

@@ -104,9 +104,10 @@ func (e *Engine) triggerWants() map[string]int {
 
 // processTrigger starts the pipeline run of one granted gate, at most once:
 // BeginTrigger leases the gate to this worker (a live lease elsewhere makes
-// it ErrTriggerBusy), refuses a gate that already has its run, and a
-// redelivered trigger calls the provider again only if the provider can
-// recognise the earlier call (pipelines.Idempotent).
+// it ErrTriggerBusy), refuses a gate that already has its run, and an
+// attempt that takes over one a dead worker began calls the provider again
+// only if the provider can recognise the earlier call
+// (pipelines.Idempotent).
 func (e *Engine) processTrigger(ctx context.Context, p *Pipeline, tr approvals.Trigger) {
 	log := e.log.With("worker", "trigger", "gate_id", tr.GateID, "deliveries", tr.Deliveries)
 	ack := func() {
@@ -114,7 +115,7 @@ func (e *Engine) processTrigger(ctx context.Context, p *Pipeline, tr approvals.T
 			log.WarnContext(ctx, "could not ack trigger; it will be redelivered and recognised", "err", err)
 		}
 	}
-	g, call, err := e.opts.Store.BeginTrigger(ctx, tr.GateID)
+	g, attempt, err := e.opts.Store.BeginTriggerAttempt(ctx, tr.GateID)
 	switch {
 	case errors.Is(err, approvals.ErrNotFound):
 		ack()
@@ -125,7 +126,7 @@ func (e *Engine) processTrigger(ctx context.Context, p *Pipeline, tr approvals.T
 	case err != nil:
 		log.WarnContext(ctx, "cannot begin trigger; leaving it for redelivery", "err", err)
 		return
-	case !call:
+	case attempt == approvals.AttemptNone:
 		ack()
 		return
 	}
@@ -137,10 +138,12 @@ func (e *Engine) processTrigger(ctx context.Context, p *Pipeline, tr approvals.T
 	idem, idempotent := p.Provider.(pipelines.Idempotent)
 	idempotent = idempotent && idem.RepeatableTrigger(ctx, req)
 	var run pipelines.Run
-	if tr.Deliveries > 1 && !idempotent {
-		// A worker stopped while this trigger was in flight. This
-		// provider cannot say whether that call started a run, so a
-		// person checks before pressing Retry: never a second run.
+	if attempt == approvals.AttemptResumed && !idempotent {
+		// A worker stopped while this trigger was in flight, after it
+		// began it. This provider cannot say whether that call started a
+		// run, so a person checks before pressing Retry: never a second
+		// run. (A redelivery alone says nothing: the worker may have died
+		// before beginning, waiting for a provider slot.)
 		err = errOutcomeUnknown
 	} else {
 		run, err = e.trigger(ctx, p, req, idempotent)

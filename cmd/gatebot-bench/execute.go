@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -73,7 +74,7 @@ func randomHex(n int) string {
 // report. The whole run is bounded by --startup-timeout + --duration plus
 // settling and shutdown.
 func execute(ctx context.Context, opt options, stderr io.Writer) (*report, error) {
-	ctx, cancel := context.WithTimeout(ctx, opt.startupTimeout+opt.duration+settleFor+stopGrace)
+	ctx, cancel := context.WithTimeout(ctx, opt.startupTimeout+opt.duration+settleBound(opt.replicas)+stopGrace)
 	defer cancel()
 	tmp, err := os.MkdirTemp("", "gatebot-bench-")
 	if err != nil {
@@ -95,7 +96,7 @@ func execute(ctx context.Context, opt options, stderr io.Writer) (*report, error
 	rg.prov.SetBehaviour(hookFast, fakes.Behaviour{Latency: opt.providerLatency, ErrorRate: opt.providerErrorRate, RunFor: opt.runFor})
 	rg.prov.SetBehaviour(hookHang, fakes.Behaviour{RunFor: opt.runFor})
 
-	params, cfgPath, err := writeConfig(opt, rg, tmp, id, appID, appPassword, secret)
+	params, cfgPaths, err := writeConfig(opt, rg, tmp, id, appID, appPassword, secret)
 	if err != nil {
 		return nil, err
 	}
@@ -110,9 +111,13 @@ func execute(ctx context.Context, opt options, stderr io.Writer) (*report, error
 	}
 
 	b := &bench{opt: opt, conn: rg.conn, prov: rg.prov, idp: rg.idp, gatebotURL: "http://" + params.Listen, apiToken: opt.token, appPassword: appPassword}
-	b.teams = newTeams(b.gatebotURL, params.ServiceURL, appID, rg.idp)
+	bases := make([]string, len(cfgPaths))
+	for i, p := range cfgPaths {
+		bases[i] = "http://" + p.listen
+	}
+	b.teams = newTeams(newRouter(bases), params.ServiceURL, appID, rg.idp)
 	sctx, scancel := context.WithTimeout(ctx, opt.startupTimeout)
-	pid, stop, err := b.startTarget(sctx, tmp, cfgPath, "bench-"+id[:8], stderr)
+	pid, stop, err := b.startTarget(sctx, tmp, cfgPaths, "bench-"+id[:8], stderr)
 	scancel()
 	defer stop()
 	if err != nil {
@@ -121,46 +126,63 @@ func execute(ctx context.Context, opt options, stderr io.Writer) (*report, error
 	return b.drive(ctx, pid)
 }
 
-// writeConfig renders gatebot's config for the rig and writes it to the
-// temp dir (and --write-config).
-func writeConfig(opt options, rg *rig, tmp, id, appID, appPassword, secret string) (configParams, string, error) {
-	listen := ""
-	if opt.target != "" {
-		u, _ := url.Parse(opt.target)
-		listen = u.Host
-	} else {
-		var err error
-		if listen, err = freeLoopbackAddr(); err != nil {
-			return configParams{}, "", err
-		}
-	}
+// replicaConfig is where one replica's config was written and what it
+// listens on.
+type replicaConfig struct{ path, listen string }
+
+// writeConfig renders gatebot's config for the rig, one per replica (the
+// same but for the listen address), and writes them to the temp dir
+// (replica 0's also to --write-config).
+func writeConfig(opt options, rg *rig, tmp, id, appID, appPassword, secret string) (configParams, []replicaConfig, error) {
 	params := configParams{
-		Listen: listen, AppID: appID, AppPassword: appPassword,
+		AppID: appID, AppPassword: appPassword,
 		MetadataURL: rg.idp.MetadataURL(), TokenURL: rg.idp.TokenURL(), ServiceURL: rg.base + "/teams/",
 		RedisURL: opt.redis, Prefix: "gatebot-bench:" + id[:12] + ":",
 		HookURLs: map[string]string{hookFast: rg.prov.HookURL(hookFast), hookHang: rg.prov.HookURL(hookHang)},
-		Secret:   secret, LogLevel: opt.logLevel, PollEvery: opt.pollEvery,
+		Secret:   secret, LogLevel: opt.logLevel, PollEvery: opt.pollEvery, Engine: engineSection(opt.replicas),
 	}
-	cfg, err := gatebotConfig(params)
-	if err != nil {
-		return params, "", err
-	}
-	cfgPath := filepath.Join(tmp, "gatebot.yaml")
-	for _, p := range []string{cfgPath, opt.writeConfig} {
-		if p != "" {
-			if err := os.WriteFile(p, cfg, 0o600); err != nil {
-				return params, "", err
+	var out []replicaConfig
+	for i := range max(opt.replicas, 1) {
+		p := params
+		if opt.target != "" {
+			u, _ := url.Parse(opt.target)
+			p.Listen = u.Host
+		} else {
+			var err error
+			if p.Listen, err = freeLoopbackAddr(); err != nil {
+				return params, nil, err
 			}
 		}
+		cfg, err := gatebotConfig(p)
+		if err != nil {
+			return params, nil, err
+		}
+		rc := replicaConfig{path: filepath.Join(tmp, "gatebot.yaml"), listen: p.Listen}
+		if i > 0 {
+			rc.path = filepath.Join(tmp, fmt.Sprintf("gatebot-%d.yaml", i))
+		}
+		paths := []string{rc.path}
+		if i == 0 {
+			paths = append(paths, opt.writeConfig)
+			params.Listen = p.Listen
+		}
+		for _, path := range paths {
+			if path != "" {
+				if err := os.WriteFile(path, cfg, 0o600); err != nil {
+					return params, nil, err
+				}
+			}
+		}
+		out = append(out, rc)
 	}
-	return params, cfgPath, nil
+	return params, out, nil
 }
 
 // startTarget builds and starts gatebot (or waits for --target) until it
 // is ready, and creates the API token the api scenario needs. It returns
-// gatebot's pid (0 if unknown) and a stop function that is always safe to
-// call.
-func (b *bench) startTarget(ctx context.Context, tmp, cfgPath, tokenName string, stderr io.Writer) (int, func(), error) {
+// gatebot's pid (0 if unknown; replica 0's with --replicas) and a stop
+// function that is always safe to call.
+func (b *bench) startTarget(ctx context.Context, tmp string, cfgs []replicaConfig, tokenName string, stderr io.Writer) (int, func(), error) {
 	opt := b.opt
 	nop := func() {}
 	if opt.reference != "" {
@@ -169,7 +191,7 @@ func (b *bench) startTarget(ctx context.Context, tmp, cfgPath, tokenName string,
 	if opt.target != "" {
 		shown := opt.writeConfig
 		if shown == "" {
-			shown = cfgPath
+			shown = cfgs[0].path
 		}
 		fmt.Fprintf(stderr, "gatebot-bench: start gatebot now: gatebot serve --config %s (waiting %s for %s/readyz)\n", shown, opt.startupTimeout, opt.target)
 		return opt.pid, nop, waitReady(ctx, b.gatebotURL, nil)
@@ -180,10 +202,6 @@ func (b *bench) startTarget(ctx context.Context, tmp, cfgPath, tokenName string,
 		if bin, err = buildGatebot(ctx, tmp); err != nil {
 			return 0, nop, err
 		}
-	}
-	logPath := opt.gatebotLog
-	if logPath == "" {
-		logPath = filepath.Join(tmp, "gatebot.log")
 	}
 	var extra []string
 	if opt.profileDir != "" {
@@ -197,27 +215,50 @@ func (b *bench) startTarget(ctx context.Context, tmp, cfgPath, tokenName string,
 		extra = []string{"--pprof", addr}
 		b.prof = &profiler{base: "http://" + addr, dir: opt.profileDir}
 	}
-	proc, err := startGatebot(bin, cfgPath, logPath, extra...)
-	if err != nil {
-		return 0, nop, err
+	stop := func() {
+		for _, r := range b.replicas {
+			r.proc.stop(stopGrace)
+		}
 	}
-	stop := func() { proc.stop(stopGrace) }
-	if err := waitReady(ctx, b.gatebotURL, proc.done); err != nil {
-		return 0, stop, fmt.Errorf("%w\ngatebot log:\n%s", err, tail(logPath, 40))
+	for i, rc := range cfgs {
+		logPath := opt.gatebotLog
+		switch {
+		case logPath == "":
+			logPath = filepath.Join(tmp, fmt.Sprintf("gatebot-%d.log", i))
+		case i > 0:
+			logPath = fmt.Sprintf("%s.%d", opt.gatebotLog, i)
+		}
+		proc, err := startGatebot(bin, rc.path, logPath, extra...)
+		if err != nil {
+			return 0, stop, err
+		}
+		b.replicas = append(b.replicas, &replica{proc: proc, log: logPath})
+	}
+	for i, r := range b.replicas {
+		if err := waitReady(ctx, "http://"+cfgs[i].listen, r.proc.done); err != nil {
+			return 0, stop, fmt.Errorf("replica %d: %w\ngatebot log:\n%s", i, err, tail(r.log, 40))
+		}
 	}
 	if opt.scenario == "api" && b.apiToken == "" {
-		if b.apiToken, err = createToken(ctx, bin, cfgPath, tokenName); err != nil {
+		var err error
+		if b.apiToken, err = createToken(ctx, bin, cfgs[0].path, tokenName); err != nil {
 			return 0, stop, err
 		}
 	}
-	return proc.cmd.Process.Pid, stop, nil
+	return b.replicas[0].proc.cmd.Process.Pid, stop, nil
 }
 
 // drive runs the scenario for at most --duration, lets in-flight provider
 // calls settle, and builds the report with gatebot's CPU and RSS.
 func (b *bench) drive(ctx context.Context, pid int) (*report, error) {
 	var mon *procMonitor
-	if pid > 0 {
+	multi := len(b.replicas) > 1
+	switch {
+	case multi:
+		for _, r := range b.replicas {
+			r.measure()
+		}
+	case pid > 0:
 		mon = monitorProc(pid, 250*time.Millisecond)
 	}
 	start := time.Now()
@@ -225,6 +266,7 @@ func (b *bench) drive(ctx context.Context, pid int) (*report, error) {
 	if b.prof != nil {
 		b.prof.startCPU(ctx, b.opt.duration)
 	}
+	stopKill := b.scheduleKill()
 	scenarios[b.opt.scenario](b, dctx)
 	cancel()
 	elapsed := time.Since(start)
@@ -234,8 +276,12 @@ func (b *bench) drive(ctx context.Context, pid int) (*report, error) {
 		}
 	}
 	b.settle(ctx)
+	stopKill() // a kill still to come would only disturb the report
 
 	rep := b.buildReport(elapsed)
+	if multi {
+		b.replicaReport(rep, start)
+	}
 	if b.opt.callsOut != "" {
 		if err := writeCalls(b.opt.callsOut, b.conn.AllCalls()); err != nil {
 			return rep, err
@@ -258,6 +304,9 @@ func (b *bench) drive(ctx context.Context, pid int) (*report, error) {
 	if b.opt.think > 0 {
 		rep.Settings["think"] = b.opt.think.String()
 	}
+	if multi {
+		return rep, nil
+	}
 	if mon == nil {
 		rep.ProcNote = "not measured (pass --pid with --target)"
 		return rep, nil
@@ -279,24 +328,82 @@ func (b *bench) drive(ctx context.Context, pid int) (*report, error) {
 	return rep, nil
 }
 
-// settle waits (at most settleFor) until every approved gate has reached
-// the provider, so a call merely in flight is not counted missing.
+// settle waits until every approved gate has reached the provider (and,
+// with replicas, until its card shows the final state), so work merely in
+// flight or waiting for a dead replica's lease is not counted missing. It
+// waits at most settleBound.
 func (b *bench) settle(ctx context.Context) {
-	deadline := time.Now().Add(settleFor)
+	multi := len(b.replicas) > 1
+	every := 50 * time.Millisecond
+	if multi {
+		every = 200 * time.Millisecond // each look folds every card's history
+	}
+	deadline := time.Now().Add(settleBound(b.opt.replicas))
 	for time.Now().Before(deadline) && ctx.Err() == nil {
 		trig := b.prov.Triggers()
 		pending := false
 		b.mu.Lock()
-		for _, g := range b.gates {
-			if g.Approved && len(trig[g.GateID]) == 0 {
+		gates, killedAt := slices.Clone(b.gates), b.killedAt
+		b.mu.Unlock()
+		for _, g := range gates {
+			if g.Approved && (len(trig[g.GateID]) == 0 || (multi && g.Special == "" && !b.finalDone(g, trig[g.GateID], killedAt))) {
 				pending = true
+				break
 			}
 		}
-		b.mu.Unlock()
 		if !pending {
 			return
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(every)
+	}
+}
+
+// scheduleKill arms --kill-one-after and returns its disarm.
+func (b *bench) scheduleKill() func() {
+	if b.opt.killOneAfter <= 0 || len(b.replicas) < 2 {
+		return func() {}
+	}
+	t := time.AfterFunc(b.opt.killOneAfter, func() { b.killReplica(1) })
+	return func() { t.Stop() }
+}
+
+// killReplica takes replica i out of the rotation and SIGKILLs it.
+func (b *bench) killReplica(i int) {
+	b.teams.routes.kill(i)
+	b.mu.Lock()
+	b.killedAt = time.Now()
+	b.mu.Unlock()
+	if err := b.replicas[i].sigkill(); err != nil {
+		b.mu.Lock()
+		b.killedAt = time.Time{}
+		b.mu.Unlock()
+	}
+}
+
+// replicaReport adds each replica's CPU and memory, the kill and the
+// final-card account to rep.
+func (b *bench) replicaReport(rep *report, start time.Time) {
+	var cpu float64
+	for i, r := range b.replicas {
+		r.finish()
+		rr := r.report(i)
+		rep.Replicas = append(rep.Replicas, rr)
+		cpu += rr.CPUSeconds
+		rep.RSSMiB = max(rep.RSSMiB, rr.RSSMiB)
+		rep.PeakRSSMiB = max(rep.PeakRSSMiB, rr.PeakRSSMiB)
+	}
+	rep.CPUSeconds = cpu
+	if rep.Succeeded > 0 {
+		rep.CPUPerGate = cpu * 1000 / float64(rep.Succeeded)
+	}
+	b.mu.Lock()
+	killedAt := b.killedAt
+	b.mu.Unlock()
+	fc, rec := b.checkFinalCards(start, killedAt)
+	rep.FinalCards, rep.Recovery = &fc, rec
+	rep.FinalOK = fc.Shown+fc.Interrupted == fc.Approved
+	if b.opt.killOneAfter > 0 && killedAt.IsZero() {
+		rep.ProcNote = "replica 1 was not killed: the run ended before --kill-one-after"
 	}
 }
 

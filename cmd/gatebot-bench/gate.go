@@ -90,7 +90,8 @@ func (b *bench) runAPIGate(ctx context.Context, approvers convo, n int) *gateRes
 		"pipeline": pipelineFast, "inputs": map[string]any{"version": fmt.Sprintf("2.%d.%d", n/1000, n%1000)},
 		"message": "gatebot-bench api gate", "requester": "gatebot-bench",
 	})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, b.gatebotURL+"/api/v1/gates", bytes.NewReader(body))
+	_, base := b.teams.routes.pick("api")
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/api/v1/gates", bytes.NewReader(body))
 	if err != nil {
 		return g.fail("open", err)
 	}

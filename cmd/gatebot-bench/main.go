@@ -70,6 +70,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if opt.assertExact && !rep.ExactOnce {
 		return fmt.Errorf("%w: %d missing, %d duplicate, %d unexpected provider runs", errAssert, rep.Runs.Missing, rep.Runs.Duplicate, rep.Runs.Unexpected)
 	}
+	if opt.assertExact && opt.killOneAfter > 0 && rep.Recovery == nil {
+		return fmt.Errorf("%w: replica 1 was not killed: every gate ended before --kill-one-after %s, so nothing was tested", errAssert, opt.killOneAfter)
+	}
+	if opt.assertExact && rep.FinalCards != nil && !rep.FinalOK {
+		return fmt.Errorf("%w: %d of %d approved gates do not show their final state on their card", errAssert, rep.FinalCards.Approved-rep.FinalCards.Shown-rep.FinalCards.Interrupted, rep.FinalCards.Approved)
+	}
 	if opt.assertExact && rep.Runs.Approved == 0 {
 		return fmt.Errorf("%w: no gate was approved, nothing was measured", errAssert)
 	}

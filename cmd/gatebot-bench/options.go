@@ -48,6 +48,8 @@ type options struct {
 	keepKeys          bool
 	json              bool
 	assertExact       bool
+	replicas          int
+	killOneAfter      time.Duration
 }
 
 const usageHead = `usage: gatebot-bench [flags]
@@ -105,7 +107,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.referenceDir, "reference-dir", "", "directory of the --reference bot (default: cmd/gatebot-bench/reference/<name> of this module)")
 	fs.BoolVar(&o.keepKeys, "keep-keys", false, "keep gatebot's Redis keys after the run")
 	fs.BoolVar(&o.json, "json", false, "print the report as JSON")
-	fs.BoolVar(&o.assertExact, "assert-exact", false, "exit 1 unless every approved gate ran exactly once (0 missing, 0 duplicate, 0 unexpected runs)")
+	fs.BoolVar(&o.assertExact, "assert-exact", false, "exit 1 unless every approved gate ran exactly once (0 missing, 0 duplicate, 0 unexpected runs); with --replicas > 1 also unless every approved gate's last card update shows it succeeded (or \"Could not start\" for a gate whose one provider call the killed replica was making) and, with --kill-one-after, the kill happened")
+	fs.IntVar(&o.replicas, "replicas", 1, fmt.Sprintf("gatebot processes to start on one Redis prefix (1..%d), same config but the listen address, with short engine leases when > 1; each conversation's activities go round-robin over the live ones", maxReplicas))
+	fs.DurationVar(&o.killOneAfter, "kill-one-after", 0, "with --replicas > 1: SIGKILL replica 1 this long into the driving phase (0: never); its activities then go to the others, a request it failed is re-sent with the same activity id")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usageHead+scenarioHelp()+"\nFlags:\n")
 		fs.PrintDefaults()
@@ -183,10 +187,34 @@ func (o options) validate() error {
 			errs = append(errs, "--scenario api with --target needs --token")
 		}
 	}
+	errs = append(errs, o.replicaProblems()...)
 	if len(errs) > 0 {
 		return usageError(strings.Join(errs, "; "))
 	}
 	return nil
+}
+
+// replicaProblems checks --replicas and --kill-one-after.
+func (o options) replicaProblems() []string {
+	var errs []string
+	if o.replicas < 1 || o.replicas > maxReplicas {
+		errs = append(errs, fmt.Sprintf("--replicas must be between 1 and %d", maxReplicas))
+	}
+	if o.replicas > 1 && (o.target != "" || o.reference != "" || o.profileDir != "") {
+		errs = append(errs, "--replicas > 1 needs gatebots the bench starts: it excludes --target, --reference and --profile-dir")
+	}
+	if o.replicas > 1 && o.scenario == "echo" {
+		errs = append(errs, "--replicas > 1 works with the gate scenarios, not echo")
+	}
+	switch {
+	case o.killOneAfter < 0:
+		errs = append(errs, "--kill-one-after must not be negative")
+	case o.killOneAfter > 0 && o.replicas < 2:
+		errs = append(errs, "--kill-one-after needs --replicas 2 or more (replica 1 is killed, the others carry on)")
+	case o.killOneAfter > 0 && o.killOneAfter >= o.duration:
+		errs = append(errs, "--kill-one-after must be shorter than --duration")
+	}
+	return errs
 }
 
 func loopbackURL(s string) bool {

@@ -86,6 +86,14 @@ type report struct {
 	IdP         fakes.IdPStats       `json:"idp"`
 	BadWebhooks int                  `json:"bad_webhook_signatures"`
 	ExactOnce   bool                 `json:"exactly_once_ok"`
+
+	// With --replicas > 1: each replica's CPU and memory (the CPU and RSS
+	// above are their sum and maximum), the kill, and whether every
+	// approved gate's card ended showing its final state.
+	Replicas   []replicaReport `json:"replicas,omitempty"`
+	Recovery   *recovery       `json:"recovery,omitempty"`
+	FinalCards *finalCards     `json:"final_cards,omitempty"`
+	FinalOK    bool            `json:"final_cards_ok,omitempty"`
 }
 
 type echoReport struct {
@@ -273,9 +281,11 @@ func (r *report) writeTable(w io.Writer) {
 	if r.Echo != nil {
 		perWhat = "message"
 	}
+	r.writeReplicas(tw)
 	if r.ProcNote != "" {
 		fmt.Fprintf(tw, "%s process\t%s\n", r.Target, r.ProcNote)
-	} else {
+	}
+	if r.ProcNote == "" || len(r.Replicas) > 0 {
 		fmt.Fprintf(tw, "%s CPU\t%.2f s total, %.3f ms per %s\n", r.Target, r.CPUSeconds, r.CPUPerGate, perWhat)
 		fmt.Fprintf(tw, "%s RSS\t%.1f MiB at end, %.1f MiB peak\n", r.Target, r.RSSMiB, r.PeakRSSMiB)
 	}
@@ -286,6 +296,31 @@ func (r *report) writeTable(w io.Writer) {
 		fmt.Fprintf(tw, "exactly once\t%v\n", r.ExactOnce)
 	}
 	tw.Flush()
+}
+
+// writeReplicas prints the per-replica lines, the kill and the final
+// cards (nothing for one replica).
+func (r *report) writeReplicas(w io.Writer) {
+	for _, rr := range r.Replicas {
+		state := "live to the end"
+		if rr.Killed {
+			state = "killed (CPU until the kill)"
+		}
+		fmt.Fprintf(w, "replica %d (pid %d)\tCPU %.2f s, RSS %.1f MiB peak, %s%s\n", rr.Index, rr.PID, rr.CPUSeconds, rr.PeakRSSMiB, state, errSuffix(rr.Note))
+	}
+	if rc := r.Recovery; rc != nil {
+		took := fmt.Sprintf("%.1f s", rc.Seconds)
+		if rc.Seconds < 0 {
+			took = "never (some did not end)"
+		}
+		fmt.Fprintf(w, "kill\treplica 1 SIGKILLed at %.1f s; %d gates in flight then, all ended after %s; %d activities re-sent; %d gates opened got no card in time (not approved, so not checked)\n", rc.KilledAt, rc.InFlight, took, rc.Resent, rc.NoCard)
+	}
+	if fc := r.FinalCards; fc != nil {
+		fmt.Fprintf(w, "final cards\t%d of %d approved gates show succeeded on their last card update; %d rest in \"Could not start\" (provider called once, by the killed replica, outcome unknown); %d provider calls abandoned by their caller\n", fc.Shown, fc.Approved, fc.Interrupted, fc.Abandoned)
+		for _, g := range fc.NotShown {
+			fmt.Fprintf(w, "  not final\t%s\n", g)
+		}
+	}
 }
 
 func row(w io.Writer, name string, s summary) {

@@ -25,10 +25,14 @@ type bench struct {
 	appPassword string
 	prof        *profiler // nil unless --profile-dir
 	claimed     atomic.Int64
+	// replicas are the gatebots the bench started (none with --target or
+	// --reference).
+	replicas []*replica
 
-	mu    sync.Mutex
-	gates []*gateResult
-	echo  echoStats
+	mu       sync.Mutex
+	gates    []*gateResult
+	echo     echoStats
+	killedAt time.Time // when replica 1 was sent SIGKILL
 }
 
 // claim reserves the next gate number; false once --gates are taken.

@@ -47,6 +47,8 @@ type configParams struct {
 	Secret      string
 	LogLevel    string
 	PollEvery   time.Duration
+	// Engine is the engine: section (leases), nil for serve's defaults.
+	Engine map[string]any
 }
 
 // gatebotConfig renders a gatebot config: auth on against the fake IdP,
@@ -79,6 +81,9 @@ func gatebotConfig(p configParams) ([]byte, error) {
 		"pipelines": map[string]any{pipelineFast: pipeline(hookFast), pipelineHang: pipeline(hookHang)},
 		// The bench measures gatebot, not the per-token API limiter.
 		"api": map[string]any{"rate_limit": 1000, "rate_burst": 2000},
+	}
+	if p.Engine != nil {
+		cfg["engine"] = p.Engine
 	}
 	return yaml.Marshal(cfg)
 }

@@ -38,7 +38,7 @@ func newConvo(i int) convo {
 // teams sends activities to gatebot as the Teams channel does: signed
 // channel tokens, Teams-shaped group-chat activities.
 type teams struct {
-	base       string // gatebot base URL
+	routes     *router // gatebot base URLs, one per replica
 	serviceURL string
 	appID      string
 	idp        *fakes.IdP
@@ -46,10 +46,10 @@ type teams struct {
 	seq        atomic.Int64
 }
 
-func newTeams(base, serviceURL, appID string, idp *fakes.IdP) *teams {
+func newTeams(routes *router, serviceURL, appID string, idp *fakes.IdP) *teams {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConns, tr.MaxIdleConnsPerHost = 2048, 2048
-	return &teams{base: base, serviceURL: serviceURL, appID: appID, idp: idp, client: &http.Client{Transport: tr, Timeout: 30 * time.Second}}
+	return &teams{routes: routes, serviceURL: serviceURL, appID: appID, idp: idp, client: &http.Client{Transport: tr, Timeout: 30 * time.Second}}
 }
 
 func (t *teams) nextID() string {
@@ -69,28 +69,43 @@ func (t *teams) activity(c convo, from user, typ, id string) map[string]any {
 	}
 }
 
-// post sends one activity with a fresh channel token and returns the HTTP
-// status, body and round-trip time.
-func (t *teams) post(ctx context.Context, act map[string]any) (int, []byte, time.Duration, error) {
+// post sends one activity of conversation conv with a fresh channel
+// token to the next replica and returns the HTTP status, body and
+// round-trip time. A request that failed because its replica was killed
+// is sent again, unchanged (same activity id), to another replica, as
+// Teams redelivers an activity whose delivery failed.
+func (t *teams) post(ctx context.Context, conv string, act map[string]any) (int, []byte, time.Duration, error) {
+	b, _ := json.Marshal(act)
+	start := time.Now()
+	for tries := 1; ; tries++ {
+		i, base := t.routes.pick(conv)
+		status, body, err := t.postTo(ctx, base, b)
+		if err != nil && ctx.Err() == nil && t.routes.isDead(i) && tries <= len(t.routes.bases) {
+			t.routes.resent.Add(1)
+			continue
+		}
+		return status, body, time.Since(start), err
+	}
+}
+
+func (t *teams) postTo(ctx context.Context, base string, b []byte) (int, []byte, error) {
 	tok, err := t.idp.ChannelToken(t.serviceURL)
 	if err != nil {
-		return 0, nil, 0, err
+		return 0, nil, err
 	}
-	b, _ := json.Marshal(act)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.base+"/api/messages", bytes.NewReader(b))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/api/messages", bytes.NewReader(b))
 	if err != nil {
-		return 0, nil, 0, err
+		return 0, nil, err
 	}
 	req.Header.Set("Content-Type", "application/json; charset=utf-8")
 	req.Header.Set("Authorization", "Bearer "+tok)
-	start := time.Now()
 	resp, err := t.client.Do(req)
 	if err != nil {
-		return 0, nil, time.Since(start), err
+		return 0, nil, err
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	resp.Body.Close()
-	return resp.StatusCode, body, time.Since(start), err
+	return resp.StatusCode, body, err
 }
 
 // message sends "@gatebot text" from one user and returns its activity
@@ -103,7 +118,7 @@ func (t *teams) message(ctx context.Context, c convo, from user, text string) (s
 	act["entities"] = []any{map[string]any{"type": "mention", "text": "<at>gatebot</at>",
 		"mentioned": map[string]any{"id": "28:" + t.appID, "name": "gatebot"}}}
 	sent := time.Now()
-	status, body, rtt, err := t.post(ctx, act)
+	status, body, rtt, err := t.post(ctx, c.ID, act)
 	if err == nil && status != http.StatusOK {
 		err = fmt.Errorf("message turn answered HTTP %d: %.200s", status, body)
 	}
@@ -131,7 +146,7 @@ func (t *teams) click(ctx context.Context, c convo, from user, gateID, verb, rep
 		"action":  map[string]any{"type": "Action.Execute", "verb": verb, "data": map[string]any{"verb": verb, "gateId": gateID}},
 		"trigger": "manual",
 	}
-	status, body, rtt, err := t.post(ctx, act)
+	status, body, rtt, err := t.post(ctx, c.ID, act)
 	if err != nil {
 		return rtt, false, err
 	}

@@ -38,6 +38,7 @@ type Config struct {
 	Pipelines map[string]*PipelineConfig `yaml:"pipelines"`
 	API       APIConfig                  `yaml:"api"`
 	Metrics   MetricsConfig              `yaml:"metrics"`
+	Engine    EngineConfig               `yaml:"engine"`
 
 	// unsetEnv names the ${NAME} references that were empty when the
 	// config was read.
@@ -338,6 +339,7 @@ func (c *Config) applyDefaults() {
 	if c.Bot.Name == "" {
 		c.Bot.Name = "gatebot"
 	}
+	c.Engine.applyDefaults()
 	for _, p := range c.Pipelines {
 		if p == nil {
 			continue
@@ -509,6 +511,7 @@ func (c *Config) validate(reg registry) (map[string]pipelines.Provider, error) {
 		}
 	}
 	c.API.check(&ps)
+	c.Engine.check(&ps)
 	if len(ps) > 0 {
 		return nil, &ConfigError{Problems: ps, UnsetEnv: c.unsetEnv}
 	}

@@ -86,14 +86,16 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	defer closeRedis()
+	visibility, engOpts := c.Engine.options()
 	store, err = approvals.NewStore(rdb, approvals.Options{
 		Prefix:      c.Redis.Prefix,
 		Retention:   time.Duration(c.Approvals.Retention),
 		AuditMaxLen: c.Approvals.AuditMaxLen,
 		AuditMaxAge: time.Duration(c.Approvals.AuditMaxAge),
-		// Longer than the engine's trigger budget (checked by engine.New),
-		// so a live worker's trigger is not reclaimed by another replica.
-		TriggerVisibility: triggerVisibility,
+		// Longer than the engine's trigger budget (checked by config check
+		// and engine.New), so a live worker's trigger is not reclaimed by
+		// another replica.
+		TriggerVisibility: visibility,
 		Logger:            log,
 		OnTransition: func(pipeline string, _, to approvals.State) {
 			m.GateTransition(pipeline, string(to))
@@ -164,10 +166,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
-	eng, err := engine.New(engine.Options{
-		Store: store, Teams: srv, Pipelines: enginePipelines, Instance: instanceName(),
-		Logger: log, TriggerVisibility: triggerVisibility, Observer: m,
-	})
+	engOpts.Store, engOpts.Teams, engOpts.Pipelines, engOpts.Instance = store, srv, enginePipelines, instanceName()
+	engOpts.Logger, engOpts.Observer = log, m
+	eng, err := engine.New(engOpts)
 	if err != nil {
 		return err
 	}
@@ -230,10 +231,6 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	return err
 }
-
-// triggerVisibility is the store's trigger lease and redelivery timeout:
-// longer than the engine's trigger budget, provider retries included.
-const triggerVisibility = 3 * time.Minute
 
 // instanceName names this replica in the trigger consumer group: the host
 // name (a pod's name) and a random suffix, so a restarted pod is a new

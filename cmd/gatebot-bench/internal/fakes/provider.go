@@ -46,6 +46,10 @@ type Trigger struct {
 	MessageID string    `json:"message_id"`
 	At        time.Time `json:"at"`
 	Status    int       `json:"status"`
+	// Abandoned is set when the caller went away before the answer (a
+	// gatebot killed mid-call, or its timeout), known only with Latency
+	// or Hang.
+	Abandoned bool `json:"abandoned,omitempty"`
 }
 
 type run struct {
@@ -134,6 +138,7 @@ func (p *Provider) serveTrigger(w http.ResponseWriter, r *http.Request) {
 	}
 	p.triggers[ev.GateID] = append(p.triggers[ev.GateID], Trigger{GateID: ev.GateID, Hook: hook,
 		MessageID: r.Header.Get(standardwebhooks.HeaderID), At: p.cfg.Now(), Status: status})
+	n := len(p.triggers[ev.GateID]) - 1
 	if status == http.StatusOK {
 		if _, ok := p.runs[ev.GateID]; !ok {
 			p.runs[ev.GateID] = run{started: p.cfg.Now(), runFor: b.RunFor}
@@ -144,6 +149,9 @@ func (p *Provider) serveTrigger(w http.ResponseWriter, r *http.Request) {
 	p.mu.Unlock()
 
 	if !sleepCtx(r.Context(), b.Latency+b.Hang) {
+		p.mu.Lock()
+		p.triggers[ev.GateID][n].Abandoned = true
+		p.mu.Unlock()
 		return
 	}
 	if status != http.StatusOK {
