@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { flows } from './flows.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const BOT_URL = (process.env.BOT_URL || 'http://127.0.0.1:3978').replace(/\/$/, '');
@@ -82,6 +83,11 @@ async function startPlayground() {
 }
 
 const aborted = new Set();
+// actAs, when set, makes the next card clicks come from another user of the Playground's
+// default config (all of them are members of its group chat).
+let actAs = null;
+const MEGAN = { id: 'user-id-1', name: 'Megan Bowen' };
+const ADELE = { id: 'user-id-2', name: 'Adele Vance' };
 let shot = 0;
 
 async function screenshot(page, name) {
@@ -244,8 +250,8 @@ async function rejectFlow(page, prefix, version, reason) {
     log(`  confirm with "${confirm}"`);
     await card.getByRole('button', { name: confirm, exact: true }).last().click();
   }
-  await waitCardText(page, index, new RegExp(`Rejected by\\s*${escapeRe(USER)}[\\s\\S]*?:\\s*${escapeRe(reason)}`),
-    `"Rejected by ${USER} … : ${reason}" on the card`);
+  await waitCardText(page, index, new RegExp(`Rejected by\\s*${escapeRe(USER)}[\\s\\S]*?${escapeRe(reason)}`),
+    `"Rejected by ${USER} … ${reason}" on the card`);
   await screenshot(page, `${prefix}-rejected`);
   if (await card.getByRole('button', { name: 'Approve', exact: true }).count() !== 0) {
     throw new StepError('the rejected card still shows an Approve button');
@@ -293,6 +299,13 @@ async function main() {
     });
     await ctx.route('**/*', (route) => {
       const u = new URL(route.request().url());
+      if (actAs && u.pathname === '/v1/invoke' && route.request().method() === 'POST') {
+        // A card click by another member of the chat: the Playground's server builds the
+        // invoke's `from` (name, aadObjectId) from its own user list by this id.
+        const body = JSON.parse(route.request().postData() || '{}');
+        body.from = { ...body.from, id: actAs.id, name: actAs.name };
+        return route.continue({ postData: JSON.stringify(body) });
+      }
       if (u.hostname === 'localhost' || u.hostname === '127.0.0.1') return route.continue();
       aborted.add(u.origin);
       return route.abort();
@@ -329,9 +342,27 @@ async function main() {
       await openConversation(page, 'Personal Chat');
       await rejectFlow(page, 'personal-reject', '1.2.5', 'not today');
     });
+    const f = flows({ page, send, waitFor, screenshot, botMessages, chatText, escapeRe, StepError, USER, log,
+      RUN_MS, STEP_MS, MEGAN, ADELE, setActAs: (u) => { actAs = u; } });
+    let expiring;
+    await test('expiry-open', async () => {
+      await openConversation(page, 'Personal Chat');
+      expiring = await f.expiryOpen('expiry');
+    });
+    await test('trigger-failure', () => f.triggerFailure('trigger-failure'));
+    await test('commands', () => f.commands('commands'));
+    await test('typo', () => f.typo('typo'));
+    await test('expiry', async () => {
+      if (!expiring) throw new StepError('expiry-open failed; nothing to wait for');
+      await f.expiry('expiry', expiring);
+    });
     await test('group-approve', async () => {
       await openConversation(page, 'Group Chat');
       await approveFlow(page, 'group', '1.2.4', { mention: true });
+    });
+    await test('group-form-quorum', async () => {
+      await openConversation(page, 'Group Chat');
+      await f.formQuorum('quorum', { mention: true });
     });
   } catch (e) {
     results.push(['setup', false]);
