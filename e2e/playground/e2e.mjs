@@ -299,7 +299,7 @@ async function main() {
     });
     await ctx.route('**/*', (route) => {
       const u = new URL(route.request().url());
-      if (actAs && u.pathname === '/v1/invoke' && route.request().method() === 'POST') {
+      if (actAs && u.pathname.endsWith('/v1/invoke') && route.request().method() === 'POST') {
         // A card click by another member of the chat: the Playground's server builds the
         // invoke's `from` (name, aadObjectId) from its own user list by this id.
         const body = JSON.parse(route.request().postData() || '{}');

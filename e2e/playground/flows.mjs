@@ -84,12 +84,17 @@ export function flows(h) {
     // turns the form into the gate card in place → two other members approve → succeeded.
     async formQuorum(prefix, { mention }) {
       const { index, msg: list } = await sendAndWait('pipelines', /Pick one to fill in its run form[\s\S]*quorum[\s\S]*Needs two approvers/, 'the pipeline list', { mention });
-      const entry = list.locator('.ac-columnSet').filter({ hasText: 'Needs two approvers' }).last();
-      if (await button(entry, 'Run…').count() !== 1) await fail('the quorum entry of the pipeline list has no "Run…" button');
+      // The innermost element holding both the quorum pipeline's text and a Run… button is its row.
+      const runBtn = () => page.getByRole('button', { name: /^Run(…|\.\.\.)$/ });
+      const entry = list.locator('div').filter({ hasText: 'Needs two approvers' }).filter({ has: runBtn() }).last();
+      const buttons = await list.getByRole('button').allInnerTexts();
+      if (await entry.count() === 0 || await entry.locator(runBtn()).count() !== 1) {
+        await fail(`the quorum entry of the pipeline list has no "Run…" button; the list's buttons: ${JSON.stringify(buttons)}`);
+      }
       await list.scrollIntoViewIfNeeded();
       await screenshot(page, `${prefix}-pipelines`);
 
-      await button(entry, 'Run…').click();
+      await entry.locator(runBtn()).click();
       const form = botMessages(page).nth(index);
       await cardText(form, /quorum[\s\S]*version/i, 'the run form for quorum in place of the list');
       if (await button(form, 'Run').count() !== 1) await fail('the run form has no "Run" button');
