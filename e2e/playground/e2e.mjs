@@ -86,6 +86,14 @@ const aborted = new Set();
 // actAs, when set, makes the next card clicks come from another user of the Playground's
 // default config (all of them are members of its group chat).
 let actAs = null;
+// held, when an array, queues the Playground's conversation updates instead of delivering them.
+let held = null;
+const holdUpdates = (on) => {
+  if (on) { held ??= []; return; }
+  const q = held || [];
+  held = null;
+  for (const [ws, m] of q) ws.send(m);
+};
 const MEGAN = { id: 'user-id-1', name: 'Megan Bowen' };
 const ADELE = { id: 'user-id-2', name: 'Adele Vance' };
 let shot = 0;
@@ -310,6 +318,13 @@ async function main() {
       aborted.add(u.origin);
       return route.abort();
     });
+    // Card updates (the bot's PUTs) reach the page over this websocket. holdUpdates queues
+    // them for a moment so that the card answered to a click can be seen before the
+    // engine's next update replaces it (the run may start within milliseconds).
+    await ctx.routeWebSocket(/\/_ws_conversation\//, (ws) => {
+      const server = ws.connectToServer();
+      server.onMessage((m) => { if (held) held.push([ws, m]); else ws.send(m); });
+    });
     page = ctx.pages()[0] || (await ctx.newPage());
     // The Playground UI receives a log entry for every request between it and the bot, with
     // both bodies, over a websocket; out/traffic.log keeps them to show what the bot did.
@@ -343,7 +358,7 @@ async function main() {
       await rejectFlow(page, 'personal-reject', '1.2.5', 'not today');
     });
     const f = flows({ page, send, waitFor, screenshot, botMessages, chatText, escapeRe, StepError, USER, log,
-      RUN_MS, STEP_MS, MEGAN, ADELE, setActAs: (u) => { actAs = u; } });
+      RUN_MS, STEP_MS, MEGAN, ADELE, holdUpdates, setActAs: (u) => { actAs = u; } });
     let expiring;
     await test('expiry-open', async () => {
       await openConversation(page, 'Personal Chat');
