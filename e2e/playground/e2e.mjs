@@ -202,10 +202,18 @@ async function approveFlow(page, prefix, version, { mention = false } = {}) {
   await card.scrollIntoViewIfNeeded();
   await screenshot(page, `${prefix}-gate-card`);
 
-  await card.getByRole('button', { name: 'Approve', exact: true }).click();
-  await waitCardText(page, index, new RegExp(`Approved by\\s*${escapeRe(USER)}`), `"Approved by ${USER}" on the card`);
-  const gone = await card.getByRole('button', { name: 'Approve', exact: true }).count();
-  await screenshot(page, `${prefix}-approved`);
+  // The run starts within milliseconds of the approval; card updates are held until the
+  // answer to the click ("Approved … Starting the pipeline…") has been checked and screenshotted.
+  holdUpdates(true);
+  let gone;
+  try {
+    await card.getByRole('button', { name: 'Approve', exact: true }).click();
+    await waitCardText(page, index, new RegExp(`Approved by\\s*${escapeRe(USER)}[\\s\\S]*Starting the pipeline`), `"Approved by ${USER} … Starting the pipeline" on the card`);
+    gone = await card.getByRole('button', { name: 'Approve', exact: true }).count();
+    await screenshot(page, `${prefix}-approved`);
+  } finally {
+    holdUpdates(false);
+  }
   if (gone !== 0) throw new StepError('the approved card still shows an Approve button');
 
   // Status words are matched in lower case so that a title such as "Running: demo" does not count.

@@ -96,8 +96,10 @@ export function flows(h) {
 
       await entry.locator(runBtn()).click();
       const form = botMessages(page).nth(index);
-      await cardText(form, /quorum[\s\S]*version/i, 'the run form for quorum in place of the list');
-      if (await button(form, 'Run').count() !== 1) await fail('the run form has no "Run" button');
+      // "Run quorum" is the form's title; the list it replaces says "Pipelines".
+      await cardText(form, /^\s*Run quorum[\s\S]*version/, 'the run form for quorum in place of the list');
+      await waitFor(page, 'the run form\'s "Run" button and version field', async () =>
+        (await button(form, 'Run').count()) === 1 && (await form.locator('input[type="text"], input:not([type])').count()) === 1);
       const version = form.locator('input[type="text"], input:not([type])').first();
       await version.fill('banana');
       await screenshot(page, `${prefix}-form`);
