@@ -258,6 +258,8 @@ async function rejectFlow(page, prefix, version, reason) {
     });
     if (state === 'done') throw new StepError(`Reject did not offer a reason input before deciding\n${await chatText(page)}`);
     await input().first().fill(reason);
+    // The reason field and its confirming button open below the card: show them, not the header.
+    await card.getByRole('button').last().scrollIntoViewIfNeeded();
     await screenshot(page, `${prefix}-reason`);
     const buttons = await card.getByRole('button').allInnerTexts();
     const confirm = buttons.map((b) => b.trim()).find((b) => b !== 'Reject' && /reject|confirm|submit|send/i.test(b))
