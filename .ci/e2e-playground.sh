@@ -28,8 +28,8 @@ run_e2e() {
   mkdir -p "$OUT"
   trap stop_bot EXIT
   local tmp; tmp="$(mktemp -d)"
-  # No config and no REDIS_URL: the bundled example config, embedded Redis, local dev mode.
-  (cd "$tmp" && exec env -u REDIS_URL "$bin" serve) >"$OUT/gatebot.log" 2>&1 &
+  # gatebot.e2e.yaml (local dev mode, one pipeline per flow) and no REDIS_URL: embedded Redis.
+  (cd "$tmp" && exec env -u REDIS_URL "$bin" serve --config "$E2E/gatebot.e2e.yaml") >"$OUT/gatebot.log" 2>&1 &
   BOT_PID=$!
   local ok=""
   for _ in $(seq 1 150); do

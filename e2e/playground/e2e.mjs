@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { flows } from './flows.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const BOT_URL = (process.env.BOT_URL || 'http://127.0.0.1:3978').replace(/\/$/, '');
@@ -82,6 +83,19 @@ async function startPlayground() {
 }
 
 const aborted = new Set();
+// actAs, when set, makes the next card clicks come from another user of the Playground's
+// default config (all of them are members of its group chat).
+let actAs = null;
+// held, when an array, queues the Playground's conversation updates instead of delivering them.
+let held = null;
+const holdUpdates = (on) => {
+  if (on) { held ??= []; return; }
+  const q = held || [];
+  held = null;
+  for (const [ws, m] of q) ws.send(m);
+};
+const MEGAN = { id: 'user-id-1', name: 'Megan Bowen' };
+const ADELE = { id: 'user-id-2', name: 'Adele Vance' };
 let shot = 0;
 
 async function screenshot(page, name) {
@@ -188,10 +202,18 @@ async function approveFlow(page, prefix, version, { mention = false } = {}) {
   await card.scrollIntoViewIfNeeded();
   await screenshot(page, `${prefix}-gate-card`);
 
-  await card.getByRole('button', { name: 'Approve', exact: true }).click();
-  await waitCardText(page, index, new RegExp(`Approved by\\s*${escapeRe(USER)}`), `"Approved by ${USER}" on the card`);
-  const gone = await card.getByRole('button', { name: 'Approve', exact: true }).count();
-  await screenshot(page, `${prefix}-approved`);
+  // The run starts within milliseconds of the approval; card updates are held until the
+  // answer to the click ("Approved … Starting the pipeline…") has been checked and screenshotted.
+  holdUpdates(true);
+  let gone;
+  try {
+    await card.getByRole('button', { name: 'Approve', exact: true }).click();
+    await waitCardText(page, index, new RegExp(`Approved by\\s*${escapeRe(USER)}[\\s\\S]*Starting the pipeline`), `"Approved by ${USER} … Starting the pipeline" on the card`);
+    gone = await card.getByRole('button', { name: 'Approve', exact: true }).count();
+    await screenshot(page, `${prefix}-approved`);
+  } finally {
+    holdUpdates(false);
+  }
   if (gone !== 0) throw new StepError('the approved card still shows an Approve button');
 
   // Status words are matched in lower case so that a title such as "Running: demo" does not count.
@@ -236,6 +258,8 @@ async function rejectFlow(page, prefix, version, reason) {
     });
     if (state === 'done') throw new StepError(`Reject did not offer a reason input before deciding\n${await chatText(page)}`);
     await input().first().fill(reason);
+    // The reason field and its confirming button open below the card: show them, not the header.
+    await card.getByRole('button').last().scrollIntoViewIfNeeded();
     await screenshot(page, `${prefix}-reason`);
     const buttons = await card.getByRole('button').allInnerTexts();
     const confirm = buttons.map((b) => b.trim()).find((b) => b !== 'Reject' && /reject|confirm|submit|send/i.test(b))
@@ -244,8 +268,8 @@ async function rejectFlow(page, prefix, version, reason) {
     log(`  confirm with "${confirm}"`);
     await card.getByRole('button', { name: confirm, exact: true }).last().click();
   }
-  await waitCardText(page, index, new RegExp(`Rejected by\\s*${escapeRe(USER)}[\\s\\S]*?:\\s*${escapeRe(reason)}`),
-    `"Rejected by ${USER} … : ${reason}" on the card`);
+  await waitCardText(page, index, new RegExp(`Rejected by\\s*${escapeRe(USER)}[\\s\\S]*?${escapeRe(reason)}`),
+    `"Rejected by ${USER} … ${reason}" on the card`);
   await screenshot(page, `${prefix}-rejected`);
   if (await card.getByRole('button', { name: 'Approve', exact: true }).count() !== 0) {
     throw new StepError('the rejected card still shows an Approve button');
@@ -293,9 +317,23 @@ async function main() {
     });
     await ctx.route('**/*', (route) => {
       const u = new URL(route.request().url());
+      if (actAs && u.pathname.endsWith('/v1/invoke') && route.request().method() === 'POST') {
+        // A card click by another member of the chat: the Playground's server builds the
+        // invoke's `from` (name, aadObjectId) from its own user list by this id.
+        const body = JSON.parse(route.request().postData() || '{}');
+        body.from = { ...body.from, id: actAs.id, name: actAs.name };
+        return route.continue({ postData: JSON.stringify(body) });
+      }
       if (u.hostname === 'localhost' || u.hostname === '127.0.0.1') return route.continue();
       aborted.add(u.origin);
       return route.abort();
+    });
+    // Card updates (the bot's PUTs) reach the page over this websocket. holdUpdates queues
+    // them for a moment so that the card answered to a click can be seen before the
+    // engine's next update replaces it (the run may start within milliseconds).
+    await ctx.routeWebSocket(/\/_ws_conversation\//, (ws) => {
+      const server = ws.connectToServer();
+      server.onMessage((m) => { if (held) held.push([ws, m]); else ws.send(m); });
     });
     page = ctx.pages()[0] || (await ctx.newPage());
     // The Playground UI receives a log entry for every request between it and the bot, with
@@ -329,9 +367,27 @@ async function main() {
       await openConversation(page, 'Personal Chat');
       await rejectFlow(page, 'personal-reject', '1.2.5', 'not today');
     });
+    const f = flows({ page, send, waitFor, screenshot, botMessages, chatText, escapeRe, StepError, USER, log,
+      RUN_MS, STEP_MS, MEGAN, ADELE, holdUpdates, setActAs: (u) => { actAs = u; } });
+    let expiring;
+    await test('expiry-open', async () => {
+      await openConversation(page, 'Personal Chat');
+      expiring = await f.expiryOpen('expiry');
+    });
+    await test('trigger-failure', () => f.triggerFailure('trigger-failure'));
+    await test('commands', () => f.commands('commands'));
+    await test('typo', () => f.typo('typo'));
+    await test('expiry', async () => {
+      if (!expiring) throw new StepError('expiry-open failed; nothing to wait for');
+      await f.expiry('expiry', expiring);
+    });
     await test('group-approve', async () => {
       await openConversation(page, 'Group Chat');
       await approveFlow(page, 'group', '1.2.4', { mention: true });
+    });
+    await test('group-form-quorum', async () => {
+      await openConversation(page, 'Group Chat');
+      await f.formQuorum('quorum', { mention: true });
     });
   } catch (e) {
     results.push(['setup', false]);

@@ -12,7 +12,8 @@
 // was cancelled; keeping a cancelled set in memory would be lost on restart
 // and invisible to other replicas. Callers that type-assert for Canceler
 // therefore offer no Cancel button for simulated runs, which is the truth.
-// Set Outcome to "cancelled" to see how a cancelled run renders.
+// Set Outcome to "cancelled" to see how a cancelled run renders, and
+// TriggerError to see a run that cannot start (the gate's Retry button).
 //
 // Like every provider sub-package it imports only pipelines and the standard
 // library.
@@ -40,6 +41,9 @@ const (
 	DefaultOutcome   = string(pipelines.StatusSucceeded)
 )
 
+// maxTriggerError bounds TriggerError: it is shown on the gate card.
+const maxTriggerError = 200
+
 // Keys of Run.Ref written by Trigger and read by Status.
 const (
 	RefStartedAt = "started_at" // RFC 3339 with nanoseconds, UTC
@@ -56,6 +60,11 @@ type Config struct {
 	RunFor time.Duration `yaml:"run_for"`
 	// Outcome is the final state: succeeded (default), failed or cancelled.
 	Outcome string `yaml:"outcome"`
+	// TriggerError, when set, makes every Trigger fail at once with this
+	// message, as a provider refusing the run (HTTP 422) would: the gate
+	// ends in trigger_failed and offers Retry. For demos and end-to-end
+	// tests of that path; empty (the default) starts runs normally.
+	TriggerError string `yaml:"trigger_error"`
 }
 
 // Validate reports every problem with the configuration.
@@ -66,6 +75,9 @@ func (c Config) Validate() []error {
 	}
 	if c.RunFor < 0 {
 		errs = append(errs, fmt.Errorf("run_for: %s is negative", c.RunFor))
+	}
+	if len(c.TriggerError) > maxTriggerError {
+		errs = append(errs, fmt.Errorf("trigger_error: longer than %d bytes", maxTriggerError))
 	}
 	switch pipelines.Status(c.Outcome) {
 	case "", pipelines.StatusSucceeded, pipelines.StatusFailed, pipelines.StatusCancelled:
@@ -141,6 +153,12 @@ func (p *Provider) Trigger(ctx context.Context, req pipelines.Request) (pipeline
 	}
 	if req.GateID == "" {
 		return pipelines.Run{}, errors.New("simulated: trigger run: empty gate id")
+	}
+	if p.cfg.TriggerError != "" {
+		// Permanent (not Temporary): the engine records it at once rather
+		// than backing off, like a provider refusing the request.
+		return pipelines.Run{}, &pipelines.APIError{Provider: ProviderType, Op: "trigger run",
+			StatusCode: 422, Message: p.cfg.TriggerError}
 	}
 	start := p.now().UTC()
 	run := pipelines.Run{

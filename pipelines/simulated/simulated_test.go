@@ -219,3 +219,52 @@ func TestConfig(t *testing.T) {
 		t.Error("WithNow(nil) accepted")
 	}
 }
+
+func TestTriggerError(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		cfg     simulated.Config
+		wantErr string // "" = the run starts
+	}{
+		{"unset: the run starts", simulated.Config{}, ""},
+		{"set: refused at once", simulated.Config{TriggerError: "quota exceeded for demo"}, "quota exceeded for demo"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			p, _ := newProvider(t, tt.cfg)
+			run, err := p.Trigger(t.Context(), pipelines.Request{GateID: "g-123", Pipeline: "deploy-api"})
+			if tt.wantErr == "" {
+				if err != nil || run.Status != pipelines.StatusQueued {
+					t.Fatalf("Trigger = %+v, %v; want a queued run", run, err)
+				}
+				return
+			}
+			var ae *pipelines.APIError
+			if !errors.As(err, &ae) {
+				t.Fatalf("Trigger error = %v; want a *pipelines.APIError", err)
+			}
+			if ae.Message != tt.wantErr || ae.StatusCode != 422 || ae.Temporary() {
+				t.Errorf("APIError = %+v; want message %q, status 422, not temporary (the engine must not back off)", ae, tt.wantErr)
+			}
+			if run.ID != "" {
+				t.Errorf("a refused trigger returned run %q", run.ID)
+			}
+		})
+	}
+}
+
+func TestTriggerErrorFromYAML(t *testing.T) {
+	t.Parallel()
+	var cfg simulated.Config
+	if err := yaml.Unmarshal([]byte("trigger_error: refused by the simulator\n"), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.TriggerError != "refused by the simulator" {
+		t.Fatalf("trigger_error decoded as %q", cfg.TriggerError)
+	}
+	if errs := (simulated.Config{TriggerError: strings.Repeat("x", 201)}).Validate(); len(errs) != 1 || !strings.Contains(errs[0].Error(), "trigger_error") {
+		t.Errorf("Validate of a 201-byte trigger_error = %v; want one trigger_error problem", errs)
+	}
+}
