@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -118,6 +119,7 @@ func (s *Server) cardActionResult(ctx context.Context, act *bot.Activity, ca bot
 		s.foreignGate(ctx, g, act)
 		return actionResult{message: notInConversation}
 	}
+	s.adoptCard(ctx, g, act)
 	p := s.opt.Pipelines[g.Pipeline]
 	// A requester known only by UPN (an API token's owner) is recognised
 	// in Teams only through the clicker's UPN: self-approval, and the
@@ -151,6 +153,28 @@ func (s *Server) cardActionResult(ctx context.Context, act *bot.Activity, ca bot
 	res := s.decide(ctx, g, p, verb, who, reason, act.Conversation.ID)
 	res.held = held
 	return res
+}
+
+// adoptCard records the clicked message as g's card when g has none on
+// record: a replica died after Teams took the card and before SetPost
+// recorded its id, and without it no update could ever reach the card.
+// A click comes from the card itself, so its replyToId names it.
+func (s *Server) adoptCard(ctx context.Context, g *approvals.Gate, act *bot.Activity) {
+	if g.Post.ActivityID != "" || act.ReplyToID == "" {
+		return
+	}
+	post := g.Post
+	if len(post.Conversation) == 0 {
+		post.Conversation, _ = json.Marshal(act.Reference())
+	}
+	post.ActivityID = act.ReplyToID
+	ng, err := s.opt.Store.SetPost(ctx, g.ID, post, "")
+	if err != nil {
+		loggerFrom(ctx).Warn("could not record the clicked card as the gate's card", "err", err)
+		return
+	}
+	loggerFrom(ctx).Warn("the gate had no card on record; the clicked one is its card from now on", "activity_id", act.ReplyToID)
+	*g = *ng
 }
 
 // decide carries out a clicked verb on g.

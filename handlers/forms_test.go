@@ -109,3 +109,31 @@ func TestApproversByName(t *testing.T) {
 		t.Errorf("%d member lookups for two cards, want 1 (cached)", lookups)
 	}
 }
+
+// TestClickAdoptsALostCard: a gate whose card id was never recorded (a
+// replica died between the post and SetPost) takes the clicked message as
+// its card, so the updates after the click reach it.
+func TestClickAdoptsALostCard(t *testing.T) {
+	e := newEnv(t, redisClients(t)["miniredis"], approvals.Policy{Required: 1, Timeout: time.Hour})
+	e.send(alex, "/run demo version=1.3.1")
+	gateID, actID := e.lastCardPost(1)
+	g, err := e.store.Get(t.Context(), gateID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.store.SetPost(t.Context(), gateID, approvals.Post{Conversation: g.Post.Conversation}, ""); err != nil {
+		t.Fatal(err)
+	}
+	e.click(megan, gateID, "approve", "", actID)
+	if g, _ := e.store.Get(t.Context(), gateID); g.Post.ActivityID != actID {
+		t.Fatalf("card on record %q, want the clicked %q", g.Post.ActivityID, actID)
+	}
+	e.conn.waitFor("an update of the adopted card", func(_, updates []recorded) bool {
+		for _, u := range updates {
+			if u.ActivityID == actID {
+				return true
+			}
+		}
+		return false
+	})
+}
