@@ -121,7 +121,10 @@ func formField(in InputInfo, values, errs map[string]string) []Element {
 		t := InputText{ID: id, Label: label, Value: value, IsRequired: in.Required, MaxLength: 1000,
 			Placeholder: placeholder(in), Regex: clientRegex(in.Pattern)}
 		if t.Regex != "" {
-			msg = "Must match " + truncate(in.Pattern, 100)
+			// Not the pattern itself: clients differ on whether this
+			// text is markdown, which would eat its backslashes. The
+			// pattern is shown, escaped, under the field.
+			msg = "Not in the expected format (see below the field)"
 		} else if in.Required {
 			msg = in.Name + " is required"
 		}
@@ -132,6 +135,10 @@ func formField(in InputInfo, values, errs map[string]string) []Element {
 	hint := ""
 	if in.Type != "boolean" {
 		hint = inline(in.Description, budgetHelpDesc)
+	}
+	if in.Pattern != "" && len(in.Enum) == 0 && in.Type != "boolean" && in.Type != "number" {
+		hint = strings.TrimSpace(hint + " · format: " + inline(truncate(in.Pattern, 100), budgetHelpDesc))
+		hint = strings.TrimPrefix(hint, "· ")
 	}
 	if b := bounds(in); in.Type == "number" && b != "" && len(in.Enum) == 0 {
 		hint = strings.TrimSpace(hint + " (a number" + b + ")")
