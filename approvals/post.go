@@ -2,7 +2,6 @@ package approvals
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -47,28 +46,9 @@ func (s *Store) ClaimPost(ctx context.Context, id string, lease time.Duration) (
 // storing a gate and posting it. Each is claimed for a lease, so replicas
 // share them; gates posted or ended meanwhile leave the schedule.
 func (s *Store) DueUnposted(ctx context.Context, limit int) ([]*Gate, error) {
-	ids, err := s.claim(ctx, s.unpostedKey(), limit, scheduleLease)
-	if err != nil {
-		return nil, err
-	}
-	var out []*Gate
-	var errs []error
-	for _, id := range ids {
-		g, err := s.Get(ctx, id)
-		switch {
-		case errors.Is(err, ErrNotFound):
-		case err != nil:
-			errs = append(errs, err)
-			continue
-		case g.State == StatePending && g.Post.PostedAt.IsZero():
-			out = append(out, g)
-			continue
-		}
-		if err := s.rdb.ZRem(ctx, s.unpostedKey(), id).Err(); err != nil {
-			errs = append(errs, unavailable("unposted schedule", err))
-		}
-	}
-	return out, errors.Join(errs...)
+	return s.claimGates(ctx, s.unpostedKey(), limit, scheduleLease, func(g *Gate) bool {
+		return g.State == StatePending && g.Post.PostedAt.IsZero()
+	})
 }
 
 // scheduleUnposted queues the unposted check of a new gate.

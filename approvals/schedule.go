@@ -37,6 +37,35 @@ func (s *Store) claim(ctx context.Context, key string, limit int, lease time.Dur
 	return ids, nil
 }
 
+// claimGates claims up to limit due members of the schedule key for lease
+// and returns the gates keep accepts; the others (ended, decided, gone)
+// leave the schedule. Gates that could not be read stay claimed, to come
+// back when the lease ends, and their errors are joined.
+func (s *Store) claimGates(ctx context.Context, key string, limit int, lease time.Duration, keep func(*Gate) bool) ([]*Gate, error) {
+	ids, err := s.claim(ctx, key, limit, lease)
+	if err != nil || len(ids) == 0 {
+		return nil, err
+	}
+	var out []*Gate
+	var errs []error
+	for _, id := range ids {
+		g, err := s.Get(ctx, id)
+		switch {
+		case errors.Is(err, ErrNotFound):
+		case err != nil:
+			errs = append(errs, err)
+			continue
+		case keep(g):
+			out = append(out, g)
+			continue
+		}
+		if err := s.rdb.ZRem(ctx, key, id).Err(); err != nil {
+			errs = append(errs, unavailable("leave schedule", err))
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
 // errSkip aborts an update that found nothing to do.
 var errSkip = errors.New("nothing to do")
 
@@ -145,28 +174,7 @@ func (s *Store) ClaimPolls(ctx context.Context, limit int, lease time.Duration) 
 	if lease <= 0 {
 		lease = scheduleLease
 	}
-	ids, err := s.claim(ctx, s.pollKey(), limit, lease)
-	if err != nil || len(ids) == 0 {
-		return nil, err
-	}
-	var out []*Gate
-	var errs []error
-	for _, id := range ids {
-		g, err := s.Get(ctx, id)
-		switch {
-		case errors.Is(err, ErrNotFound):
-		case err != nil:
-			errs = append(errs, err) // the lease runs out and it is claimed again
-			continue
-		case g.State == StateRunning && g.Run != nil:
-			out = append(out, g)
-			continue
-		}
-		if err := s.rdb.ZRem(ctx, s.pollKey(), id).Err(); err != nil {
-			errs = append(errs, unavailable("unschedule poll", err))
-		}
-	}
-	return out, errors.Join(errs...)
+	return s.claimGates(ctx, s.pollKey(), limit, lease, func(g *Gate) bool { return g.State == StateRunning && g.Run != nil })
 }
 
 // RecordRun stores a polled run's latest state on a running gate, ends the
@@ -223,28 +231,7 @@ func (g *Gate) reasonIf(to State) string {
 // replicas share them; call AckReminder once the approvers were reminded.
 // Gates decided meanwhile have left the schedule with their decision.
 func (s *Store) DueReminders(ctx context.Context, limit int) ([]*Gate, error) {
-	ids, err := s.claim(ctx, s.remindKey(), limit, scheduleLease)
-	if err != nil || len(ids) == 0 {
-		return nil, err
-	}
-	var out []*Gate
-	var errs []error
-	for _, id := range ids {
-		g, err := s.Get(ctx, id)
-		switch {
-		case errors.Is(err, ErrNotFound):
-		case err != nil:
-			errs = append(errs, err)
-			continue
-		case g.State == StatePending:
-			out = append(out, g)
-			continue
-		}
-		if err := s.AckReminder(ctx, id); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return out, errors.Join(errs...)
+	return s.claimGates(ctx, s.remindKey(), limit, scheduleLease, func(g *Gate) bool { return g.State == StatePending })
 }
 
 // AckReminder takes a gate off the reminder schedule: one reminder each.
