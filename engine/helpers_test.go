@@ -2,61 +2,23 @@ package engine
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"os"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/gatebot/gatebot/approvals"
+	"github.com/gatebot/gatebot/internal/redistest"
 	"github.com/gatebot/gatebot/pipelines"
 )
 
-// backends runs fn against miniredis and, when it answers, the real Redis
-// the CI starts (GATEBOT_TEST_REDIS_URL), each under its own key prefix
-// that is removed afterwards.
+// backends runs fn against miniredis and the real Redis (redistest).
 func backends(t *testing.T, fn func(t *testing.T, rdb redis.UniversalClient, prefix string)) {
-	t.Run("miniredis", func(t *testing.T) {
-		t.Parallel()
-		mr := miniredis.RunT(t)
-		rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
-		t.Cleanup(func() { rdb.Close() })
-		fn(t, rdb, "gatebot:")
-	})
-	t.Run("redis", func(t *testing.T) {
-		t.Parallel()
-		url := os.Getenv("GATEBOT_TEST_REDIS_URL")
-		if url == "" {
-			url = "redis://127.0.0.1:6379/0"
-		}
-		opt, err := redis.ParseURL(url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rdb := redis.NewClient(opt)
-		if err := rdb.Ping(t.Context()).Err(); err != nil {
-			t.Skipf("real Redis at %s does not answer (%v)", url, err)
-		}
-		var b [6]byte
-		rand.Read(b[:])
-		prefix := "gbtest:engine:" + hex.EncodeToString(b[:]) + ":"
-		t.Cleanup(func() {
-			ctx := context.Background()
-			keys, _ := rdb.Keys(ctx, prefix+"*").Result()
-			if len(keys) > 0 {
-				rdb.Del(ctx, keys...)
-			}
-			rdb.Close()
-		})
-		fn(t, rdb, prefix)
-	})
+	redistest.Backends(t, "engine", fn)
 }
 
 func newStore(t *testing.T, rdb redis.UniversalClient, prefix string) *approvals.Store {
