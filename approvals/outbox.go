@@ -157,6 +157,25 @@ func (s *Store) HoldCard(ctx context.Context, id string, d time.Duration) error 
 	return nil
 }
 
+// CardHeldUntil reports until when a click holds the shared update of the
+// gate's card (HoldCard), or the zero time. A sync checks it after reading
+// the gate it is about to show: a sync that was already claimed when the
+// click came would otherwise send the click's new state before the click's
+// own answer, which then overwrites it with an older card.
+func (s *Store) CardHeldUntil(ctx context.Context, id string) (time.Time, error) {
+	v, err := s.rdb.HGet(ctx, s.cardHoldKey(), id).Int64()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return time.Time{}, nil
+	case err != nil:
+		return time.Time{}, unavailable("card hold", err)
+	}
+	if until := time.UnixMilli(v); until.After(s.opts.Now()) {
+		return until, nil
+	}
+	return time.Time{}, nil
+}
+
 // ReleaseCard ends HoldCard: a shared update queued meanwhile is due now.
 func (s *Store) ReleaseCard(ctx context.Context, id string) error {
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {

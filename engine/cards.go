@@ -65,6 +65,17 @@ func (e *Engine) syncCard(ctx context.Context, cs approvals.CardSync) {
 		log.WarnContext(ctx, "cannot load gate for its card; the lease brings it back", "err", err)
 		return
 	}
+	// Read the gate first, then the hold: a click that changed the gate
+	// after this sync was claimed holds its card until its own answer is
+	// written, and this sync must not show the click's state before it.
+	if until, err := e.opts.Store.CardHeldUntil(ctx, g.ID); err != nil || !until.IsZero() {
+		if err != nil {
+			log.WarnContext(ctx, "cannot read the card's hold; trying again shortly", "err", err)
+			until = e.opts.Now().Add(time.Second)
+		}
+		e.deferCard(ctx, g.ID, until.Sub(e.opts.Now()))
+		return
+	}
 	digest, err := e.opts.Teams.SyncCard(ctx, g, cs.LastDigest)
 	var ra retryAfterer
 	switch {
