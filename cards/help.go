@@ -3,6 +3,7 @@ package cards
 import (
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"strings"
 )
 
@@ -74,13 +75,28 @@ type InputInfo struct {
 	Min, Max                *float64
 }
 
+// plainName is a bot name shown as is, in code.
+var plainName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9 ._-]{0,79}$`)
+
 // Help builds the usage card: the /run syntax, then each pipeline with its
 // inputs in the order given.
-func Help(pipelines []PipelineInfo) *Card {
+func Help(pipelines []PipelineInfo) *Card { return HelpFor("gatebot", pipelines) }
+
+// HelpFor is Help for a bot installed under another name, which is what
+// people type after @ in a channel.
+func HelpFor(botName string, pipelines []PipelineInfo) *Card {
+	name := inline(strings.TrimSpace(botName), 80)
+	if name == "" {
+		name = "gatebot"
+	}
+	mention := "@" + name + " run …"
+	if plainName.MatchString(name) {
+		mention = "`" + mention + "`" // code only when nothing in it needed escaping
+	}
 	c := &Card{MSTeams: &MSTeams{Width: "Full"}}
 	c.Body = append(c.Body,
 		Container{Style: "emphasis", Bleed: true, Items: []Element{
-			TextBlock{Text: "gatebot", Wrap: true, Size: "large", Weight: "bolder"},
+			TextBlock{Text: name, Wrap: true, Size: "large", Weight: "bolder"},
 			TextBlock{Text: "Ask for a pipeline run; it starts once enough people approve it.", Wrap: true, Spacing: "none"},
 		}},
 		FactSet{Facts: []Fact{
@@ -91,7 +107,7 @@ func Help(pipelines []PipelineInfo) *Card {
 			{Title: "One gate", Value: "`status g_abcd1234`, `cancel g_abcd1234 reason`"},
 			{Title: "Help", Value: "`help`"},
 		}},
-		TextBlock{Text: "In a channel or group chat, mention the bot first: `@gatebot run …`", Wrap: true, IsSubtle: true},
+		TextBlock{Text: "In a channel or group chat, mention the bot first: " + mention, Wrap: true, IsSubtle: true},
 	)
 	if len(pipelines) == 0 {
 		c.Body = append(c.Body, TextBlock{Text: "No pipelines are configured.", Wrap: true, Separator: true})

@@ -83,3 +83,19 @@ func BenchmarkHelpCard(b *testing.B) {
 		}
 	})
 }
+
+// TestHelpNamesTheBot: the help card tells people to mention the bot by
+// the name it is installed under, escaped when it is not plain.
+func TestHelpNamesTheBot(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ name, want string }{
+		{"Release Bot", "`@Release Bot run …`"},
+		{"", "`@gatebot run …`"},
+		{"*ops*", `@\*ops\* run …`},
+	} {
+		got := strings.Join(texts(t, cards.HelpFor(tc.name, nil)), "\n")
+		if !strings.Contains(got, tc.want) {
+			t.Errorf("HelpFor(%q) says\n%s\nwant %q in it", tc.name, got, tc.want)
+		}
+	}
+}

@@ -234,7 +234,7 @@ func (s *Server) pipelineInfos() []cards.PipelineInfo {
 // change while gatebot runs, and a help turn is the commonest turn there is.
 func (s *Server) help(act *bot.Activity) func(context.Context) {
 	s.helpOnce.Do(func() {
-		raw, err := json.Marshal(cards.Help(s.pipelineInfos()))
+		raw, err := json.Marshal(cards.HelpFor(s.opt.BotName, s.pipelineInfos()))
 		if err != nil {
 			panic(fmt.Sprintf("help card does not encode: %v", err)) // built from config alone: a bug
 		}

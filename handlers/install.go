@@ -29,7 +29,7 @@ func (s *Server) hello(ctx context.Context, act *bot.Activity) {
 	// A new message, not a reply: the install event is no message to
 	// thread under.
 	out := &bot.Activity{Type: bot.TypeMessage, From: act.Recipient, Conversation: act.Conversation,
-		Attachments: []bot.Attachment{{ContentType: cards.ContentType, Content: cards.Help(s.pipelineInfos())}}}
+		Attachments: []bot.Attachment{{ContentType: cards.ContentType, Content: cards.HelpFor(s.opt.BotName, s.pipelineInfos())}}}
 	if _, err := s.opt.Connector.SendToConversation(ctx, act.ServiceURL, act.Conversation.ID, out); err != nil {
 		log.Error("could not say hello", "err", err)
 		return
