@@ -165,10 +165,13 @@ type Gate struct {
 	// TriggerLease is when the consumer that began the trigger is presumed
 	// dead: until then no other consumer calls the provider for this gate.
 	// Set while triggering only.
-	TriggerLease time.Time         `json:"tl,omitzero"`
-	Post         Post              `json:"post,omitempty"`
-	CallbackURL  string            `json:"cb,omitempty"`
-	Labels       map[string]string `json:"lbl,omitempty"`
+	TriggerLease time.Time `json:"tl,omitzero"`
+	Post         Post      `json:"post,omitempty"`
+	// Copies are the gate's card as also sent to people personally
+	// (approval.notify: dm); each copy's chat is in Conversations.
+	Copies      []Copy            `json:"cp,omitempty"`
+	CallbackURL string            `json:"cb,omitempty"`
+	Labels      map[string]string `json:"lbl,omitempty"`
 	// IdempotencyKey is the key Create was called with, so that its record
 	// can be given the retention TTL when the gate ends.
 	IdempotencyKey string `json:"ik,omitempty"`

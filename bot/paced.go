@@ -23,6 +23,17 @@ func (c *Connector) TryUpdateActivity(ctx context.Context, serviceURL, conversat
 		pace: "conv|" + conversationID, noWait: true})
 }
 
+// TrySendToConversation is SendToConversation for callers that must not
+// wait, as TryUpdateActivity is for updates.
+func (c *Connector) TrySendToConversation(ctx context.Context, serviceURL, conversationID string, act *Activity) (string, error) {
+	out := prepareActivity(act, conversationID)
+	var rr resourceResponse
+	err := c.do(ctx, call{op: "send", method: http.MethodPost, serviceURL: serviceURL,
+		path: []string{conversationID, "activities"}, in: out, out: &rr, lenient: true,
+		pace: "conv|" + conversationID, noWait: true})
+	return rr.ID, err
+}
+
 // PacedError says a call was not made (or was refused with 429) because
 // the conversation's rate limit does not allow it before Wait has passed.
 type PacedError struct {

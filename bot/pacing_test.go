@@ -142,3 +142,31 @@ func TestTryUpdateNeverWaits(t *testing.T) {
 		t.Errorf("after a 429 the next send may go in %s; want it held until Retry-After", d)
 	}
 }
+
+// TestTrySendNeverWaits: a send the conversation's pacing does not allow
+// now is not made and says how long to wait.
+func TestTrySendNeverWaits(t *testing.T) {
+	send := wantRequest{method: "POST", requestURI: "/v3/conversations/c1/activities",
+		body: `{"type":"message","conversation":{"id":"c1"}}`, status: 201, respBody: `{"id":"a1"}`}
+	script := make([]wantRequest, paceShortBurst)
+	for i := range script {
+		script[i] = send
+	}
+	f := newFakeConnector(t, script...)
+	c := f.connector(t, func(cfg *ConnectorConfig) { cfg.Pacing = true })
+	c.pacer.sleep = func(ctx context.Context, d time.Duration) error {
+		t.Errorf("TrySendToConversation waited %s", d)
+		return nil
+	}
+	for range paceShortBurst {
+		id, err := c.TrySendToConversation(t.Context(), f.serviceURL(), "c1", &Activity{Type: TypeMessage})
+		if err != nil || id != "a1" {
+			t.Fatalf("send = %q, %v; want a1", id, err)
+		}
+	}
+	var pe *PacedError
+	_, err := c.TrySendToConversation(t.Context(), f.serviceURL(), "c1", &Activity{Type: TypeMessage})
+	if !errors.As(err, &pe) || pe.RetryAfter() <= 0 {
+		t.Fatalf("over the burst: %v, want a *PacedError", err)
+	}
+}

@@ -33,6 +33,10 @@ type fakeConnector struct {
 	// failUpdates answers card updates (PUT) with 403, as when the bot
 	// was removed from the conversation.
 	failUpdates bool
+	// creates are the 1:1 chats opened (POST /v3/conversations), by
+	// member id; notInstalled lists members for whom Teams refuses one.
+	creates      []string
+	notInstalled map[string]bool
 }
 
 type recorded struct {
@@ -60,6 +64,10 @@ func (fc *fakeConnector) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	if mm := memberPath.FindStringSubmatch(r.URL.Path); mm != nil && r.Method == http.MethodGet {
 		fc.serveMember(w, mm[2])
+		return
+	}
+	if r.URL.Path == "/_connector/v3/conversations" && r.Method == http.MethodPost {
+		fc.serveCreate(w, r)
 		return
 	}
 	m := activityPath.FindStringSubmatch(r.URL.EscapedPath())
@@ -203,3 +211,61 @@ func (fc *fakeConnector) serveMember(w http.ResponseWriter, id string) {
 	w.WriteHeader(http.StatusNotFound)
 	io.WriteString(w, `{"error":{"code":"MemberNotFoundInConversation","message":"The member is not in the conversation."}}`)
 }
+
+// serveCreate opens a 1:1 chat as Teams does: one member (a Teams user
+// id), the tenant in tenantId and channelData, the bot; 403
+// BotNotInConversationRoster when the app is not installed for the user.
+func (fc *fakeConnector) serveCreate(w http.ResponseWriter, r *http.Request) {
+	var p struct {
+		IsGroup bool `json:"isGroup"`
+		Bot     struct {
+			ID string `json:"id"`
+		} `json:"bot"`
+		Members []struct {
+			ID string `json:"id"`
+		} `json:"members"`
+		TenantID    string `json:"tenantId"`
+		ChannelData struct {
+			Tenant struct {
+				ID string `json:"id"`
+			} `json:"tenant"`
+		} `json:"channelData"`
+		Activity any `json:"activity"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&p); err != nil {
+		fc.t.Errorf("connector: create conversation: body is not JSON: %v", err)
+	}
+	switch {
+	case p.IsGroup || len(p.Members) != 1 || !strings.HasPrefix(p.Members[0].ID, "29:"):
+		fc.t.Errorf("connector: a 1:1 chat needs exactly one Teams user and isGroup false: %+v", p)
+	case p.TenantID == "" || p.ChannelData.Tenant.ID != p.TenantID:
+		fc.t.Errorf("connector: a 1:1 chat needs the tenant in tenantId and channelData.tenant.id: %+v", p)
+	case p.Bot.ID == "":
+		fc.t.Errorf("connector: create conversation without the bot: %+v", p)
+	case p.Activity != nil:
+		fc.t.Errorf("connector: gatebot posts the card after creating the chat, so it gets the card's id: %+v", p)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	member := ""
+	if len(p.Members) > 0 {
+		member = p.Members[0].ID
+	}
+	fc.mu.Lock()
+	fc.creates = append(fc.creates, member)
+	refused := fc.notInstalled[member]
+	fc.mu.Unlock()
+	if refused {
+		w.WriteHeader(http.StatusForbidden)
+		io.WriteString(w, `{"error":{"code":"BotNotInConversationRoster","message":"The bot is not part of the conversation roster."}}`)
+		return
+	}
+	w.WriteHeader(http.StatusCreated)
+	fmt.Fprintf(w, `{"id":%q}`, dmConversation(member))
+	select {
+	case fc.changed <- struct{}{}:
+	default:
+	}
+}
+
+// dmConversation is the 1:1 chat id the fake connector gives a member.
+func dmConversation(member string) string { return "a:dm-" + strings.TrimPrefix(member, "29:") }

@@ -46,6 +46,7 @@ type Authenticator interface {
 type Connector interface {
 	SendToConversation(ctx context.Context, serviceURL, conversationID string, act *bot.Activity) (string, error)
 	TryUpdateActivity(ctx context.Context, serviceURL, conversationID, activityID string, act *bot.Activity) error
+	TrySendToConversation(ctx context.Context, serviceURL, conversationID string, act *bot.Activity) (string, error)
 	CreateConversation(ctx context.Context, serviceURL string, p bot.ConversationParameters) (bot.ConversationResourceResponse, error)
 	GetMember(ctx context.Context, serviceURL, conversationID, userID string) (bot.Member, error)
 }
@@ -64,6 +65,7 @@ type Store interface {
 	CancelPending(ctx context.Context, id string, by approvals.Person, reason string) (*approvals.Gate, error)
 	RunCancelRequested(ctx context.Context, id string, who approvals.Person, reason string) (*approvals.Gate, error)
 	Retry(ctx context.Context, id string, who approvals.Person) (*approvals.Gate, error)
+	RecordCopy(ctx context.Context, id string, c approvals.Copy, conversation string) (*approvals.Gate, error)
 	HoldCard(ctx context.Context, id string, d time.Duration) error
 	ReleaseCard(ctx context.Context, id string) error
 	Once(ctx context.Context, key string, ttl time.Duration) (bool, error)
@@ -87,6 +89,9 @@ type Pipeline struct {
 	// recorded (approval.confirm).
 	Confirm bool
 	Target  string
+	// NotifyDM also sends the gate's card to each listed approver's
+	// personal chat (approval.notify: dm); every copy is kept in sync.
+	NotifyDM bool
 }
 
 // Channel is a Teams conversation gatebot posts API-opened gates to.
@@ -144,6 +149,8 @@ type Server struct {
 	// approvers caches allow-list entries resolved to Teams accounts
 	// (approverCard), by tenant and entry; a zero account is a miss.
 	approvers *memberCache[bot.Member]
+	// sent remembers the digest of the card each message shows (notify.go).
+	sent *memberCache[string]
 
 	refusals Refusals
 	helpOnce sync.Once
@@ -196,6 +203,7 @@ func New(o Options) (*Server, error) {
 		byAlias:   map[string]*Pipeline{},
 		members:   newMemberCache[string](o.MemberCacheTTL, o.Now),
 		approvers: newMemberCache[bot.Member](o.MemberCacheTTL, o.Now),
+		sent:      newMemberCache[string](time.Hour, o.Now),
 		metrics:   o.Metrics,
 	}
 	for name, p := range o.Pipelines {

@@ -48,27 +48,38 @@ func (s *Server) SyncCard(ctx context.Context, g *approvals.Gate, lastDigest str
 	if err != nil {
 		return "", err
 	}
-	if digest == lastDigest {
-		return digest, nil
+	if digest != lastDigest && s.sentDigest(g.ID, g.Post.ActivityID) != digest {
+		if err := s.updateShared(ctx, g, raw); err != nil {
+			return "", err
+		}
+		s.markSent(g.ID, g.Post.ActivityID, digest)
 	}
+	if err := s.sendCopies(ctx, g, raw); err != nil {
+		return "", err
+	}
+	if err := s.syncCopies(ctx, g, raw, digest); err != nil {
+		return "", err
+	}
+	return digest, nil
+}
+
+// updateShared replaces the gate's shared card with raw.
+func (s *Server) updateShared(ctx context.Context, g *approvals.Gate, raw json.RawMessage) error {
 	var ref bot.ConversationReference
 	if err := json.Unmarshal(g.Post.Conversation, &ref); err != nil {
-		return "", fmt.Errorf("%w: stored conversation reference is unreadable: %w", engine.ErrCardGone, err)
+		return fmt.Errorf("%w: stored conversation reference is unreadable: %w", engine.ErrCardGone, err)
 	}
 	act := &bot.Activity{
 		Type: bot.TypeMessage, ID: g.Post.ActivityID, From: ref.Bot, Conversation: ref.Conversation,
 		Summary: cards.Summary(g), Attachments: []bot.Attachment{{ContentType: cards.ContentType, Content: raw}},
 	}
-	err = s.opt.Connector.TryUpdateActivity(ctx, ref.ServiceURL, ref.Conversation.ID, g.Post.ActivityID, act)
+	err := s.opt.Connector.TryUpdateActivity(ctx, ref.ServiceURL, ref.Conversation.ID, g.Post.ActivityID, act)
 	var ae *bot.APIError
-	switch {
-	case err == nil:
-		return digest, nil
-	case errors.As(err, &ae) && (ae.StatusCode == http.StatusNotFound || ae.StatusCode == http.StatusForbidden):
+	if errors.As(err, &ae) && (ae.StatusCode == http.StatusNotFound || ae.StatusCode == http.StatusForbidden) {
 		// The message was deleted or the bot removed from the chat.
-		return "", fmt.Errorf("%w: %w", engine.ErrCardGone, err)
+		return fmt.Errorf("%w: %w", engine.ErrCardGone, err)
 	}
-	return "", err
+	return err
 }
 
 // PostCard posts the card of a pending gate that has none a minute after

@@ -162,6 +162,10 @@ type ApprovalConfig struct {
 	Confirm bool `yaml:"confirm"`
 	// Target names where the run goes ("prod") in that question.
 	Target string `yaml:"target"`
+	// Notify says where approvers are told of a gate besides its
+	// conversation: "dm" also sends the card to each listed approver's
+	// personal chat.
+	Notify string `yaml:"notify"`
 }
 
 // APIConfig configures the external HTTP API.
@@ -489,6 +493,15 @@ func (pl *PipelineConfig) checkPeople(f string, ps *problems) {
 	}
 	if r := time.Duration(a.RemindBefore); r > 0 && r >= time.Duration(a.Timeout) {
 		ps.add(f+".approval.remind_before", "%s is not shorter than the timeout %s, so the reminder could never come before the gate expires", r, time.Duration(a.Timeout))
+	}
+	switch a.Notify {
+	case "", "channel":
+	case "dm":
+		if len(a.Approvers) == 0 {
+			ps.add(f+".approval.notify", "is dm but no approvers are listed: gatebot sends the card personally only to listed approvers")
+		}
+	default:
+		ps.add(f+".approval.notify", "%q is not a notify mode (use channel or dm)", a.Notify)
 	}
 	if len(a.Approvers) > 0 && a.Required > len(distinct) {
 		ps.add(f+".approval.required", "is %d but only %d distinct approvers are listed, so no gate could ever be approved", a.Required, len(distinct))

@@ -192,3 +192,34 @@ pipelines: {demo: {provider: demo}}
 		t.Errorf("unset = %v:\n%v", ce.UnsetEnv, err)
 	}
 }
+
+// TestConfigCheckNotify: approval.notify is channel or dm, and dm needs
+// approvers to write to.
+func TestConfigCheckNotify(t *testing.T) {
+	t.Parallel()
+	const base = `listen: "127.0.0.1:3978"
+bot: {insecure_skip_auth: true}
+providers:
+  demo: {type: simulated}
+pipelines:
+  deploy:
+    provider: demo
+    approval: {required: 1, timeout: 1h, %s}
+`
+	for _, tc := range []struct {
+		approval, want string
+	}{
+		{`approvers: [alice@example.com], notify: dm`, ""},
+		{`notify: channel`, ""},
+		{`notify: dm`, "pipelines.deploy.approval.notify: is dm but no approvers are listed"},
+		{`approvers: [alice@example.com], notify: email`, `pipelines.deploy.approval.notify: "email" is not a notify mode (use channel or dm)`},
+	} {
+		err := checkConfig(t, strings.Replace(base, "%s", tc.approval, 1), env(nil))
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: %v", tc.approval, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: %v, want %q", tc.approval, err, tc.want)
+		}
+	}
+}

@@ -148,6 +148,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		hp := &handlers.Pipeline{
 			Def: def, Provider: providers[pl.Provider], ProviderType: c.Providers[pl.Provider].Type,
 			Channel: pl.Channel, Policy: pl.policy(), Runners: pl.Runners, StepID: pl.Approval.StepID, Confirm: pl.Approval.Confirm, Target: pl.Approval.Target,
+			NotifyDM:  pl.Approval.Notify == "dm",
 			PollEvery: time.Duration(pl.PollEvery),
 		}
 		if pl.ID != "" {
