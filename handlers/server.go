@@ -137,6 +137,10 @@ type Options struct {
 	Metrics Metrics
 	// MetricsHandler, if set, is served at GET /metrics.
 	MetricsHandler http.Handler
+	// Replicas is the replica registry: /readyz says from it whether the
+	// live replicas disagree, and fails while another deployment that was
+	// first uses the Redis prefix. Optional.
+	Replicas ReplicaView
 }
 
 // Server serves gatebot's HTTP endpoints and runs its background workers.

@@ -38,6 +38,8 @@ type serveHooks struct {
 	ready func(addr string)
 	// listen, when set, replaces the configured listen address.
 	listen string
+	// heartbeat, when set, replaces the replica registry's 10 s heartbeat.
+	heartbeat time.Duration
 }
 
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, hooks *serveHooks) error {
@@ -112,6 +114,15 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		// by the next start.
 		log.Warn("could not check the Redis layout", "err", err)
 	}
+	instance := instanceName()
+	var heartbeat time.Duration
+	if hooks != nil {
+		heartbeat = hooks.heartbeat
+	}
+	fleet, err := joinReplicas(ctx, rdb, c, instance, heartbeat, log)
+	if err != nil {
+		return err
+	}
 
 	auth, connector, trust, err := botSide(ctx, c.Bot, hc, log, m)
 	if err != nil {
@@ -129,6 +140,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Channels:  map[string]handlers.Channel{},
 		BotName:   c.Bot.Name,
 		Metrics:   m,
+		Replicas:  fleet,
 	}
 	if c.Metrics.Listen == "" {
 		opts.MetricsHandler = m.Handler()
@@ -167,7 +179,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
-	engOpts.Store, engOpts.Teams, engOpts.Pipelines, engOpts.Instance = store, srv, enginePipelines, instanceName()
+	engOpts.Store, engOpts.Teams, engOpts.Pipelines, engOpts.Instance, engOpts.Fleet = store, srv, enginePipelines, instance, fleet
 	engOpts.Logger, engOpts.Observer = log, m
 	eng, err := engine.New(engOpts)
 	if err != nil {
@@ -191,6 +203,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	defer stopWork()
 	var workers sync.WaitGroup
 	workers.Go(func() { eng.Run(workCtx) })
+	workers.Go(func() { fleet.Run(workCtx) })
 	if deliverer != nil {
 		workers.Go(func() { deliverer.Run(workCtx) })
 	}
@@ -229,6 +242,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	defer bgCancel()
 	if serr := srv.Shutdown(bgCtx); serr != nil && err == nil {
 		err = serr
+	}
+	if lerr := fleet.Leave(bgCtx); lerr != nil {
+		log.Warn("could not leave the replica registry; the others drop this replica once its heartbeat is stale", "err", lerr)
 	}
 	return err
 }
