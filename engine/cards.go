@@ -24,7 +24,7 @@ func (e *Engine) cardLoop(ctx context.Context) {
 	log := e.log.With("worker", "cards")
 	tick := max(e.opts.Tick/2, 10*time.Millisecond)
 	for sleep(ctx, tick) {
-		for ctx.Err() == nil {
+		for ctx.Err() == nil && !e.standby() {
 			n := min(cap(e.cards)-len(e.cards), cardBatch)
 			if n == 0 {
 				break

@@ -17,7 +17,7 @@ import (
 func (e *Engine) pollLoop(ctx context.Context) {
 	log := e.log.With("worker", "poll")
 	for sleep(ctx, e.opts.Tick) {
-		for ctx.Err() == nil {
+		for ctx.Err() == nil && !e.standby() {
 			n := e.polls.total()
 			if n == 0 {
 				break
@@ -30,7 +30,7 @@ func (e *Engine) pollLoop(ctx context.Context) {
 				p := e.opts.Pipelines[g.Pipeline]
 				switch {
 				case p == nil:
-					e.deferPoll(ctx, g.ID, e.opts.PollLease/2)
+					e.deferPoll(ctx, g.ID, e.unknownPollDefer(g.Pipeline))
 				case !e.polls.tryAcquire(p.ProviderName):
 					e.deferPoll(ctx, g.ID, e.opts.Tick)
 				default:
@@ -45,6 +45,18 @@ func (e *Engine) pollLoop(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// unknownPollDefer is how long a poll this replica cannot do waits: soon
+// again when a live replica serves its pipeline (a rolling upgrade: let
+// that one take it), else long, since no one may be able to.
+func (e *Engine) unknownPollDefer(pipeline string) time.Duration {
+	if e.opts.Fleet != nil {
+		if v := e.opts.Fleet.View(); v.Fresh(e.opts.Now()) && v.Serves(pipeline) {
+			return max(e.opts.Tick, time.Second)
+		}
+	}
+	return e.opts.PollLease / 2
 }
 
 func (e *Engine) deferPoll(ctx context.Context, id string, d time.Duration) {

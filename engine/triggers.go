@@ -31,7 +31,7 @@ func (e *Engine) triggerLoop(ctx context.Context) {
 	log := e.log.With("worker", "trigger")
 	for ctx.Err() == nil {
 		want := e.triggerWants()
-		if len(want) == 0 {
+		if len(want) == 0 || e.standby() {
 			select {
 			case <-ctx.Done():
 				return
