@@ -57,7 +57,9 @@
 //	P unposted           zset    pending gates whose card is not up yet → created +
 //	                             Options.UnpostedAfter (ms); left when SetPost
 //	                             records the post or the gate ends (DueUnposted)
-//	P posting:<id>       string  lease of the one poster of a gate's card (ClaimPost)
+//	P posting:<id>       string  lease of the one poster of a gate's card: the
+//	                             poster's instance name (ClaimPost, ReleasePost,
+//	                             TakeOverPost)
 //	P remind             zset    pending gates → reminder time (deadline −
 //	                             Policy.RemindBefore); left with the decision
 //	P layout             string  the layout version (Layout) that wrote this

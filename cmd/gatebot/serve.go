@@ -141,6 +141,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		BotName:   c.Bot.Name,
 		Metrics:   m,
 		Replicas:  fleet,
+		Instance:  instance,
 	}
 	if c.Metrics.Listen == "" {
 		opts.MetricsHandler = m.Handler()
