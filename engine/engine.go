@@ -37,6 +37,7 @@ type Store interface {
 	PrepareTriggers(ctx context.Context, pipelines []string) error
 	ClaimTriggers(ctx context.Context, consumer string, want map[string]int, block time.Duration) ([]approvals.Trigger, error)
 	AckTrigger(ctx context.Context, t approvals.Trigger) error
+	ReleaseTrigger(ctx context.Context, t approvals.Trigger) error
 	BeginTriggerAttempt(ctx context.Context, id string) (*approvals.Gate, approvals.Attempt, error)
 	FinishTrigger(ctx context.Context, id string, run pipelines.Run, runErr error, userSafeMsg string, pollAt time.Time) (*approvals.Gate, error)
 

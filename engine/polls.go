@@ -36,7 +36,7 @@ func (e *Engine) pollLoop(ctx context.Context) {
 				default:
 					e.spawn(func() {
 						defer e.polls.release(p.ProviderName)
-						e.poll(context.WithoutCancel(ctx), p, g)
+						e.poll(ctx, p, g)
 					})
 				}
 			}
@@ -73,6 +73,14 @@ func (e *Engine) poll(ctx context.Context, p *Pipeline, g *approvals.Gate) {
 	start := e.opts.Now()
 	run, err := p.Provider.Status(cctx, *g.Run)
 	cancel()
+	if ctx.Err() != nil {
+		// Shutting down: a status read is safe to drop, so the poll goes
+		// back to the schedule now for another replica, rather than hold
+		// up the exit or wait out its lease.
+		e.deferPoll(context.WithoutCancel(ctx), g.ID, 0)
+		return
+	}
+	ctx = context.WithoutCancel(ctx) // what was read is recorded in full
 	e.observe(p, "status", err, start)
 	if errors.Is(err, pipelines.ErrRunLost) {
 		log.ErrorContext(ctx, "run lost at the provider; failing the gate", "err", err)

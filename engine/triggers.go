@@ -62,8 +62,13 @@ func (e *Engine) triggerLoop(ctx context.Context) {
 			e.spawn(func() {
 				// Pipelines sharing a provider may together have claimed
 				// more than its free slots: the extra ones wait here, in
-				// claim order, holding no slot.
-				e.triggers.acquire(p.ProviderName)
+				// claim order, holding no slot. One still waiting at
+				// shutdown has not begun: it goes back to the queue for
+				// another replica now, not after the trigger visibility.
+				if !e.triggers.acquire(ctx, p.ProviderName) {
+					e.releaseTrigger(ctx, tr)
+					return
+				}
 				defer e.triggers.release(p.ProviderName)
 				// A trigger once begun runs to its end even while gatebot
 				// shuts down: cancelling the provider call midway would
@@ -74,6 +79,17 @@ func (e *Engine) triggerLoop(ctx context.Context) {
 			})
 		}
 	}
+}
+
+// releaseTrigger hands a claimed, unbegun trigger back to the queue.
+func (e *Engine) releaseTrigger(ctx context.Context, tr approvals.Trigger) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordBudget)
+	defer cancel()
+	if err := e.opts.Store.ReleaseTrigger(rctx, tr); err != nil {
+		e.log.WarnContext(rctx, "could not give back a trigger; another replica takes it after the trigger visibility", "worker", "trigger", "gate_id", tr.GateID, "err", err)
+		return
+	}
+	e.log.InfoContext(rctx, "gave back a trigger not begun before shutdown", "worker", "trigger", "gate_id", tr.GateID)
 }
 
 // triggerWants shares the pool's free slots out among the pipelines whose
