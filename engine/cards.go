@@ -5,6 +5,8 @@ import (
 	"errors"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+
 	"github.com/gatebot/gatebot/approvals"
 )
 
@@ -55,6 +57,8 @@ func (e *Engine) cardLoop(ctx context.Context) {
 type retryAfterer interface{ RetryAfter() time.Duration }
 
 func (e *Engine) syncCard(ctx context.Context, cs approvals.CardSync) {
+	ctx, span := e.span(ctx, "engine.card_sync", attribute.String("gatebot.gate_id", cs.GateID))
+	defer span.End()
 	log := e.log.With("worker", "cards", "gate_id", cs.GateID)
 	g, err := e.opts.Store.Get(ctx, cs.GateID)
 	switch {

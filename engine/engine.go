@@ -25,6 +25,8 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/gatebot/gatebot/approvals"
 	"github.com/gatebot/gatebot/pipelines"
 )
@@ -150,6 +152,10 @@ type Options struct {
 	// default 30 s). Without it such triggers wait.
 	Fleet                               Fleet
 	UnknownPipelineGrace, UnservedEvery time.Duration
+
+	// Tracer, when set, traces each trigger, poll and card sync and the
+	// provider call in it (OpenTelemetry); nil traces nothing.
+	Tracer trace.Tracer
 }
 
 // Defaults.

@@ -6,6 +6,8 @@ import (
 	"maps"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+
 	"github.com/gatebot/gatebot/approvals"
 	"github.com/gatebot/gatebot/pipelines"
 )
@@ -68,10 +70,14 @@ func (e *Engine) deferPoll(ctx context.Context, id string, d time.Duration) {
 
 // poll fetches one run's status and records it when it changed.
 func (e *Engine) poll(ctx context.Context, p *Pipeline, g *approvals.Gate) {
+	ctx, span := e.span(ctx, "engine.poll", gateAttrs(g.ID, g.Pipeline)...)
+	defer span.End()
 	log := e.log.With("worker", "poll", "gate_id", g.ID)
 	cctx, cancel := context.WithTimeout(ctx, e.opts.ProviderTimeout)
+	cctx, pspan := e.span(cctx, "provider.status", attribute.String("gatebot.provider", p.ProviderName), attribute.String("gatebot.provider_type", p.ProviderType))
 	start := e.opts.Now()
 	run, err := p.Provider.Status(cctx, *g.Run)
+	endSpan(pspan, err)
 	cancel()
 	if ctx.Err() != nil {
 		// Shutting down: a status read is safe to drop, so the poll goes

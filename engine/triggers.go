@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
+	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/gatebot/gatebot/approvals"
 	"github.com/gatebot/gatebot/pipelines"
@@ -125,6 +126,8 @@ func (e *Engine) triggerWants() map[string]int {
 // only if the provider can recognise the earlier call
 // (pipelines.Idempotent).
 func (e *Engine) processTrigger(ctx context.Context, p *Pipeline, tr approvals.Trigger) {
+	ctx, span := e.span(ctx, "engine.trigger", append(gateAttrs(tr.GateID, tr.Pipeline), attribute.Int64("gatebot.deliveries", tr.Deliveries))...)
+	defer span.End()
 	log := e.log.With("worker", "trigger", "gate_id", tr.GateID, "deliveries", tr.Deliveries)
 	ack := func() {
 		if err := e.opts.Store.AckTrigger(ctx, tr); err != nil {
@@ -216,9 +219,11 @@ func (e *Engine) trigger(ctx context.Context, p *Pipeline, req pipelines.Request
 	op := func() (pipelines.Run, error) {
 		cctx, cancel := context.WithTimeout(ctx, e.opts.ProviderTimeout)
 		defer cancel()
+		cctx, span := e.span(cctx, "provider.trigger", attribute.String("gatebot.provider", p.ProviderName), attribute.String("gatebot.provider_type", p.ProviderType))
 		start := e.opts.Now()
 		run, err := p.Provider.Trigger(cctx, req)
 		e.observe(p, "trigger", err, start)
+		endSpan(span, err)
 		if err == nil {
 			return run, nil
 		}

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/gorilla/mux"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/gatebot/gatebot/approvals"
 	"github.com/gatebot/gatebot/bot"
@@ -140,6 +141,9 @@ type Options struct {
 	Metrics Metrics
 	// MetricsHandler, if set, is served at GET /metrics.
 	MetricsHandler http.Handler
+	// Tracer, when set, traces every request (OpenTelemetry), following a
+	// caller's traceparent on the external API; nil traces nothing.
+	Tracer trace.Tracer
 	// Instance names this replica in the claims it holds (a card post);
 	// default "local".
 	Instance string
@@ -264,7 +268,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("X-Request-Id", rid)
 	log := lazyLogger(s.log).With("request_id", rid)
-	ctx := withLogger(r.Context(), log)
+	ctx := r.Context()
+	var span trace.Span
+	if s.opt.Tracer != nil {
+		ctx, span = s.startRequestSpan(ctx, r, rid)
+		log = log.With("trace_id", span.SpanContext().TraceID().String())
+		defer span.End()
+	}
+	ctx = withLogger(ctx, log)
 	rec := &statusRecorder{ResponseWriter: w}
 	defer func() {
 		if p := recover(); p != nil {
@@ -274,6 +285,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		status := rec.statusCode()
+		if span != nil {
+			endRequestSpan(span, status)
+		}
 		// Checked first: boxing the fields costs allocations on every
 		// request even when the access log is off.
 		if lvl := accessLevel(status); log.Enabled(ctx, lvl) {

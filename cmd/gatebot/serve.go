@@ -61,6 +61,22 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		c.Listen = hooks.listen
 	}
 	log := newLogger(c.Log, stderr)
+	instance := instanceName()
+	tp, stopTracing, err := startTracing(ctx, c.Tracing, instance)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := stopTracing(sctx); err != nil {
+			log.Warn("could not flush the last spans", "err", err)
+		}
+	}()
+	if tp != nil {
+		log = slog.New(traceLogs{log.Handler()})
+		log.Info("tracing on: spans go to the OTLP endpoint", "endpoint", redactedURL(c.Tracing.Endpoint))
+	}
 	if *pprofAddr != "" {
 		_, stopPprof, err := startPprof(*pprofAddr, log)
 		if err != nil {
@@ -69,6 +85,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		defer stopPprof()
 	}
 	hc := &http.Client{Timeout: 30 * time.Second, Transport: outboundTransport()}
+	if tp != nil {
+		hc.Transport = tracingTransport{hc.Transport}
+	}
 	providers, err := c.validateAll(shape, providerRegistry(hc, log))
 	if err != nil {
 		return err
@@ -114,7 +133,6 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		// by the next start.
 		log.Warn("could not check the Redis layout", "err", err)
 	}
-	instance := instanceName()
 	var heartbeat time.Duration
 	if hooks != nil {
 		heartbeat = hooks.heartbeat
@@ -175,6 +193,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	var deliverer *callbacks.Deliverer
 	if opts.API, deliverer, err = apiOptions(c, rdb, store, log); err != nil {
 		return err
+	}
+	if tp != nil {
+		opts.Tracer = tp.Tracer("github.com/gatebot/gatebot/handlers")
+		engOpts.Tracer = tp.Tracer("github.com/gatebot/gatebot/engine")
 	}
 	srv, err := handlers.New(opts)
 	if err != nil {
