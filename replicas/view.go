@@ -60,6 +60,16 @@ func (v View) Yields() bool {
 	return false
 }
 
+// Configs counts the different version and config combinations among the
+// live replicas: 1 when they agree (0 before the first read).
+func (v View) Configs() int {
+	seen := map[string]bool{}
+	for _, in := range v.Live {
+		seen[in.Version+" "+in.Config] = true
+	}
+	return len(seen)
+}
+
 // Disagreement describes how the live replicas differ, or is "" when they
 // all run one version and one config of one deployment. Replicas that run
 // the same are grouped: "a, b: version 1.4.0, config 1f2e3d4c5b6a; c:

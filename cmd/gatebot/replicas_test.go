@@ -72,6 +72,9 @@ func TestServeReplicasOnOneRedis(t *testing.T) {
 		code, rep := readyChecks(t, a)
 		return code == http.StatusOK && strings.Contains(rep, "disagree")
 	})
+	if _, body := get(t, "http://"+b+"/metrics"); !strings.Contains(body, "gatebot_replicas 2") || !strings.Contains(body, "gatebot_replica_configs 2") {
+		t.Errorf("/metrics does not show 2 replicas on 2 configs:\n%s", grepLines(body, "gatebot_replica"))
+	}
 	waitFor(t, "a log line on the new replica", func() bool { return strings.Contains(bLogs.String(), "replicas disagree") })
 	time.Sleep(200 * time.Millisecond) // four more heartbeats: still one line
 	if n := strings.Count(bLogs.String(), "replicas disagree"); n != 1 {
@@ -102,4 +105,15 @@ func TestServeReplicasOnOneRedis(t *testing.T) {
 	if !errors.Is(err, replicas.ErrForeignDeployment) || !strings.Contains(err.Error(), "redis.prefix") || !strings.Contains(err.Error(), `"local-dev"`) {
 		t.Fatalf("serve of another deployment on the prefix = %v, want ErrForeignDeployment naming the other deployment and redis.prefix", err)
 	}
+}
+
+// grepLines returns the lines of s that contain sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/gatebot/gatebot/handlers"
 	"github.com/gatebot/gatebot/logging"
 	"github.com/gatebot/gatebot/metrics"
+	"github.com/gatebot/gatebot/replicas"
 )
 
 var logLevels = map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError}
@@ -97,8 +98,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 
 	reg := prometheus.NewRegistry()
-	var store *approvals.Store // set below; the scrape-time count reads it
-	m, err := newMetrics(reg, func() *approvals.Store { return store }, log)
+	var store *approvals.Store   // set below; the scrape-time count reads it
+	var fleet *replicas.Registry // likewise
+	m, err := newMetrics(reg, func() *approvals.Store { return store }, func() *replicas.Registry { return fleet }, log)
 	if err != nil {
 		return err
 	}
@@ -137,7 +139,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if hooks != nil {
 		heartbeat = hooks.heartbeat
 	}
-	fleet, err := joinReplicas(ctx, rdb, c, instance, heartbeat, log)
+	fleet, err = joinReplicas(ctx, rdb, c, instance, heartbeat, log)
 	if err != nil {
 		return err
 	}
@@ -307,7 +309,7 @@ func newLogger(c LogConfig, w io.Writer) *slog.Logger {
 
 // newMetrics registers gatebot's metrics and the Go runtime and process
 // collectors on reg. store is read at scrape time, once it exists.
-func newMetrics(reg *prometheus.Registry, store func() *approvals.Store, log *slog.Logger) (*metrics.Metrics, error) {
+func newMetrics(reg *prometheus.Registry, store func() *approvals.Store, fleet func() *replicas.Registry, log *slog.Logger) (*metrics.Metrics, error) {
 	if err := reg.Register(collectors.NewGoCollector()); err != nil {
 		return nil, err
 	}
@@ -316,6 +318,14 @@ func newMetrics(reg *prometheus.Registry, store func() *approvals.Store, log *sl
 	}
 	return metrics.New(reg, metrics.Options{
 		Version: version, GoVersion: runtime.Version(), Logger: log,
+		Replicas: func() (int, int) {
+			f := fleet()
+			if f == nil {
+				return 0, 0
+			}
+			v := f.View()
+			return len(v.Live), v.Configs()
+		},
 		OpenGates: func(ctx context.Context) (map[string]int64, error) {
 			s := store()
 			if s == nil {
