@@ -2,6 +2,7 @@ package approvals
 
 import (
 	"bytes"
+	"context"
 	"compress/flate"
 	"encoding/json"
 	"errors"
@@ -113,3 +114,9 @@ func (c *recordCodec) decodeRaw(rec []byte) (*Gate, error) {
 	}
 	return &g, nil
 }
+
+// encodeGate is g's record as stored.
+func (s *Store) encodeGate(_ context.Context, g *Gate) ([]byte, error) { return s.codec.encode(g) }
+
+// decodeGate reads a stored record.
+func (s *Store) decodeGate(_ context.Context, rec []byte) (*Gate, error) { return s.codec.decode(rec) }

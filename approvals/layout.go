@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
+	"sync"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -12,9 +14,12 @@ import (
 // Layout is the version of the Redis layout this gatebot writes and reads,
 // recorded under P layout. Version 1 (no key) had one trigger stream and
 // the callback sweep; version 2 has a trigger stream per pipeline and the
-// outbox. A gatebot reads every older layout (PrepareTriggers moves the
-// old trigger stream) and refuses a newer one, which it would misread.
-const Layout = 2
+// outbox; version 3 keeps one list index set per state and pipeline (and
+// the pipelines set), no longer ix:all, ix:p:* and ix:s:*. A gatebot reads
+// every older layout (PrepareTriggers moves the old trigger stream,
+// CheckLayout the indexes) and refuses a newer one, which it would
+// misread.
+const Layout = 3
 
 // ErrLayout is matched (errors.Is) by CheckLayout's refusal of a layout
 // newer than this gatebot knows.
@@ -23,6 +28,10 @@ var ErrLayout = errors.New("unknown Redis layout")
 // CheckLayout records this gatebot's layout under the prefix if none is
 // recorded or an older one is, and refuses, naming both versions, a layout
 // newer than Layout (a rolled-back gatebot meeting a newer one's data).
+// Data of a layout before 3 is migrated first (see migrateIndexes); a
+// replica of an older gatebot still running meanwhile keeps writing the
+// old indexes, which only cost memory, and does not list the pipelines it
+// opens the first gate of: upgrade all replicas together.
 func (s *Store) CheckLayout(ctx context.Context) error {
 	key := s.opts.Prefix + "layout"
 	raw, err := s.rdb.Get(ctx, key).Result()
@@ -39,6 +48,9 @@ func (s *Store) CheckLayout(ctx context.Context) error {
 			return nil
 		}
 	}
+	if err := s.migrateIndexes(ctx); err != nil {
+		return err
+	}
 	// A newer gatebot may write its layout at the same moment: never
 	// lower a recorded version.
 	const raise = `local v = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
@@ -52,4 +64,69 @@ return redis.call('GET', KEYS[1])`
 		return fmt.Errorf("%w: another gatebot recorded layout %s under %q meanwhile; this one knows up to %d", ErrLayout, got, s.opts.Prefix, Layout)
 	}
 	return nil
+}
+
+// migrateIndexes brings the list indexes of layout 1 or 2 to layout 3:
+// every pipeline that has an index set is listed in P ix:pl, and the
+// dropped indexes (ix:all, ix:p:*, ix:s:*) are unlinked. Every gate of
+// those layouts is in its ix:ps set already. It scans the key space once,
+// and may run again after a failure.
+func (s *Store) migrateIndexes(ctx context.Context) error {
+	keys, err := s.scanKeys(ctx, globEscape(s.opts.Prefix)+"ix:*")
+	if err != nil {
+		return unavailable("migrate indexes", err)
+	}
+	var pls []any
+	var old []string
+	for _, k := range keys {
+		k = strings.TrimPrefix(k, s.opts.Prefix)
+		if rest, ok := strings.CutPrefix(k, "ix:ps:"); ok {
+			if _, pl, ok := strings.Cut(rest, ":"); ok && pl != "" {
+				pls = append(pls, pl)
+			}
+		}
+		if pl, ok := strings.CutPrefix(k, "ix:p:"); ok && pl != "" {
+			pls = append(pls, pl)
+		}
+		if layout2Index(k) {
+			old = append(old, s.opts.Prefix+k)
+		}
+	}
+	if len(pls) > 0 {
+		if err := s.rdb.SAdd(ctx, s.pipelinesKey(), pls...).Err(); err != nil {
+			return unavailable("migrate indexes", err)
+		}
+	}
+	for _, k := range old {
+		if err := s.rdb.Unlink(ctx, k).Err(); err != nil {
+			return unavailable("migrate indexes", err)
+		}
+	}
+	if len(old) > 0 {
+		s.log.InfoContext(ctx, "migrated the list indexes to layout 3", "pipelines", len(pls), "dropped_keys", len(old))
+	}
+	return nil
+}
+
+// scanKeys returns the keys matching pattern, on every master of a
+// cluster (SCAN reads one node).
+func (s *Store) scanKeys(ctx context.Context, pattern string) ([]string, error) {
+	var (
+		mu  sync.Mutex
+		out []string
+	)
+	scan := func(ctx context.Context, c redis.Cmdable) error {
+		iter := c.Scan(ctx, 0, pattern, 1000).Iterator()
+		for iter.Next(ctx) {
+			mu.Lock()
+			out = append(out, iter.Val())
+			mu.Unlock()
+		}
+		return iter.Err()
+	}
+	if cc, ok := s.rdb.(*redis.ClusterClient); ok {
+		err := cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return scan(ctx, c) })
+		return out, err
+	}
+	return out, scan(ctx, s.rdb)
 }

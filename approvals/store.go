@@ -133,12 +133,6 @@ func (s *Store) remindKey() string          { return s.opts.Prefix + "remind" }
 func (s *Store) postingKey(id string) string {
 	return s.opts.Prefix + "posting:" + id
 }
-func (s *Store) ixAll() string              { return s.opts.Prefix + "ix:all" }
-func (s *Store) ixPipeline(p string) string { return s.opts.Prefix + "ix:p:" + p }
-func (s *Store) ixState(st State) string    { return s.opts.Prefix + "ix:s:" + string(st) }
-func (s *Store) ixPipelineState(p string, st State) string {
-	return s.opts.Prefix + "ix:ps:" + string(st) + ":" + p
-}
 
 // unavailable marks a Redis failure so that callers can answer "try again"
 // (errors.Is(err, ErrUnavailable)) while the cause stays in the chain.
@@ -163,7 +157,7 @@ func (s *Store) Get(ctx context.Context, id string) (*Gate, error) {
 	if err != nil {
 		return nil, unavailable("get gate", err)
 	}
-	return s.codec.decode(raw)
+	return s.decodeGate(ctx, raw)
 }
 
 // newGateID returns "g_" and 20 lowercase base32 characters (100 random bits).
@@ -255,7 +249,7 @@ func (s *Store) Create(ctx context.Context, g *Gate, idempotencyKey string) (*Ga
 		}
 		ng.Version = 1
 		ng.IdempotencyKey = idempotencyKey
-		raw, err := s.codec.encode(&ng)
+		raw, err := s.encodeGate(ctx, &ng)
 		if err != nil {
 			return backoff.Permanent(err)
 		}
@@ -294,14 +288,6 @@ func (s *Store) Create(ctx context.Context, g *Gate, idempotencyKey string) (*Ga
 		s.opts.OnTransition(out.Pipeline, "", StatePending)
 	}
 	return out, created, nil
-}
-
-func (s *Store) indexAdd(ctx context.Context, p redis.Pipeliner, g *Gate, st State) {
-	z := redis.Z{Score: ms(g.CreatedAt), Member: g.ID}
-	p.ZAdd(ctx, s.ixAll(), z)
-	p.ZAdd(ctx, s.ixPipeline(g.Pipeline), z)
-	p.ZAdd(ctx, s.ixState(st), z)
-	p.ZAdd(ctx, s.ixPipelineState(g.Pipeline, st), z)
 }
 
 // retryTx runs fn under WATCH keys and retries it when a watched key
@@ -376,7 +362,7 @@ func (s *Store) update(ctx context.Context, op, id string, fn change) (*Gate, er
 		if err != nil {
 			return unavailable(op, err)
 		}
-		g, err := s.codec.decode(raw)
+		g, err := s.decodeGate(ctx, raw)
 		if err != nil {
 			return backoff.Permanent(err)
 		}
@@ -386,7 +372,7 @@ func (s *Store) update(ctx context.Context, op, id string, fn change) (*Gate, er
 		now := s.now()
 		notes, err := fn(g, now)
 		if err != nil {
-			cur, derr := s.codec.decode(raw)
+			cur, derr := s.decodeGate(ctx, raw)
 			if derr != nil {
 				return backoff.Permanent(derr)
 			}
@@ -410,7 +396,7 @@ func (s *Store) update(ctx context.Context, op, id string, fn change) (*Gate, er
 				notes = append(notes, auditNote{event: string(nw), from: old, to: nw})
 			}
 		}
-		enc, err := s.codec.encode(g)
+		enc, err := s.encodeGate(ctx, g)
 		if err != nil {
 			return backoff.Permanent(err)
 		}
@@ -436,11 +422,8 @@ func (s *Store) update(ctx context.Context, op, id string, fn change) (*Gate, er
 				p.ZRem(ctx, s.unpostedKey(), id)
 			}
 			if old != nw {
-				p.ZRem(ctx, s.ixState(old), id)
 				p.ZRem(ctx, s.ixPipelineState(g.Pipeline, old), id)
-				z := redis.Z{Score: ms(g.CreatedAt), Member: id}
-				p.ZAdd(ctx, s.ixState(nw), z)
-				p.ZAdd(ctx, s.ixPipelineState(g.Pipeline, nw), z)
+				p.ZAdd(ctx, s.ixPipelineState(g.Pipeline, nw), redis.Z{Score: ms(g.CreatedAt), Member: id})
 				// An expired gate stays on the expiry schedule (at the claim
 				// lease ExpireDue gave it) until AckExpired: its card and
 				// requester are told at least once.
