@@ -51,6 +51,9 @@ func (s *Store) CheckLayout(ctx context.Context) error {
 	if err := s.migrateIndexes(ctx); err != nil {
 		return err
 	}
+	if err := s.migrateCardSent(ctx); err != nil {
+		return err
+	}
 	// A newer gatebot may write its layout at the same moment: never
 	// lower a recorded version.
 	const raise = `local v = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
@@ -104,6 +107,38 @@ func (s *Store) migrateIndexes(ctx context.Context) error {
 	}
 	if len(old) > 0 {
 		s.log.InfoContext(ctx, "migrated the list indexes to layout 3", "pipelines", len(pls), "dropped_keys", len(old))
+	}
+	return nil
+}
+
+// migrateCardSent moves the card digests of layout 2's one hash, P
+// ob:cardsent, to the hashes of layout 3 (see cardSentKey), a page at a
+// time, and deletes it. It may run again after a failure.
+func (s *Store) migrateCardSent(ctx context.Context) error {
+	old := s.opts.Prefix + "ob:cardsent"
+	var cursor uint64
+	for {
+		kv, next, err := s.rdb.HScan(ctx, old, cursor, "*", 500).Result()
+		if err != nil {
+			return unavailable("migrate card digests", err)
+		}
+		if len(kv) > 0 {
+			_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+				for i := 0; i+1 < len(kv); i += 2 {
+					p.HSetNX(ctx, s.cardSentKey(kv[i]), kv[i], kv[i+1])
+				}
+				return nil
+			})
+			if err != nil {
+				return unavailable("migrate card digests", err)
+			}
+		}
+		if cursor = next; cursor == 0 {
+			break
+		}
+	}
+	if err := s.rdb.Unlink(ctx, old).Err(); err != nil {
+		return unavailable("migrate card digests", err)
 	}
 	return nil
 }

@@ -62,7 +62,8 @@ func writeLayout2(t *testing.T, e *env, g *Gate) {
 
 // TestLayout2Migration: gates a layout-2 gatebot wrote are listed,
 // counted, resolved by prefix and decided after CheckLayout migrates the
-// indexes, and the dropped indexes are gone.
+// indexes, their card digests are in the new hashes, and the dropped keys
+// are gone.
 func TestLayout2Migration(t *testing.T) {
 	backends(t, Options{}, func(t *testing.T, e *env) {
 		ctx := context.Background()
@@ -80,10 +81,16 @@ func TestLayout2Migration(t *testing.T) {
 			writeLayout2(t, e, g)
 			ids = append(ids, g.ID)
 		}
+		e.rdb.HSet(ctx, e.prefix+"ob:cardsent", ids[0], "digest-a", ids[1], "digest-b")
 		if err := e.store.CheckLayout(ctx); err != nil {
 			t.Fatal(err)
 		}
-		for _, k := range []string{"ix:all", "ix:p:api", "ix:p:web:eu", "ix:s:pending", "ix:s:succeeded"} {
+		for i, want := range []string{"digest-a", "digest-b"} {
+			if got := e.rdb.HGet(ctx, e.store.cardSentKey(ids[i]), ids[i]).Val(); got != want {
+				t.Errorf("card digest of %s = %q after migration, want %q", ids[i], got, want)
+			}
+		}
+		for _, k := range []string{"ob:cardsent", "ix:all", "ix:p:api", "ix:p:web:eu", "ix:s:pending", "ix:s:succeeded"} {
 			if e.rdb.Exists(ctx, e.prefix+k).Val() != 0 {
 				t.Errorf("%s survived the migration", k)
 			}

@@ -2,8 +2,10 @@ package approvals
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,7 +22,7 @@ import (
 const memoryBound = 1024
 
 // TestPendingGatesMemory opens 100,000 typical pending gates in the real
-// Redis and reports what they cost, twice: just created (card not up yet,
+// Redis (see memoryGate) and reports what they cost, twice: just created (card not up yet,
 // so on the unposted schedule) and in the steady state (card posted and
 // synced, its digest kept). It sums MEMORY USAGE of every key under the
 // prefix (gate records sampled, every other key in full) by structure and
@@ -46,9 +48,7 @@ func TestPendingGatesMemory(t *testing.T) {
 	before := usedMemory(t, e)
 	start := time.Now()
 	ids, ok := parallel(t, n, func(i int) (string, error) {
-		g := typicalGate()
-		g.Inputs["version"] = fmt.Sprintf("1.%d.%d", i/1000, i%1000)
-		g, _, err := e.store.Create(ctx, g, "")
+		g, _, err := e.store.Create(ctx, memoryGate(i), "")
 		if err != nil {
 			return "", err
 		}
@@ -62,7 +62,7 @@ func TestPendingGatesMemory(t *testing.T) {
 
 	_, ok = parallel(t, n, func(i int) (string, error) {
 		id := ids[i-1]
-		post := Post{Conversation: typicalGate().Post.Conversation, ActivityID: "1:1" + strconv.Itoa(1732267200123+i)}
+		post := Post{Conversation: memoryGate(i).Post.Conversation, ActivityID: "1:1" + strconv.Itoa(1732267200123+i)}
 		g, err := e.store.SetPost(ctx, id, post, "AbCdEfGhIjKlMnOp")
 		if err != nil {
 			return "", err
@@ -77,6 +77,47 @@ func TestPendingGatesMemory(t *testing.T) {
 	if got := e.rdb.ZCard(ctx, e.store.dueKey()).Val(); got != n {
 		t.Errorf("expiry schedule holds %d, want %d", got, n)
 	}
+}
+
+// memoryGate is the i-th gate of the measurement: a typical Teams gate
+// (see typicalGate) from one of 50 requesters, each with their own Teams
+// and Entra ids, posted in one of 5 channels of the tenant, as the
+// handlers open it (tenant and conversation bound), with its own version
+// input and message.
+func memoryGate(i int) *Gate {
+	r := rand.New(rand.NewPCG(uint64(i%50), 14))
+	const b64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	teamsID := []byte("29:1")
+	for range 108 {
+		teamsID = append(teamsID, b64[r.IntN(64)])
+	}
+	hex := func(n int) string {
+		var b strings.Builder
+		for range n {
+			b.WriteByte("0123456789abcdef"[r.IntN(16)])
+		}
+		return b.String()
+	}
+	aad := hex(8) + "-" + hex(4) + "-4" + hex(3) + "-8" + hex(3) + "-" + hex(12)
+	who := Person{ID: string(teamsID), AADObjectID: aad, UPN: fmt.Sprintf("user%02d@contoso.com", i%50), Name: fmt.Sprintf("User %02d Example", i%50)}
+	channel := fmt.Sprintf("19:%d1b2c3d4e5f64789a0b1c2d3e4f5a6b7@thread.tacv2", i%5)
+	ref, _ := json.Marshal(map[string]any{
+		"activityId": strconv.Itoa(1732267200123 + i),
+		"user":       map[string]string{"id": who.ID, "name": who.Name, "aadObjectId": who.AADObjectID},
+		"bot":        map[string]string{"id": "28:c9e8c047-2a74-40a2-b28a-b162d5f5327c", "name": "gatebot"},
+		"conversation": map[string]any{"isGroup": true, "conversationType": "channel",
+			"tenantId": "72f988bf-86f1-41af-91ab-2d7cd011db47",
+			"id":       channel + ";messageid=" + strconv.Itoa(1732267200123+i)},
+		"channelId":  "msteams",
+		"serviceUrl": "https://smba.trafficmanager.net/emea/",
+		"locale":     "en-US",
+	})
+	g := typicalGate()
+	g.Inputs["version"] = fmt.Sprintf("1.%d.%d", i/1000, i%1000)
+	g.Message = fmt.Sprintf("hotfix %d for the checkout timeout", i)
+	g.Requester, g.Tenant, g.Conversations = who, "72f988bf-86f1-41af-91ab-2d7cd011db47", []string{channel}
+	g.Post = Post{Conversation: ref}
+	return g
 }
 
 // memoryPrefix is a unique hash-tagged prefix as long as "{gatebot}:".

@@ -50,7 +50,7 @@ func TestBeginTriggerLease(t *testing.T) {
 			t.Fatalf("FinishTrigger: %v %+v", err, fin)
 		}
 		raw := e.rdb.Get(ctx, e.store.gateKey(g.ID)).Val()
-		if dec, _ := e.store.codec.decode([]byte(raw)); dec == nil || !dec.TriggerLease.IsZero() {
+		if dec, _ := e.store.decodeGate(ctx, []byte(raw)); dec == nil || !dec.TriggerLease.IsZero() {
 			t.Errorf("stored gate keeps a lease after finishing: %+v", dec)
 		}
 	})

@@ -73,7 +73,7 @@ type Store struct {
 	rdb   redis.UniversalClient
 	opts  Options
 	log   *slog.Logger
-	codec recordCodec
+	dicts learnedDicts
 
 	mu            sync.Mutex
 	reclaimCursor map[string]string    // per pipeline: XAUTOCLAIM position in the pending list
@@ -448,7 +448,7 @@ func (s *Store) update(ctx context.Context, op, id string, fn change) (*Gate, er
 			}
 			for _, n := range notes {
 				if n.cardDigest != "" {
-					p.HSet(ctx, s.cardSentKey(), id, n.cardDigest)
+					p.HSet(ctx, s.cardSentKey(id), id, n.cardDigest)
 				}
 				if !n.pollAt.IsZero() && nw == StateRunning {
 					p.ZAdd(ctx, s.pollKey(), redis.Z{Score: ms(n.pollAt), Member: id})
