@@ -34,6 +34,7 @@ const dictRecheck = time.Minute
 
 // learnedDicts is a Store's cache of learned dictionaries.
 type learnedDicts struct {
+	learn   sync.Mutex // one lookup or learning at a time
 	mu      sync.Mutex
 	byID    map[uint32]*deflateCodec
 	cur     *deflateCodec // nil: none learned yet
@@ -101,14 +102,19 @@ func (s *Store) cacheDict(id uint32, content []byte) *deflateCodec {
 // P dict names, learning one from g when there is none and g has a
 // conversation reference, or the fixed dictionary's.
 func (s *Store) currentDict(ctx context.Context, g *Gate) (*deflateCodec, error) {
+	if c := s.cachedDict(g); c != nil {
+		return c, nil
+	}
+	s.dicts.learn.Lock()
+	defer s.dicts.learn.Unlock()
+	if c := s.cachedDict(g); c != nil {
+		return c, nil // another goroutine looked meanwhile
+	}
 	now := time.Now()
 	s.dicts.mu.Lock()
-	cur, id, fresh := s.dicts.cur, s.dicts.curID, now.Sub(s.dicts.checked) < dictRecheck
+	cur, id := s.dicts.cur, s.dicts.curID
 	s.dicts.mu.Unlock()
-	switch {
-	case cur != nil && fresh:
-		return cur, nil
-	case cur != nil:
+	if cur != nil {
 		// Restore it if someone deleted it: same id, same content.
 		content := cur.dict[len(gateDictV2):]
 		if err := s.rdb.SetNX(ctx, s.dictKey(id), content, 0).Err(); err != nil {
@@ -116,8 +122,6 @@ func (s *Store) currentDict(ctx context.Context, g *Gate) (*deflateCodec, error)
 		}
 		s.setCurrent(cur, id, now)
 		return cur, nil
-	case fresh && len(g.Post.Conversation) == 0:
-		return codecV2, nil // looked recently, found none, and g cannot teach one
 	}
 	raw, err := s.rdb.Get(ctx, s.dictPointerKey()).Result()
 	if errors.Is(err, redis.Nil) && len(g.Post.Conversation) > 0 {
@@ -142,6 +146,24 @@ func (s *Store) currentDict(ctx context.Context, g *Gate) (*deflateCodec, error)
 	return c, nil
 }
 
+// cachedDict is the codec for g known without asking Redis, or nil: the
+// current learned one checked within dictRecheck, or the fixed one when
+// none was found within dictRecheck and g cannot teach one.
+func (s *Store) cachedDict(g *Gate) *deflateCodec {
+	s.dicts.mu.Lock()
+	defer s.dicts.mu.Unlock()
+	if time.Since(s.dicts.checked) >= dictRecheck {
+		return nil
+	}
+	if s.dicts.cur != nil {
+		return s.dicts.cur
+	}
+	if len(g.Post.Conversation) == 0 {
+		return codecV2
+	}
+	return nil
+}
+
 func (s *Store) setCurrent(c *deflateCodec, id uint32, at time.Time) {
 	s.dicts.mu.Lock()
 	s.dicts.cur, s.dicts.curID, s.dicts.checked = c, id, at
@@ -156,14 +178,27 @@ func (s *Store) learnDict(ctx context.Context, g *Gate) (string, error) {
 		return "", fmt.Errorf("learn record dictionary: %w", err)
 	}
 	id := dictID(content)
-	if err := s.rdb.SetNX(ctx, s.dictKey(id), content, 0).Err(); err != nil {
+	hex := strconv.FormatUint(uint64(id), 16)
+	stored, err := s.rdb.SetNX(ctx, s.dictKey(id), content, 0).Result()
+	if err != nil {
 		return "", err
 	}
-	if err := s.rdb.SetNX(ctx, s.dictPointerKey(), strconv.FormatUint(uint64(id), 16), 0).Err(); err != nil {
+	if err := s.rdb.SetNX(ctx, s.dictPointerKey(), hex, 0).Err(); err != nil {
 		return "", err
 	}
-	s.log.InfoContext(ctx, "learned a record dictionary", "key", s.dictKey(id), "bytes", len(content))
-	return s.rdb.Get(ctx, s.dictPointerKey()).Result()
+	cur, err := s.rdb.Get(ctx, s.dictPointerKey()).Result()
+	switch {
+	case err != nil:
+		return "", err
+	case cur == hex:
+		s.log.InfoContext(ctx, "learned a record dictionary", "key", s.dictKey(id), "bytes", len(content))
+	case stored:
+		// Another replica's came first; no record names this one.
+		if err := s.rdb.Del(ctx, s.dictKey(id)).Err(); err != nil {
+			s.log.WarnContext(ctx, "could not delete an unused record dictionary", "key", s.dictKey(id), "err", err)
+		}
+	}
+	return cur, nil
 }
 
 // dictTemplate is what g shares with the other gates of its deployment:
@@ -180,15 +215,49 @@ func dictTemplate(g *Gate) *Gate {
 			t.Inputs[k] = ""
 		}
 	}
-	conv := string(g.Post.Conversation)
-	r := g.Requester
-	for _, id := range []string{r.ID, r.AADObjectID, r.UPN, r.Name} {
-		if len(id) >= 3 {
-			conv = strings.ReplaceAll(conv, id, "")
-		}
-	}
-	if json.Valid([]byte(conv)) {
-		t.Post.Conversation = json.RawMessage(conv)
+	if conv := scrubbed(g.Post.Conversation, g.Requester); conv != nil {
+		t.Post.Conversation = conv
 	}
 	return t
+}
+
+// scrubbed is the JSON document raw with every string that holds one of
+// p's identifiers or name (case-insensitively) emptied, or nil when raw is
+// not JSON.
+func scrubbed(raw json.RawMessage, p Person) json.RawMessage {
+	var doc any
+	if len(raw) == 0 || json.Unmarshal(raw, &doc) != nil {
+		return nil
+	}
+	var ids []string
+	for _, id := range []string{p.ID, p.AADObjectID, p.UPN, p.Name} {
+		if len(id) >= 3 {
+			ids = append(ids, strings.ToLower(id))
+		}
+	}
+	var walk func(v any) any
+	walk = func(v any) any {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, e := range v {
+				v[k] = walk(e)
+			}
+		case []any:
+			for i, e := range v {
+				v[i] = walk(e)
+			}
+		case string:
+			for _, id := range ids {
+				if strings.Contains(strings.ToLower(v), id) {
+					return ""
+				}
+			}
+		}
+		return v
+	}
+	out, err := json.Marshal(walk(doc))
+	if err != nil {
+		return nil
+	}
+	return out
 }

@@ -3,8 +3,10 @@ package approvals
 import (
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -109,4 +111,51 @@ func roundTrip(t *testing.T, g *Gate) *Gate {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// TestDictTemplateScrubbed: the requester's identifiers leave the
+// template's conversation reference however JSON escapes them, and what
+// the deployment shares stays.
+func TestDictTemplateScrubbed(t *testing.T) {
+	g := memoryGate(7)
+	g.Requester.Name = "Zoë <O'Brien>"
+	g.Post.Conversation = []byte(`{"user":{"id":"` + g.Requester.ID + `","name":"Zo\u00eb \u003cO'Brien\u003e","aadObjectId":"` +
+		strings.ToUpper(g.Requester.AADObjectID) + `"},"bot":{"id":"28:bot"},"conversation":{"tenantId":"tenant-1"}}`)
+	tmpl := dictTemplate(g)
+	raw, _ := json.Marshal(tmpl)
+	for _, personal := range []string{g.Requester.ID, "Zo", "Brien", g.Requester.AADObjectID, strings.ToUpper(g.Requester.AADObjectID), g.Message} {
+		if strings.Contains(string(raw), personal) {
+			t.Errorf("template holds %q: %s", personal, raw)
+		}
+	}
+	for _, shared := range []string{"28:bot", "tenant-1", g.Pipeline, g.Conversations[0], g.Policy.Approvers[0]} {
+		if !strings.Contains(string(raw), shared) {
+			t.Errorf("template lost %q: %s", shared, raw)
+		}
+	}
+}
+
+// TestLearnedDictionaryRace: stores learning at the same moment agree on
+// one dictionary and leave no other behind.
+func TestLearnedDictionaryRace(t *testing.T) {
+	backends(t, Options{}, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		var wg sync.WaitGroup
+		for i := range 8 {
+			s, _ := NewStore(e.rdb, e.store.opts) // a replica each
+			wg.Go(func() {
+				for j := range 4 {
+					mustCreate(t, s, memoryGate(i*4+j))
+				}
+			})
+		}
+		wg.Wait()
+		dicts, err := e.store.scanKeys(ctx, globEscape(e.prefix)+"dict:*")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(dicts) != 1 || dicts[0] != e.prefix+"dict:"+e.rdb.Get(ctx, e.store.dictPointerKey()).Val() {
+			t.Errorf("dictionaries %v, pointer %q", dicts, e.rdb.Get(ctx, e.store.dictPointerKey()).Val())
+		}
+	})
 }

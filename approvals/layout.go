@@ -28,10 +28,12 @@ var ErrLayout = errors.New("unknown Redis layout")
 // CheckLayout records this gatebot's layout under the prefix if none is
 // recorded or an older one is, and refuses, naming both versions, a layout
 // newer than Layout (a rolled-back gatebot meeting a newer one's data).
-// Data of a layout before 3 is migrated first (see migrateIndexes); a
-// replica of an older gatebot still running meanwhile keeps writing the
-// old indexes, which only cost memory, and does not list the pipelines it
-// opens the first gate of: upgrade all replicas together.
+// Data of a layout before 3 is migrated first (migrateIndexes,
+// migrateCardSent). Stop every replica of an older gatebot before the
+// first layout-3 one starts: an older replica still running would not
+// read the records layout 3 writes (tag 0x02, see codec.go), nor list the
+// pipelines it opens the first gate of, and would keep writing the
+// dropped indexes.
 func (s *Store) CheckLayout(ctx context.Context) error {
 	key := s.opts.Prefix + "layout"
 	raw, err := s.rdb.Get(ctx, key).Result()
