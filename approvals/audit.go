@@ -41,7 +41,8 @@ type AuditEntry struct {
 // The actor id is stored as afActAAD (the bare object id, read back as
 // aad:<id>) or afActID (a channel user id, or any id entries of layouts
 // before 3 stored, aad: included). An "opened" entry leaves out its to
-// state, always pending.
+// state, always pending. In layout 2 (see compat.go) entries are written
+// the way layout 2 did, ai with aad: and t always.
 const (
 	afGate   = "g"
 	afPipe   = "p"
@@ -62,7 +63,7 @@ func (s *Store) audit(ctx context.Context, p redis.Pipeliner, g *Gate, n auditNo
 	vals := []string{afGate, g.ID, afPipe, g.Pipeline, afEvent, n.event}
 	if n.actor != nil {
 		actor, id := auditActor(*n.actor)
-		if aad, ok := strings.CutPrefix(id, "aad:"); ok {
+		if aad, ok := strings.CutPrefix(id, "aad:"); ok && !s.isLegacy() {
 			vals = append(vals, afActor, actor, afActAAD, aad)
 		} else {
 			vals = append(vals, afActor, actor, afActID, id)
@@ -77,7 +78,7 @@ func (s *Store) audit(ctx context.Context, p redis.Pipeliner, g *Gate, n auditNo
 	if n.from != "" {
 		vals = append(vals, afFrom, string(n.from))
 	}
-	if n.to != "" && (n.event != "opened" || n.to != StatePending) {
+	if n.to != "" && (n.event != "opened" || n.to != StatePending || s.isLegacy()) {
 		vals = append(vals, afTo, string(n.to))
 	}
 	if n.reason != "" {

@@ -18,14 +18,21 @@ func OpenStates() []State {
 // keys are read one by one inside the pipeline, never as one multi-key
 // command, so it works on Redis Cluster whatever the prefix.
 func (s *Store) CountByState(ctx context.Context) (map[State]int64, error) {
-	pls, err := s.pipelines(ctx)
-	if err != nil {
-		return nil, err
+	var pls []string
+	if !s.legacy(ctx) {
+		var err error
+		if pls, err = s.pipelines(ctx); err != nil {
+			return nil, err
+		}
 	}
 	states := OpenStates()
 	cmds := make([][]*redis.IntCmd, len(states))
-	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, st := range states {
+			if pls == nil { // layout 2: one set per state
+				cmds[i] = []*redis.IntCmd{p.ZCard(ctx, s.ixStateV2(st))}
+				continue
+			}
 			cmds[i] = s.countState(ctx, p, pls, st)
 		}
 		return nil

@@ -50,8 +50,11 @@ func dictID(content []byte) uint32 { h := fnv.New32a(); h.Write(content); return
 
 // encodeGate is g's record as stored: compressed with the learned
 // dictionary when there is one (learning it from g if g can teach it),
-// else with the fixed one.
+// else with the fixed one; in layout 2, with the 0x01 dictionary.
 func (s *Store) encodeGate(ctx context.Context, g *Gate) ([]byte, error) {
+	if s.legacy(ctx) {
+		return codecV1.encode(g)
+	}
 	c, err := s.currentDict(ctx, g)
 	if err != nil {
 		s.log.WarnContext(ctx, "no learned record dictionary; using the fixed one", "err", err)

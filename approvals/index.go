@@ -34,11 +34,23 @@ type ixRef struct {
 	state    State
 }
 
+// Layout 2's other indexes (see compat.go).
+func (s *Store) ixAllV2() string              { return s.opts.Prefix + "ix:all" }
+func (s *Store) ixPipelineV2(p string) string { return s.opts.Prefix + "ix:p:" + p }
+func (s *Store) ixStateV2(st State) string    { return s.opts.Prefix + "ix:s:" + string(st) }
+
 // indexAdd queues, inside a change's MULTI, g's entry in the index of
-// state st and its pipeline's place in the pipelines set.
-func (s *Store) indexAdd(ctx context.Context, p redis.Pipeliner, g *Gate, st State) {
+// state st and its pipeline's place in the pipelines set, and in layout 2
+// its entries in the other three indexes.
+func (s *Store) indexAdd(ctx context.Context, p redis.Pipeliner, g *Gate, st State, legacy bool) {
+	z := redis.Z{Score: ms(g.CreatedAt), Member: g.ID}
 	p.SAdd(ctx, s.pipelinesKey(), g.Pipeline)
-	p.ZAdd(ctx, s.ixPipelineState(g.Pipeline, st), redis.Z{Score: ms(g.CreatedAt), Member: g.ID})
+	p.ZAdd(ctx, s.ixPipelineState(g.Pipeline, st), z)
+	if legacy {
+		p.ZAdd(ctx, s.ixAllV2(), z)
+		p.ZAdd(ctx, s.ixPipelineV2(g.Pipeline), z)
+		p.ZAdd(ctx, s.ixStateV2(st), z)
+	}
 }
 
 // pipelines returns every pipeline that has had a gate, sorted.
@@ -53,8 +65,20 @@ func (s *Store) pipelines(ctx context.Context) ([]string, error) {
 
 // indexes returns the index sets a query reads: one for a pipeline and a
 // state, one per state for a pipeline, one per pipeline for a state, and
-// every one for neither.
+// every one for neither. In layout 2 it is always one set, of those
+// layout 2 keeps (an empty pipeline or state in the ixRef: any).
 func (s *Store) indexes(ctx context.Context, pipeline string, state State) ([]ixRef, error) {
+	if s.legacy(ctx) {
+		switch {
+		case pipeline != "" && state != "":
+			return []ixRef{{key: s.ixPipelineState(pipeline, state), pipeline: pipeline, state: state}}, nil
+		case pipeline != "":
+			return []ixRef{{key: s.ixPipelineV2(pipeline), pipeline: pipeline}}, nil
+		case state != "":
+			return []ixRef{{key: s.ixStateV2(state), state: state}}, nil
+		}
+		return []ixRef{{key: s.ixAllV2()}}, nil
+	}
 	pls := []string{pipeline}
 	if pipeline == "" {
 		var err error

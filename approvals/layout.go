@@ -25,18 +25,14 @@ const Layout = 3
 // newer than this gatebot knows.
 var ErrLayout = errors.New("unknown Redis layout")
 
-// CheckLayout records this gatebot's layout under the prefix if none is
-// recorded or an older one is, and refuses, naming both versions, a layout
-// newer than Layout (a rolled-back gatebot meeting a newer one's data).
-// Data of a layout before 3 is migrated first (migrateIndexes,
-// migrateCardSent). Stop every replica of an older gatebot before the
-// first layout-3 one starts: an older replica still running would not
-// read the records layout 3 writes (tag 0x02, see codec.go), nor list the
-// pipelines it opens the first gate of, and would keep writing the
-// dropped indexes.
+// CheckLayout records this gatebot's layout under a fresh prefix, and
+// refuses, naming both versions, a layout newer than Layout (a
+// rolled-back gatebot meeting a newer one's data). On layout 1 or 2 data
+// it records 2 and the Store keeps writing layout 2, which replicas of
+// the older gatebot still running read, until MigrateLayout (see
+// compat.go).
 func (s *Store) CheckLayout(ctx context.Context) error {
-	key := s.opts.Prefix + "layout"
-	raw, err := s.rdb.Get(ctx, key).Result()
+	raw, err := s.rdb.Get(ctx, s.layoutKey()).Result()
 	switch {
 	case errors.Is(err, redis.Nil):
 	case err != nil:
@@ -46,30 +42,28 @@ func (s *Store) CheckLayout(ctx context.Context) error {
 		if perr != nil || v > Layout {
 			return fmt.Errorf("%w: the data under %q is layout %q and this gatebot knows layouts up to %d; run a gatebot at least as new as the one that wrote it", ErrLayout, s.opts.Prefix, raw, Layout)
 		}
-		if v == Layout {
-			return nil
-		}
 	}
-	if err := s.migrateIndexes(ctx); err != nil {
-		return err
-	}
-	if err := s.migrateCardSent(ctx); err != nil {
-		return err
-	}
-	// A newer gatebot may write its layout at the same moment: never
-	// lower a recorded version.
-	const raise = `local v = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
-if v < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
-return redis.call('GET', KEYS[1])`
-	got, err := s.rdb.Eval(ctx, raise, []string{key}, Layout).Text()
+	mode, err := s.recordedMode(ctx)
 	if err != nil {
-		return unavailable("record layout", err)
+		return unavailable("read layout", err)
 	}
-	if got != strconv.Itoa(Layout) {
-		return fmt.Errorf("%w: another gatebot recorded layout %s under %q meanwhile; this one knows up to %d", ErrLayout, got, s.opts.Prefix, Layout)
+	if mode == Layout {
+		if err := s.raiseLayout(ctx, Layout); err != nil {
+			return err
+		}
+		s.setMode(Layout)
+		return nil
 	}
+	if err := s.raiseLayout(ctx, 2); err != nil {
+		return err
+	}
+	s.setMode(2)
+	s.log.WarnContext(ctx, "the Redis data is layout 2: writing layout 2, which older gatebots read, until 'gatebot gates migrate' converts it; run that once every replica runs this version",
+		"prefix", s.opts.Prefix)
 	return nil
 }
+
+func (s *Store) layoutKey() string { return s.opts.Prefix + "layout" }
 
 // migrateIndexes brings the list indexes of layout 1 or 2 to layout 3:
 // every pipeline that has an index set is listed in P ix:pl, and the
@@ -127,7 +121,7 @@ func (s *Store) migrateCardSent(ctx context.Context) error {
 		if len(kv) > 0 {
 			_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 				for i := 0; i+1 < len(kv); i += 2 {
-					p.HSetNX(ctx, s.cardSentKey(kv[i]), kv[i], kv[i+1])
+					p.HSetNX(ctx, s.cardSentKeyV3(kv[i]), kv[i], kv[i+1])
 				}
 				return nil
 			})

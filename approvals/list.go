@@ -74,7 +74,7 @@ func (s *Store) List(ctx context.Context, q ListQuery) ([]*Gate, string, error) 
 			return nil, "", err
 		}
 		for i, g := range gs {
-			if g == nil || g.Pipeline != cand[i].ref.pipeline || (q.State != "" && g.State != q.State) {
+			if g == nil || (cand[i].ref.pipeline != "" && g.Pipeline != cand[i].ref.pipeline) || (q.State != "" && g.State != q.State) {
 				continue
 			}
 			out = append(out, g)
@@ -260,6 +260,7 @@ func (s *Store) pruneEnded(ctx context.Context, limit int) error {
 	if len(members) == 0 {
 		return nil
 	}
+	legacy := s.legacy(ctx)
 	type ended struct{ id, pipeline, state string }
 	var gone []ended
 	exists := make([]*redis.IntCmd, len(members))
@@ -285,6 +286,11 @@ func (s *Store) pruneEnded(ctx context.Context, limit int) error {
 	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		for _, e := range gone {
 			p.ZRem(ctx, s.ixPipelineState(e.pipeline, State(e.state)), e.id)
+			if legacy {
+				p.ZRem(ctx, s.ixAllV2(), e.id)
+				p.ZRem(ctx, s.ixPipelineV2(e.pipeline), e.id)
+				p.ZRem(ctx, s.ixStateV2(State(e.state)), e.id)
+			}
 		}
 		done := make([]any, len(members))
 		for i, m := range members {

@@ -89,8 +89,17 @@ func (s *Store) cardVerKey() string   { return s.opts.Prefix + "ob:cardver" }
 func (s *Store) cardHoldKey() string  { return s.opts.Prefix + "ob:cardhold" }
 func (s *Store) cardLockKey() string  { return s.opts.Prefix + "ob:cardlock" }
 
-// cardSentKey is the hash holding the digest of gate id's card.
+// cardSentKey is the hash holding the digest of gate id's card (in
+// layout 2, one hash for all).
 func (s *Store) cardSentKey(id string) string {
+	if s.isLegacy() {
+		return s.opts.Prefix + "ob:cardsent"
+	}
+	return s.cardSentKeyV3(id)
+}
+
+// cardSentKeyV3 is cardSentKey in layout 3, whatever the Store writes.
+func (s *Store) cardSentKeyV3(id string) string {
 	return s.opts.Prefix + "ob:cs:" + id[max(len(id)-2, 0):]
 }
 
@@ -106,6 +115,7 @@ func (s *Store) queueCard(ctx context.Context, p redis.Pipeliner, g *Gate, now t
 // each under a lease: until FinishCardSync, DeferCardSync or the lease's
 // end no other caller gets the same gate.
 func (s *Store) ClaimCardSyncs(ctx context.Context, limit int, lease time.Duration) ([]CardSync, error) {
+	s.legacy(ctx) // where the digests are
 	now := s.opts.Now()
 	res, err := cardClaimScript.Run(ctx, s.rdb,
 		[]string{s.cardQueueKey(), s.cardVerKey(), s.cardHoldKey(), s.cardLockKey()},
@@ -144,6 +154,7 @@ func (s *Store) FinishCardSync(ctx context.Context, id string, version int64, di
 	if final {
 		digest = "-"
 	}
+	s.legacy(ctx) // where the digests are
 	err := cardDoneScript.Run(ctx, s.rdb, []string{s.cardQueueKey(), s.cardVerKey(), s.cardLockKey(), s.cardSentKey(id)},
 		id, version, s.opts.Now().UnixMilli(), digest).Err()
 	if err != nil && !errors.Is(err, redis.Nil) {

@@ -74,6 +74,7 @@ type Store struct {
 	opts  Options
 	log   *slog.Logger
 	dicts learnedDicts
+	mode  layoutMode
 
 	mu            sync.Mutex
 	reclaimCursor map[string]string    // per pipeline: XAUTOCLAIM position in the pending list
@@ -210,6 +211,7 @@ func (s *Store) Create(ctx context.Context, g *Gate, idempotencyKey string) (*Ga
 		out     *Gate
 		created bool
 	)
+	legacy := s.legacy(ctx)
 	err := s.retryTx(ctx, "create gate", func(tx *redis.Tx) error {
 		if idempotencyKey != "" {
 			prev, err := tx.Get(ctx, s.idemKey(idempotencyKey)).Result()
@@ -270,7 +272,7 @@ func (s *Store) Create(ctx context.Context, g *Gate, idempotencyKey string) (*Ga
 					p.ZAdd(ctx, s.remindKey(), redis.Z{Score: ms(ng.Deadline.Add(-r)), Member: ng.ID})
 				}
 			}
-			s.indexAdd(ctx, p, &ng, ng.State)
+			s.indexAdd(ctx, p, &ng, ng.State, legacy)
 			s.scheduleUnposted(ctx, p, &ng)
 			s.audit(ctx, p, &ng, auditNote{event: "opened", actor: &ng.Requester, to: StatePending, where: ng.Origin})
 			return nil
@@ -354,6 +356,7 @@ func (s *Store) update(ctx context.Context, op, id string, fn change) (*Gate, er
 	var out *Gate
 	var fnErr error
 	var fromState State
+	legacy := s.legacy(ctx)
 	err := s.retryTx(ctx, op, func(tx *redis.Tx) error {
 		raw, err := tx.Get(ctx, s.gateKey(id)).Bytes()
 		if errors.Is(err, redis.Nil) {
@@ -424,6 +427,10 @@ func (s *Store) update(ctx context.Context, op, id string, fn change) (*Gate, er
 			if old != nw {
 				p.ZRem(ctx, s.ixPipelineState(g.Pipeline, old), id)
 				p.ZAdd(ctx, s.ixPipelineState(g.Pipeline, nw), redis.Z{Score: ms(g.CreatedAt), Member: id})
+				if legacy {
+					p.ZRem(ctx, s.ixStateV2(old), id)
+					p.ZAdd(ctx, s.ixStateV2(nw), redis.Z{Score: ms(g.CreatedAt), Member: id})
+				}
 				// An expired gate stays on the expiry schedule (at the claim
 				// lease ExpireDue gave it) until AckExpired: its card and
 				// requester are told at least once.
