@@ -42,8 +42,8 @@
 //	                             CountByState adds up their sizes
 //	P ix:pl              set     every pipeline that has had a gate: which
 //	                             ix:ps sets exist. (Layout 2 also had ix:all,
-//	                             ix:p:<pipeline> and ix:s:<state>; CheckLayout
-//	                             drops them.)
+//	                             ix:p:<pipeline> and ix:s:<state>;
+//	                             MigrateLayout drops them.)
 //	P ended              zset    ended gates → end of retention (ms); members
 //	                             are JSON arrays [id, pipeline, state], all
 //	                             pruning needs to find the ix:ps entry
@@ -74,9 +74,11 @@
 //	P posting:<id>       string  lease of the one poster of a gate's card (ClaimPost)
 //	P remind             zset    pending gates → reminder time (deadline −
 //	                             Policy.RemindBefore); left with the decision
-//	P layout             string  the layout version (Layout) that wrote this
-//	                             prefix; CheckLayout migrates an older one
-//	                             and refuses a newer one
+//	P layout             string  the layout version (Layout) of the data under
+//	                             this prefix; CheckLayout refuses a newer one
+//	                             and keeps writing layout 2 on layout 2 data
+//	                             until MigrateLayout (gatebot gates migrate)
+//	                             converts it (see compat.go)
 //	P seen:<key>         string  activity de-duplication markers (Once), with TTL
 //	P conv:<key>         string  saved conversation references, no TTL
 //
