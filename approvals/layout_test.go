@@ -142,27 +142,36 @@ func TestLayout2Migration(t *testing.T) {
 		}
 		ids = append([]string{mid.ID}, ids...)
 		checkServed(t, a, ids[1:])
-		// b has not looked since: it still writes layout 2, until its recheck.
-		e.clock.Advance(time.Second)
-		late := mustCreate(t, b, typicalGate())
-		if e.rdb.Exists(ctx, e.prefix+"ix:all").Val() == 0 {
-			t.Fatalf("the replica that has not noticed did not write layout 2")
-		}
-		b.mode.checked = time.Time{} // layoutRecheck has passed
-		if gs, _, err := b.List(ctx, ListQuery{Pipeline: "deploy-api"}); err != nil || len(gs) != 2 || gs[0].ID != late.ID {
-			t.Errorf("List after the switch: %v, %v", gs, err)
-		}
-		if b.isLegacy() || e.rdb.Exists(ctx, e.prefix+"ix:all").Val() != 0 {
-			t.Errorf("replica did not switch and clear: legacy %v", b.isLegacy())
-		}
-		g, _, err := b.Decide(ctx, ids[1], typicalVoters()[0], false, "no", "")
-		if err != nil || g.State != StateRejected {
-			t.Fatalf("Decide on a migrated gate: %v", err)
-		}
-		if gs, _, _ := a.List(ctx, ListQuery{State: StateRejected}); len(gs) != 1 || gs[0].ID != ids[1] {
-			t.Errorf("rejected list = %v", gs)
-		}
+		checkLateSwitch(t, e, a, b, ids)
 	})
+}
+
+// checkLateSwitch: replica b, which has not looked at the layout since
+// a migrated, still writes layout 2 until its recheck, then switches,
+// clears the layout-2 keys and serves the migrated gates (ids: the gate
+// opened during the upgrade, then TestLayout2Migration's three).
+func checkLateSwitch(t *testing.T, e *env, a, b *Store, ids []string) {
+	t.Helper()
+	ctx := context.Background()
+	e.clock.Advance(time.Second)
+	late := mustCreate(t, b, typicalGate())
+	if e.rdb.Exists(ctx, e.prefix+"ix:all").Val() == 0 {
+		t.Fatalf("the replica that has not noticed did not write layout 2")
+	}
+	b.mode.checked = time.Time{} // layoutRecheck has passed
+	if gs, _, err := b.List(ctx, ListQuery{Pipeline: "deploy-api"}); err != nil || len(gs) != 2 || gs[0].ID != late.ID {
+		t.Errorf("List after the switch: %v, %v", gs, err)
+	}
+	if b.isLegacy() || e.rdb.Exists(ctx, e.prefix+"ix:all").Val() != 0 {
+		t.Errorf("replica did not switch and clear: legacy %v", b.isLegacy())
+	}
+	g, _, err := b.Decide(ctx, ids[1], typicalVoters()[0], false, "no", "")
+	if err != nil || g.State != StateRejected {
+		t.Fatalf("Decide on a migrated gate: %v", err)
+	}
+	if gs, _, _ := a.List(ctx, ListQuery{State: StateRejected}); len(gs) != 1 || gs[0].ID != ids[1] {
+		t.Errorf("rejected list = %v", gs)
+	}
 }
 
 // newReplica is another Store on e's Redis and prefix.
