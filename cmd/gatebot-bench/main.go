@@ -76,6 +76,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if opt.assertExact && rep.FinalCards != nil && !rep.FinalOK {
 		return fmt.Errorf("%w: %d of %d approved gates do not show their final state on their card", errAssert, rep.FinalCards.Approved-rep.FinalCards.Shown-rep.FinalCards.Interrupted, rep.FinalCards.Approved)
 	}
+	if opt.assertExact && rep.Faults != nil && !rep.Faults.OK {
+		return fmt.Errorf("%w: fault checks failed: %s", errAssert, rep.Faults.failed())
+	}
 	if opt.assertExact && rep.Runs.Approved == 0 {
 		return fmt.Errorf("%w: no gate was approved, nothing was measured", errAssert)
 	}

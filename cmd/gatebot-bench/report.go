@@ -94,6 +94,11 @@ type report struct {
 	Recovery   *recovery       `json:"recovery,omitempty"`
 	FinalCards *finalCards     `json:"final_cards,omitempty"`
 	FinalOK    bool            `json:"final_cards_ok,omitempty"`
+
+	// Faults is the fault scenarios' account (faults.go).
+	Faults *faultReport `json:"faults,omitempty"`
+	// startedAt is when the driving phase began.
+	startedAt time.Time
 }
 
 type echoReport struct {
@@ -282,6 +287,7 @@ func (r *report) writeTable(w io.Writer) {
 		perWhat = "message"
 	}
 	r.writeReplicas(tw)
+	r.Faults.write(tw)
 	if r.ProcNote != "" {
 		fmt.Fprintf(tw, "%s process\t%s\n", r.Target, r.ProcNote)
 	}
