@@ -115,8 +115,15 @@ func (b *bench) faultyGate(ctx context.Context, c convo, pipeline, label string)
 	}
 	g.OpenToResult = end.At.Sub(sent)
 	g.ApproveToRunCard = end.At.Sub(approveAt)
-	g.Stage = cardState(end.Body)
+	g.Stage = endedOn + cardState(end.Body)
+	if g.Stage == endedOn+"succeeded" {
+		g.Stage = "succeeded"
+	}
 }
+
+// endedOn prefixes the stage of a faulty gate whose card ended otherwise
+// than succeeded.
+const endedOn = "ended on "
 
 // providerReport checks provider-faults. It replaces the run account by
 // one of the flow's gates only: a refused call (503, 429, timed out) is a
@@ -181,7 +188,7 @@ func (b *bench) faultyGateCheck(f *faultReport, g *gateResult, ts []fakes.Trigge
 	if len(gaps) > 0 {
 		f.Latencies[name+": provider call → next call"] = summarize(gaps)
 	}
-	want := "could not start"
+	want := endedOn + "could not start"
 	if accepted > 0 {
 		want = "succeeded"
 	}

@@ -19,7 +19,7 @@ import (
 	"github.com/gatebot/gatebot/cmd/gatebot-bench/internal/fakes"
 )
 
-const redisRestartHelp = "the bench starts its own redis-server (free loopback port, appendonly yes, appendfsync always, a temp dir) and runs the flow on it; at --restart-after it SIGKILLs Redis, keeps it down for --outage and restarts it from the same dir. A user told \"nothing was recorded\" (or shown the invoke error card) tries again a second later. Checks: no click answered with success is lost (the gate's last card shows it succeeded, naming both approvers), outage answers are fast (p99 ≤ 3 s; the API answers 503 with Retry-After), gates opened after the restart succeed, the provider is called once per approved gate, and no /run told \"nothing was recorded\" gets a card."
+const redisRestartHelp = "the bench starts its own redis-server (--redis-server; --redis is not used) on a free loopback port, appendonly yes, appendfsync always, a temp dir, and runs the flow on it; at --restart-after it SIGKILLs Redis, keeps it down for --outage and restarts it from the same dir. A user told \"nothing was recorded\" (or shown the invoke error card) tries again a second later. Checks: no click answered with success is lost (the gate's last card shows it succeeded, naming both approvers), outage answers are fast (p99 ≤ 3 s; the API answers 503 with Retry-After), gates opened after the restart succeed, the provider is called once per approved gate, and no /run told \"nothing was recorded\" gets a card."
 
 const (
 	// userRetryPause is how long a user told "try again" waits before

@@ -396,8 +396,8 @@ func errSuffix(e string) string {
 }
 
 func stageText(stage string) string {
-	if stage == "succeeded" {
-		return "succeeded"
+	if stage == "succeeded" || strings.HasPrefix(stage, endedOn) {
+		return stage
 	}
 	return "stopped waiting for " + stage
 }
