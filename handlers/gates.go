@@ -155,15 +155,43 @@ func (s *Server) postGate(ctx context.Context, act *bot.Activity, g *approvals.G
 	// replica would post it again.
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordPostBudget)
 	defer cancel()
-	if _, err := s.opt.Store.SetPost(rctx, g.ID, approvals.Post{Conversation: g.Post.Conversation, ActivityID: id}, digest); err != nil {
+	if err := s.recordPost(rctx, g.ID, approvals.Post{Conversation: g.Post.Conversation, ActivityID: id}, digest); err != nil {
 		log.Error("could not record the card's activity id", "err", err)
 		return err
 	}
 	return nil
 }
 
-// recordPostBudget bounds recording a posted card's activity id.
-const recordPostBudget = 5 * time.Second
+// recordPostBudget bounds recording a posted card's activity id, retries
+// while the store is unavailable included: a Redis restart or failover
+// takes seconds.
+const recordPostBudget = 30 * time.Second
+
+// recordPost records a card that is up (SetPost), retrying while the store
+// is unavailable until ctx ends. The card is already in Teams: without its
+// activity id no update reaches it, and once the post lease ends the
+// unposted sweep would post the gate a second card.
+func (s *Server) recordPost(ctx context.Context, id string, post approvals.Post, digest string) error {
+	wait := 100 * time.Millisecond
+	for {
+		_, err := s.opt.Store.SetPost(ctx, id, post, digest)
+		if err == nil || !errors.Is(err, approvals.ErrUnavailable) {
+			return err
+		}
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
+			return err
+		}
+		loggerFrom(ctx).Warn("could not record the card's activity id yet; retrying", "err", err, "retry_in", wait)
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
+}
 
 // abandon cancels a gate nobody can see, so nothing waits on it silently.
 func (s *Server) abandon(ctx context.Context, g *approvals.Gate, why string) {
