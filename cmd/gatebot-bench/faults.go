@@ -74,6 +74,9 @@ func needsToken(scenario string) bool { return scenario == "api" || scenario == 
 type faultRecord struct {
 	// redis-restart
 	killedAt, upAt time.Time
+	// restartingAt is when the restart began: Redis may answer from then
+	// on, before upAt.
+	restartingAt time.Time
 	restartErr     error
 	// refusals are the outage answers: Teams turns told "nothing was
 	// recorded", invoke error cards, API 503s.

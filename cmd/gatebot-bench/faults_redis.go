@@ -153,17 +153,20 @@ func (b *bench) outageTimeline(ctx context.Context) {
 	}
 	b.guarded(func() { b.faults.killedAt = time.Now() })
 	time.Sleep(b.opt.outage)
+	// From here Redis may answer before start sees it do so.
+	b.guarded(func() { b.faults.restartingAt = time.Now() })
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
 	defer cancel()
 	err := b.ownRedis.start(sctx)
 	b.guarded(func() { b.faults.upAt, b.faults.restartErr = time.Now(), err })
 }
 
-// inOutage reports whether Redis is down now.
+// inOutage reports whether Redis is down now: killed and not yet being
+// restarted.
 func (b *bench) inOutage() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return !b.faults.killedAt.IsZero() && b.faults.upAt.IsZero()
+	return !b.faults.killedAt.IsZero() && b.faults.restartingAt.IsZero()
 }
 
 // outageGate is one flow gate whose user tries again when told nothing
