@@ -77,7 +77,10 @@ type faultRecord struct {
 	// restartingAt is when the restart began: Redis may answer from then
 	// on, before upAt.
 	restartingAt time.Time
-	restartErr   error
+	// apiBackAt is when the API probe was first answered 200 after the
+	// restart began.
+	apiBackAt  time.Time
+	restartErr error
 	// refusals are the outage answers: Teams turns told "nothing was
 	// recorded", invoke error cards, API 503s.
 	refusals map[string][]time.Duration

@@ -312,6 +312,9 @@ func (b *bench) apiProbe(ctx context.Context) {
 				b.faults.apiStatus = map[string]int{}
 			}
 			b.faults.apiStatus["API "+phase+": "+key]++
+			if key == "200" && !b.faults.restartingAt.IsZero() && b.faults.apiBackAt.IsZero() && start.After(b.faults.restartingAt) {
+				b.faults.apiBackAt = time.Now()
+			}
 		})
 	}
 }
@@ -323,7 +326,10 @@ func (b *bench) runProbe(ctx context.Context) {
 	c := b.convo(b.opt.conversations)
 	for n := 0; ctx.Err() == nil; n++ {
 		if !b.inOutage() {
-			b.userPause(ctx)
+			select {
+			case <-time.After(apiProbeEvery):
+			case <-ctx.Done():
+			}
 			continue
 		}
 		text := fmt.Sprintf("/run %s version=4.0.%d", pipelineFast, n)
@@ -413,8 +419,10 @@ func (b *bench) redisReport(rep *report) *faultReport {
 			first = posted
 		}
 	}
+	f.Timeline = fmt.Sprintf("restart began %.2f s after the kill; Redis answered PING %.0f ms later, the API (200) %.0f ms later",
+		fr.restartingAt.Sub(fr.killedAt).Seconds(), ms(fr.upAt.Sub(fr.restartingAt)), ms(fr.apiBackAt.Sub(fr.restartingAt)))
 	if !first.IsZero() {
-		f.Timeline = fmt.Sprintf("first card after the restart %.0f ms after Redis answered again", ms(first.Sub(fr.upAt)))
+		f.Timeline += fmt.Sprintf("; first new card %.0f ms after the PING (users wait %s after a refusal)", ms(first.Sub(fr.upAt)), userRetryPause)
 	}
 	f.check("recovers by itself", after > 0 && after == afterOK, "%d of %d gates opened after the restart succeeded", afterOK, after)
 	phantom := b.phantomCards(fr.notRecorded)
