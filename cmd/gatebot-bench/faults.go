@@ -30,7 +30,7 @@ func (f *faultOptions) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.outage, "outage", 2*time.Second, "redis-restart: keep Redis down this long, then restart it from the same dir (AOF, appendfsync always)")
 	fs.StringVar(&f.redisServer, "redis-server", "redis-server", "redis-restart: the redis-server binary the bench starts on a free loopback port")
 	fs.IntVar(&f.failFirst, "fail-first", 2, "provider-faults: the flaky provider answers each gate's first N triggers 503")
-	fs.IntVar(&f.throttleFirst, "throttle-first", 2, "provider-faults: the throttled provider answers each gate's first N triggers 429")
+	fs.IntVar(&f.throttleFirst, "throttle-first", 2, "provider-faults: the throttled provider answers each gate's first N triggers 429 (gatebot tries 4 times: 4 or more ends on \"Could not start\")")
 	fs.DurationVar(&f.retryAfter, "retry-after", time.Second, "provider-faults: the Retry-After of the throttled provider's 429s")
 	fs.DurationVar(&f.faultTimeout, "fault-provider-timeout", 3*time.Second, "provider-faults: gatebot's engine.provider_timeout (the hanging provider holds each trigger for --hang, which must be longer)")
 }
@@ -53,8 +53,8 @@ func (o options) faultProblems() []string {
 		}
 	}
 	if o.scenario == "provider-faults" {
-		if o.failFirst < 1 || o.throttleFirst < 1 || o.throttleFirst >= triggerTriesOfEngine || o.retryAfter < time.Second {
-			errs = append(errs, fmt.Sprintf("provider-faults: --fail-first must be at least 1, --throttle-first between 1 and %d, --retry-after at least 1s", triggerTriesOfEngine-1))
+		if o.failFirst < 1 || o.throttleFirst < 1 || o.throttleFirst > 10 || o.retryAfter < time.Second || o.retryAfter > 10*time.Second {
+			errs = append(errs, "provider-faults: --fail-first must be at least 1, --throttle-first between 1 and 10, --retry-after between 1s and 10s")
 		}
 		if o.faultTimeout < time.Second || o.hang <= o.faultTimeout+time.Second {
 			errs = append(errs, "provider-faults: --fault-provider-timeout must be at least 1s and --hang more than 1s longer")

@@ -194,7 +194,7 @@ func (b *bench) faultyGateCheck(f *faultReport, g *gateResult, ts []fakes.Trigge
 	}
 	f.check(name+" bounded", g.Approved && len(ts) >= 1 && len(ts) <= triggerTriesOfEngine && started <= 1,
 		"%d provider calls (%s), %d runs started (limit %d calls, 1 run)", len(ts), strings.Join(statuses, ", "), started, triggerTriesOfEngine)
-	f.check(name+" ends right", g.Stage == want, "card ends on %q, expected %q (%.0f ms after the approval)%s", g.Stage, want, ms(g.ApproveToRunCard), errSuffix(g.Err))
+	f.check(name+" ends right", g.Stage == want, "card ends on %q, expected %q (%.0f ms after the approval)%s", strings.TrimPrefix(g.Stage, endedOn), strings.TrimPrefix(want, endedOn), ms(g.ApproveToRunCard), errSuffix(g.Err))
 	if early > 0 {
 		f.check(name+" waits Retry-After", false, "%d calls came before the previous 429's Retry-After %s", early, b.opt.retryAfter)
 	}

@@ -33,7 +33,7 @@ func TestFaultFlags(t *testing.T) {
 		{[]string{"--scenario", "redis-restart", "--restart-after", "10s", "--outage", "25s", "--duration", "30s"}, "--outage"},
 		{[]string{"--scenario", "redis-restart", "--target", "http://127.0.0.1:3978"}, "excludes --target"},
 		{[]string{"--scenario", "provider-faults", "--conversations", "3"}, "--conversations"},
-		{[]string{"--scenario", "provider-faults", "--throttle-first", "4"}, "--throttle-first"},
+		{[]string{"--scenario", "provider-faults", "--throttle-first", "11"}, "--throttle-first"},
 		{[]string{"--scenario", "provider-faults", "--hang", "3s", "--fault-provider-timeout", "3s"}, "--hang"},
 	}
 	for _, b := range bad {
