@@ -1,10 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/gatebot/gatebot/cmd/gatebot-bench/internal/fakes"
@@ -74,11 +77,25 @@ func (b *bench) connDownFor(ctx context.Context) {
 			b.guarded(func() { b.faults.recoveredAt = time.Now() })
 		})
 		defer t.Stop()
-		// The card updates fail until the recovery; wait for the result
+		approveAt, ok := b.approveBoth(ctx, g, opened{sent: sent, card: card, conv: c, next: next})
+		if !ok {
+			g.fail("approve", errors.New("a click was not answered with success"))
+			return
+		}
+		// The card updates fail until the recovery: wait for the result
 		// up to --down-for past the step timeout.
 		fctx, cancel := context.WithTimeout(ctx, b.opt.downFor+b.opt.stepTimeout)
 		defer cancel()
-		b.approveAndFollow(fctx, g, opened{sent: sent, card: card, conv: c, next: next})
+		runURL := []byte(b.prov.RunURL(g.GateID))
+		done, _, err := b.conn.Wait(fctx, c.ID, next, func(call fakes.Call) bool {
+			return call.OK() && call.ActivityID == g.CardActivity && bytes.Contains(call.Body, runURL) &&
+				strings.Contains(strings.ToLower(string(call.Body)), "succeeded")
+		})
+		if err != nil {
+			g.fail("result", err)
+			return
+		}
+		g.ApproveToRunCard, g.OpenToResult, g.Stage = done.At.Sub(approveAt), done.At.Sub(sent), "succeeded"
 	}()
 	b.workers(ctx, 1, func(ctx context.Context, c convo, n int) { b.runChatGate(ctx, c, pipelineFast, n) })
 	<-done
