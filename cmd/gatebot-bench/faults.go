@@ -16,6 +16,7 @@ type faultOptions struct {
 	restartAfter  time.Duration
 	outage        time.Duration
 	redisServer   string
+	redisFault    string
 	failFirst     int
 	throttleFirst int
 	retryAfter    time.Duration
@@ -29,6 +30,7 @@ func (f *faultOptions) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.restartAfter, "restart-after", 2*time.Second, "redis-restart: SIGKILL the bench's redis-server this long into the driving phase")
 	fs.DurationVar(&f.outage, "outage", 2*time.Second, "redis-restart: keep Redis down this long, then restart it from the same dir (AOF, appendfsync always)")
 	fs.StringVar(&f.redisServer, "redis-server", "redis-server", "redis-restart: the redis-server binary the bench starts on a free loopback port")
+	fs.StringVar(&f.redisFault, "redis-fault", "kill", "redis-restart: kill (SIGKILL, then a restart from the AOF: connections refused meanwhile) or stop (SIGSTOP, then SIGCONT: a hung Redis, connections and commands time out meanwhile)")
 	fs.IntVar(&f.failFirst, "fail-first", 2, "provider-faults: the flaky provider answers each gate's first N triggers 503")
 	fs.IntVar(&f.throttleFirst, "throttle-first", 2, "provider-faults: the throttled provider answers each gate's first N triggers 429 (gatebot tries 4 times: 4 or more ends on \"Could not start\")")
 	fs.DurationVar(&f.retryAfter, "retry-after", time.Second, "provider-faults: the Retry-After of the throttled provider's 429s")
@@ -50,6 +52,9 @@ func (o options) faultProblems() []string {
 		}
 		if o.target != "" || o.replicas > 1 || o.reference != "" {
 			errs = append(errs, "redis-restart needs one gatebot the bench starts: it excludes --target, --replicas > 1 and --reference")
+		}
+		if o.redisFault != "kill" && o.redisFault != "stop" {
+			errs = append(errs, "--redis-fault must be kill or stop")
 		}
 	}
 	if o.scenario == "provider-faults" {
