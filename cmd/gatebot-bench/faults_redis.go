@@ -485,8 +485,9 @@ func (b *bench) redisReport(rep *report) *faultReport {
 }
 
 // inFlightRecovery returns, for each approved gate whose card was up
-// before the fault and whose final card came after Redis answered again,
-// how long after that the final card came. Called with b.mu held.
+// before the restart began and whose final card came after it, how long
+// after Redis answered again the final card came (it includes the users'
+// pause before clicking again). Called with b.mu held.
 func (b *bench) inFlightRecovery(fr faultRecord) []time.Duration {
 	if fr.killedAt.IsZero() || fr.upAt.IsZero() {
 		return nil
@@ -498,7 +499,7 @@ func (b *bench) inFlightRecovery(fr faultRecord) []time.Duration {
 			continue
 		}
 		posted, final, _, _ := b.cardEnd(g, trig[g.GateID], time.Time{})
-		if !posted.IsZero() && posted.Before(fr.killedAt) && final.After(fr.restartingAt) {
+		if !posted.IsZero() && posted.Before(fr.restartingAt) && final.After(fr.restartingAt) {
 			out = append(out, final.Sub(fr.upAt))
 		}
 	}
