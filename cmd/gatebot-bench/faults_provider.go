@@ -29,8 +29,11 @@ const (
 )
 
 // addFaultPipelines adds provider-faults' pipelines and its short
-// provider timeout to the config.
+// provider timeout to the config, and redis-restart's short leases.
 func addFaultPipelines(opt options, rg *rig, p *configParams) {
+	if opt.scenario == "redis-restart" && p.Engine == nil {
+		p.Engine = redisEngine()
+	}
 	if opt.scenario != "provider-faults" {
 		return
 	}
