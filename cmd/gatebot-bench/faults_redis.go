@@ -536,7 +536,7 @@ func (b *bench) apiOutageCheck(f *faultReport, fr faultRecord, limit time.Durati
 // both approvers; and, after the final-card wait, that card says
 // succeeded. Called with b.mu held.
 func (b *bench) lostClickCheck(f *faultReport) {
-	approved, kept, final := 0, 0, 0
+	approved, kept, final, startedButFailed := 0, 0, 0, 0
 	var lost, notFinal []string
 	trig := b.prov.Triggers()
 	for _, g := range b.gates {
@@ -552,14 +552,31 @@ func (b *bench) lostClickCheck(f *faultReport) {
 			lost = appendMax(lost, fmt.Sprintf("%s (last card: %s, %d provider calls)", g.GateID, cardState(last), len(trig[g.GateID])))
 		case out != cardSucceeded:
 			kept++
-			notFinal = appendMax(notFinal, fmt.Sprintf("%s (last card: %s)", g.GateID, cardState(last)))
+			note := ""
+			if cardState(last) == "could not start" && startedRun(trig[g.GateID]) {
+				startedButFailed++
+				note = ", though the provider started its run"
+			}
+			notFinal = appendMax(notFinal, fmt.Sprintf("%s (last card: %s%s)", g.GateID, cardState(last), note))
 		default:
 			kept++
 			final++
 		}
 	}
 	f.check("no acknowledged click lost", approved > 0 && kept == approved, "%d of %d gates with both clicks answered with success were approved (provider called, last card names both approvers)%s", kept, approved, listSuffix(lost))
-	f.check("final cards", approved > 0 && final == approved, "%d of %d approved gates end on a succeeded card within %s of the run's end%s", final, approved, finalCardWait, listSuffix(notFinal))
+	f.check("final cards", approved > 0 && final == approved, "%d of %d approved gates end on a succeeded card within %s of the run's end; %d say \"Could not start\" though their run started%s",
+		final, approved, finalCardWait, startedButFailed, listSuffix(notFinal))
+}
+
+// startedRun reports whether the provider accepted a trigger (answered
+// 200, the caller still there): a run started and gatebot was told so.
+func startedRun(ts []fakes.Trigger) bool {
+	for _, t := range ts {
+		if t.Status == http.StatusOK && !t.Abandoned {
+			return true
+		}
+	}
+	return false
 }
 
 func appendMax(xs []string, x string) []string {
