@@ -2,10 +2,15 @@ package engine
 
 import (
 	"context"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/gatebot/gatebot/approvals"
+	"github.com/gatebot/gatebot/pipelines"
 )
 
 // A replica stopping with a trigger claimed but not begun (waiting for its
@@ -55,5 +60,47 @@ func TestShutdownGivesBackUnbegunTriggers(t *testing.T) {
 		}
 		hung.gate <- struct{}{}
 		<-done
+	})
+}
+
+// blipStore is a Store whose first fails FinishTrigger calls answer as an
+// unavailable Redis does (a restart under way).
+type blipStore struct {
+	Store
+	mu    sync.Mutex
+	fails int
+	calls int
+}
+
+func (b *blipStore) FinishTrigger(ctx context.Context, id string, run pipelines.Run, runErr error, msg string, pollAt time.Time) (*approvals.Gate, error) {
+	b.mu.Lock()
+	b.calls++
+	fail := b.calls <= b.fails
+	b.mu.Unlock()
+	if fail {
+		return nil, fmt.Errorf("finish trigger: %w", approvals.ErrUnavailable)
+	}
+	return b.Store.FinishTrigger(ctx, id, run, runErr, msg, pollAt)
+}
+
+// A run the provider started while Redis was restarting is recorded once
+// Redis is back (within the worker's lease), not left to a redelivery that
+// would call it "may have started" and leave the deploy unwatched.
+func TestTriggerResultOutlivesAStoreBlip(t *testing.T) {
+	backends(t, func(t *testing.T, rdb redis.UniversalClient, prefix string) {
+		s := newStore(t, rdb, prefix)
+		bs := &blipStore{Store: s, fails: 3}
+		p := newProvider("ci")
+		runWith(t, s, newTeams(), "blip", map[string]*Pipeline{"deploy": pipeline(p, "ci")}, func(o *Options) { o.Store = bs })
+		g := approvedGate(t, s, "deploy")
+		eventually(t, "the run to be recorded and followed", func() bool { return stateOf(t, s, g.ID) == approvals.StateSucceeded })
+		if n := p.count(g.ID); n != 1 {
+			t.Errorf("provider called %d times, want once", n)
+		}
+		bs.mu.Lock()
+		defer bs.mu.Unlock()
+		if bs.calls != 4 {
+			t.Errorf("FinishTrigger called %d times, want 3 refused and 1 recorded", bs.calls)
+		}
 	})
 }

@@ -181,10 +181,16 @@ func (e *Engine) processTrigger(ctx context.Context, p *Pipeline, tr approvals.T
 	// The result is recorded even when the budget ran out during the call:
 	// a trigger that was made must not be left for a redelivery that
 	// cannot tell whether it started a run.
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordBudget)
+	// While the store is unavailable the result is retried for as long as
+	// this worker holds the gate (finishTrigger).
+	deadline := e.opts.Now().Add(recordBudget)
+	if lease := g.TriggerLease.Add(-time.Second); lease.After(deadline) {
+		deadline = lease
+	}
+	rctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
 	defer cancel()
 	ctx = rctx
-	_, ferr := e.opts.Store.FinishTrigger(ctx, g.ID, run, err, msg, e.opts.Now().Add(pollEvery(p)))
+	ferr := e.finishTrigger(ctx, g, run, err, msg, pollEvery(p))
 	switch {
 	case errors.Is(ferr, approvals.ErrRunAfterCancel):
 		// The gate was cancelled while the provider started the run:
@@ -200,6 +206,28 @@ func (e *Engine) processTrigger(ctx context.Context, p *Pipeline, tr approvals.T
 		return
 	}
 	ack()
+}
+
+// finishTrigger records a trigger's result, retrying while the store is
+// unavailable (Redis restarting) for as long as this worker's lease on the
+// gate lasts: a run the provider started must not be left to a redelivery,
+// which could only say "may have started" and leave the run unwatched.
+// Past the lease another replica may take the gate over, so it stops.
+func (e *Engine) finishTrigger(ctx context.Context, g *approvals.Gate, run pipelines.Run, runErr error, msg string, every time.Duration) error {
+	until := g.TriggerLease.Add(-time.Second)
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval, b.MaxInterval = 100*time.Millisecond, 2*time.Second
+	for {
+		_, err := e.opts.Store.FinishTrigger(ctx, g.ID, run, runErr, msg, e.opts.Now().Add(every))
+		wait := b.NextBackOff()
+		if !errors.Is(err, approvals.ErrUnavailable) || !e.opts.Now().Add(wait).Before(until) {
+			return err
+		}
+		e.log.WarnContext(ctx, "store unavailable; retrying to record the trigger's result", "worker", "trigger", "gate_id", g.ID, "retry_in", wait.String())
+		if !sleep(ctx, wait) {
+			return err
+		}
+	}
 }
 
 // retryAfter carries a provider error and the wait it asked for, so the
