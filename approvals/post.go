@@ -65,13 +65,14 @@ if ARGV[2] == '' then redis.call('DEL', KEYS[1]) else redis.call('SET', KEYS[1],
 if ARGV[4] ~= '' then redis.call('ZADD', KEYS[2], 'XX', ARGV[4], ARGV[5]) end
 return 1`)
 
-// ReleasePost gives up holder's claim on g's post (a replica shutting down
-// before its post went out) and makes the gate due on the unposted
-// schedule now, so another replica's sweep posts it within
-// UnpostedEvery instead of waiting for the lease.
-func (s *Store) ReleasePost(ctx context.Context, id, holder string) error {
+// ReleasePost gives up holder's claim on g's post and makes the gate due on
+// the unposted schedule after dueIn, so a sweep (another replica's, or
+// this one's) posts it then instead of waiting for the lease: at once for
+// a replica shutting down before its post went out, later for a post the
+// Connector failed for now.
+func (s *Store) ReleasePost(ctx context.Context, id, holder string, dueIn time.Duration) error {
 	_, err := compareAndSet.Run(ctx, s.rdb, []string{s.postingKey(id), s.unpostedKey()},
-		holder, "", 0, ms(s.now()), id).Result()
+		holder, "", 0, ms(s.now().Add(dueIn)), id).Result()
 	if err != nil {
 		return unavailable("release post", err)
 	}

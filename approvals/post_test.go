@@ -34,7 +34,7 @@ func TestPostClaims(t *testing.T) {
 		if !claim("r1") || claim("r2") {
 			t.Fatal("want r1 to claim and r2 refused")
 		}
-		if err := e.store.ReleasePost(ctx, g.ID, "r2"); err != nil {
+		if err := e.store.ReleasePost(ctx, g.ID, "r2", 0); err != nil {
 			t.Fatal(err)
 		}
 		if h := holder(); h != "r1" {
@@ -43,7 +43,7 @@ func TestPostClaims(t *testing.T) {
 		if due, _ := e.store.DueUnposted(ctx, 10); len(due) != 0 {
 			t.Fatalf("a refused release made the gate due: %v", due)
 		}
-		if err := e.store.ReleasePost(ctx, g.ID, "r1"); err != nil {
+		if err := e.store.ReleasePost(ctx, g.ID, "r1", 0); err != nil {
 			t.Fatal(err)
 		}
 		if h := holder(); h != "" {

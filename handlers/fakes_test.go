@@ -41,6 +41,9 @@ type fakeConnector struct {
 	// wait until it is closed or the request is abandoned (a paced,
 	// stalled Connector).
 	holdPosts chan struct{}
+	// failPosts answers the next n new-activity POSTs with 502, as a
+	// Connector incident does.
+	failPosts int
 }
 
 type recorded struct {
@@ -105,6 +108,12 @@ func (fc *fakeConnector) serve(w http.ResponseWriter, r *http.Request) {
 	fc.mu.Lock()
 	defer fc.mu.Unlock()
 	switch {
+	case r.Method == http.MethodPost && m[2] == "" && fc.failPosts > 0:
+		fc.failPosts--
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadGateway)
+		io.WriteString(w, `{"error":{"code":"ServiceError","message":"Upstream failure."}}`)
+		return
 	case r.Method == http.MethodPost && m[2] == "":
 		fc.nextID++
 		rec.ActivityID = fmt.Sprintf("act-%d", fc.nextID)

@@ -142,10 +142,18 @@ func (s *Server) postGate(ctx context.Context, act *bot.Activity, g *approvals.G
 		return err
 	}
 	id, err := s.replyRaw(ctx, act, raw, cards.Summary(g))
-	if err != nil {
-		if ctx.Err() == nil {
-			s.abandon(ctx, g, "could not post the approval card")
-		} // else shutdown cut it short: another replica posts it (endPost)
+	switch {
+	case err == nil:
+	case ctx.Err() != nil:
+		return err // shutdown cut it short: another replica posts it (endPost)
+	case postLater(err):
+		// The Connector failed for now (5xx, throttled, unreachable): the
+		// gate stays pending and the unposted sweep tries again (endPost),
+		// rather than cancel a gate its requester is waiting for.
+		log.Warn("could not post the approval card yet; the sweep tries again", "err", err, "retry_in", s.opt.PostRetry.String())
+		return fmt.Errorf("%w: %w", errPostLater, err)
+	default:
+		s.abandon(ctx, g, "could not post the approval card")
 		return err
 	}
 	if id == "" {
@@ -160,6 +168,28 @@ func (s *Server) postGate(ctx context.Context, act *bot.Activity, g *approvals.G
 		return err
 	}
 	return nil
+}
+
+// defaultPostRetry is when the sweep tries again a card post the
+// Connector failed for now (Options.PostRetry).
+const defaultPostRetry = 30 * time.Second
+
+// errPostLater marks a card post that failed for now (postLater).
+var errPostLater = errors.New("card post deferred")
+
+// postLater reports whether a failed post is worth trying again: the
+// Connector answered 5xx, 408 or 429 (after the client's own retries), or
+// could not be reached. A refusal (403 bot not in the conversation, 404
+// conversation gone, 400) or an untrusted serviceUrl never gets better.
+func postLater(err error) bool {
+	if errors.Is(err, bot.ErrUntrustedServiceURL) || errors.Is(err, bot.ErrUnauthorized) {
+		return false
+	}
+	var ae *bot.APIError
+	if errors.As(err, &ae) {
+		return ae.StatusCode >= 500 || ae.StatusCode == 408 || ae.StatusCode == 429
+	}
+	return true
 }
 
 // recordPostBudget bounds recording a posted card's activity id, retries

@@ -59,7 +59,7 @@ type Store interface {
 	SetPost(ctx context.Context, id string, post approvals.Post, digest string) (*approvals.Gate, error)
 	ClaimPost(ctx context.Context, id, holder string, lease time.Duration) (bool, error)
 	PostHolder(ctx context.Context, id string) (string, error)
-	ReleasePost(ctx context.Context, id, holder string) error
+	ReleasePost(ctx context.Context, id, holder string, dueIn time.Duration) error
 	TakeOverPost(ctx context.Context, id, from, holder string, lease time.Duration) (bool, error)
 	Get(ctx context.Context, id string) (*approvals.Gate, error)
 	Resolve(ctx context.Context, idOrPrefix string) (*approvals.Gate, error)
@@ -144,6 +144,9 @@ type Options struct {
 	// Tracer, when set, traces every request (OpenTelemetry), following a
 	// caller's traceparent on the external API; nil traces nothing.
 	Tracer trace.Tracer
+	// PostRetry is when a card post the Connector failed for now (5xx,
+	// 429, unreachable) is tried again by the unposted sweep; default 30 s.
+	PostRetry time.Duration
 	// Instance names this replica in the claims it holds (a card post);
 	// default "local".
 	Instance string
@@ -216,6 +219,9 @@ func New(o Options) (*Server, error) {
 	}
 	if o.Instance == "" {
 		o.Instance = "local"
+	}
+	if o.PostRetry <= 0 {
+		o.PostRetry = defaultPostRetry
 	}
 	s := &Server{
 		opt:       o,

@@ -128,3 +128,29 @@ func TestShutdownGivesBackACardPost(t *testing.T) {
 		})
 	}
 }
+
+// TestCardPostRetriedAfterAConnectorFailure: the first post of a /run's
+// card gets a 502 (the client does not repeat a POST, which may have been
+// made); the gate is not cancelled but stays pending, and the unposted
+// sweep posts its card once the Connector answers again.
+func TestCardPostRetriedAfterAConnectorFailure(t *testing.T) {
+	for name, rdb := range redisClients(t) {
+		t.Run(name, func(t *testing.T) {
+			e := newEnvWith(t, rdb, approvals.Policy{Required: 1, Timeout: time.Hour},
+				envOptions{mod: func(o *handlers.Options) { o.PostRetry = 200 * time.Millisecond }})
+			e.conn.mu.Lock()
+			e.conn.failPosts = 1
+			e.conn.mu.Unlock()
+			e.send(alex, "/run demo version=1.2.3")
+			gateID, _ := e.lastCardPost(1)
+			if st := e.storedGate(gateID).State; st != approvals.StatePending {
+				t.Errorf("gate is %s after its card went up on the second try, want pending", st)
+			}
+			e.conn.mu.Lock()
+			defer e.conn.mu.Unlock()
+			if e.conn.failPosts != 0 || len(e.conn.posts) != 1 {
+				t.Errorf("failed posts left %d, cards posted %d; want the one failure and one card", e.conn.failPosts, len(e.conn.posts))
+			}
+		})
+	}
+}

@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"slices"
 	"sync/atomic"
@@ -122,16 +123,27 @@ func (s *Server) claimPost(ctx context.Context, g *approvals.Gate) bool {
 
 // endPost ends this replica's part in posting g's card. A post cut short
 // (shutdown cancelled it) gives its claim back and makes the gate due for
-// the unposted sweep, so another replica posts the card within seconds.
+// the unposted sweep at once, so another replica posts the card within
+// seconds; one the Connector failed for now (errPostLater) is due again
+// after Options.PostRetry.
 func (s *Server) endPost(ctx context.Context, g *approvals.Gate, err error) {
-	if err == nil || ctx.Err() == nil {
+	var dueIn time.Duration
+	switch {
+	case err == nil:
+		return
+	case ctx.Err() != nil:
+	case errors.Is(err, errPostLater):
+		dueIn = s.opt.PostRetry
+	default:
 		return
 	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 	defer cancel()
-	if rerr := s.opt.Store.ReleasePost(rctx, g.ID, s.opt.Instance); rerr != nil {
-		loggerFrom(ctx).Warn("could not give back the card post; another replica posts it when the lease ends", "gate_id", g.ID, "err", rerr)
+	if rerr := s.opt.Store.ReleasePost(rctx, g.ID, s.opt.Instance, dueIn); rerr != nil {
+		loggerFrom(ctx).Warn("could not give back the card post; it is tried again when the lease ends", "gate_id", g.ID, "err", rerr)
 		return
 	}
-	loggerFrom(ctx).Info("card post cut short by shutdown; left to another replica", "gate_id", g.ID)
+	if dueIn == 0 {
+		loggerFrom(ctx).Info("card post cut short by shutdown; left to another replica", "gate_id", g.ID)
+	}
 }
