@@ -106,7 +106,10 @@ func (e *Engine) syncCard(ctx context.Context, cs approvals.CardSync) {
 }
 
 func (e *Engine) finishCard(ctx context.Context, id string, version int64, digest string, final bool) {
-	if err := e.opts.Store.FinishCardSync(ctx, id, version, digest, final); err != nil {
+	err := e.whileUnavailable(ctx, e.opts.Now().Add(e.opts.CardLease/2), "finish a card update", id, func() error {
+		return e.opts.Store.FinishCardSync(ctx, id, version, digest, final)
+	})
+	if err != nil {
 		e.log.WarnContext(ctx, "could not finish a card update; its lease brings it back", "gate_id", id, "err", err)
 	}
 }

@@ -110,7 +110,11 @@ func (e *Engine) poll(ctx context.Context, p *Pipeline, g *approvals.Gate) {
 		e.deferPoll(ctx, g.ID, every)
 		return
 	}
-	if _, err := e.opts.Store.RecordRun(ctx, g.ID, run, e.opts.Now().Add(every)); err != nil {
+	err = e.whileUnavailable(ctx, start.Add(e.opts.PollLease/2), "record the run's status", g.ID, func() error {
+		_, err := e.opts.Store.RecordRun(ctx, g.ID, run, e.opts.Now().Add(every))
+		return err
+	})
+	if err != nil {
 		// Not recorded: its lease brings it back rather than lose a
 		// final status.
 		log.WarnContext(ctx, "could not record run status", "err", err)

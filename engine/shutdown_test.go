@@ -63,13 +63,25 @@ func TestShutdownGivesBackUnbegunTriggers(t *testing.T) {
 	})
 }
 
-// blipStore is a Store whose first fails FinishTrigger calls answer as an
-// unavailable Redis does (a restart under way).
+// blipStore is a Store whose first fails FinishTrigger and RecordRun
+// calls answer as an unavailable Redis does (a restart under way).
 type blipStore struct {
 	Store
-	mu    sync.Mutex
-	fails int
-	calls int
+	mu       sync.Mutex
+	fails    int
+	calls    int
+	runCalls int
+}
+
+func (b *blipStore) RecordRun(ctx context.Context, id string, run pipelines.Run, next time.Time) (*approvals.Gate, error) {
+	b.mu.Lock()
+	b.runCalls++
+	fail := b.runCalls <= b.fails
+	b.mu.Unlock()
+	if fail {
+		return nil, fmt.Errorf("record run: %w", approvals.ErrUnavailable)
+	}
+	return b.Store.RecordRun(ctx, id, run, next)
 }
 
 func (b *blipStore) FinishTrigger(ctx context.Context, id string, run pipelines.Run, runErr error, msg string, pollAt time.Time) (*approvals.Gate, error) {
@@ -85,7 +97,8 @@ func (b *blipStore) FinishTrigger(ctx context.Context, id string, run pipelines.
 
 // A run the provider started while Redis was restarting is recorded once
 // Redis is back (within the worker's lease), not left to a redelivery that
-// would call it "may have started" and leave the deploy unwatched.
+// would call it "may have started" and leave the deploy unwatched; a
+// status read then is recorded too, not left to the poll lease (1 min).
 func TestTriggerResultOutlivesAStoreBlip(t *testing.T) {
 	backends(t, func(t *testing.T, rdb redis.UniversalClient, prefix string) {
 		s := newStore(t, rdb, prefix)
@@ -99,8 +112,8 @@ func TestTriggerResultOutlivesAStoreBlip(t *testing.T) {
 		}
 		bs.mu.Lock()
 		defer bs.mu.Unlock()
-		if bs.calls != 4 {
-			t.Errorf("FinishTrigger called %d times, want 3 refused and 1 recorded", bs.calls)
+		if bs.calls != 4 || bs.runCalls < 4 {
+			t.Errorf("FinishTrigger called %d times, RecordRun %d; want 3 refused and 1 recorded each", bs.calls, bs.runCalls)
 		}
 	})
 }

@@ -209,25 +209,15 @@ func (e *Engine) processTrigger(ctx context.Context, p *Pipeline, tr approvals.T
 }
 
 // finishTrigger records a trigger's result, retrying while the store is
-// unavailable (Redis restarting) for as long as this worker's lease on the
-// gate lasts: a run the provider started must not be left to a redelivery,
-// which could only say "may have started" and leave the run unwatched.
-// Past the lease another replica may take the gate over, so it stops.
+// unavailable for as long as this worker's lease on the gate lasts: a run
+// the provider started must not be left to a redelivery, which could only
+// say "may have started" and leave the run unwatched. Past the lease
+// another replica may take the gate over, so it stops.
 func (e *Engine) finishTrigger(ctx context.Context, g *approvals.Gate, run pipelines.Run, runErr error, msg string, every time.Duration) error {
-	until := g.TriggerLease.Add(-time.Second)
-	b := backoff.NewExponentialBackOff()
-	b.InitialInterval, b.MaxInterval = 100*time.Millisecond, 2*time.Second
-	for {
+	return e.whileUnavailable(ctx, g.TriggerLease.Add(-time.Second), "record the trigger's result", g.ID, func() error {
 		_, err := e.opts.Store.FinishTrigger(ctx, g.ID, run, runErr, msg, e.opts.Now().Add(every))
-		wait := b.NextBackOff()
-		if !errors.Is(err, approvals.ErrUnavailable) || !e.opts.Now().Add(wait).Before(until) {
-			return err
-		}
-		e.log.WarnContext(ctx, "store unavailable; retrying to record the trigger's result", "worker", "trigger", "gate_id", g.ID, "retry_in", wait.String())
-		if !sleep(ctx, wait) {
-			return err
-		}
-	}
+		return err
+	})
 }
 
 // retryAfter carries a provider error and the wait it asked for, so the
