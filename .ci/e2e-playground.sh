@@ -65,6 +65,7 @@ fi
 
 apt_updated=""
 apt_install() {
+  echo "installing $* (Debian apt-get; on a fresh machine this takes a few minutes)"
   if [[ -z "$apt_updated" ]]; then
     timeout 600 apt-get update -qq >/dev/null 2>&1 || return 1
     apt_updated=1
@@ -81,6 +82,7 @@ fi
 node_major="$(node -p 'process.versions.node.split(".")[0]')"
 if (( node_major < 20 )); then skip "node $node_major is too old (playwright-core needs >= 20)"; fi
 npm_err="$(mktemp)"
+echo "installing the Agents Playground and playwright-core (npm ci, pinned by package-lock.json)"
 if ! (cd "$E2E" && timeout 600 npm ci --no-audit --no-fund --loglevel=error >/dev/null 2>"$npm_err"); then
   why="$(grep -m1 -iE 'err|fetch|network' "$npm_err" | head -c 200 || true)"
   rm -f "$npm_err"
