@@ -28,6 +28,10 @@ type bench struct {
 	// replicas are the gatebots the bench started (none with --target or
 	// --reference).
 	replicas []*replica
+	// prefix is the run's Redis key prefix.
+	prefix string
+	// soakRun is the soak scenario's account (nil for the others).
+	soakRun *soakState
 
 	mu       sync.Mutex
 	gates    []*gateResult
@@ -48,6 +52,7 @@ var scenarios = map[string]func(*bench, context.Context){
 	"conn-down": (*bench).connDown,
 	"echo":      (*bench).echoTurns,
 	"api":       (*bench).api,
+	"soak":      (*bench).soak,
 }
 
 // workers runs fn for conversations from..N-1 in parallel until --gates
@@ -231,11 +236,12 @@ var describe = map[string]string{
 	"conn-down": "conversation 0's Bot Connector answers 503 (--down-mode down) or 403 (refuse) for the whole run while conversations 1..N-1 run the flow.",
 	"echo":      "authenticated `help` turns at --rate messages/s spread over --conversations (default ~1 msg/s each) for --duration; measures turn ack and reply latency.",
 	"api":       "gates opened with POST /api/v1/gates and a token from `gatebot token create`; each card is a new channel thread, approved there like the flow.",
+	"soak":      "for --duration (default 10m): help turns over --conversations (default 500, ~1 msg/s each), Teams gates at --gate-rate and API gates at --api-rate, all at once; samples gatebot's RSS, goroutines and heap (/metrics), Redis memory and the run's keys every --sample-every and judges their growth from the first window after --warmup to the last (--max-growth); short --retention.",
 }
 
 func scenarioHelp() string {
 	s := ""
-	for _, name := range []string{"flow", "hang", "conn-down", "echo", "api"} {
+	for _, name := range []string{"flow", "hang", "conn-down", "echo", "api", "soak"} {
 		s += fmt.Sprintf("  %-10s %s\n", name, describe[name])
 	}
 	return s

@@ -49,6 +49,9 @@ type configParams struct {
 	PollEvery   time.Duration
 	// Engine is the engine: section (leases), nil for serve's defaults.
 	Engine map[string]any
+	// Approvals is the approvals: section (retention), nil for serve's
+	// defaults.
+	Approvals map[string]any
 }
 
 // gatebotConfig renders a gatebot config: auth on against the fake IdP,
@@ -84,6 +87,9 @@ func gatebotConfig(p configParams) ([]byte, error) {
 	}
 	if p.Engine != nil {
 		cfg["engine"] = p.Engine
+	}
+	if p.Approvals != nil {
+		cfg["approvals"] = p.Approvals
 	}
 	return yaml.Marshal(cfg)
 }
