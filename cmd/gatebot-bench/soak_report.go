@@ -39,9 +39,11 @@ type growthVerdict struct {
 	Allowed float64 `json:"allowed"`
 	// Judged is false for a measure that is shown, not judged (a shared
 	// Redis server, keys that grow by design until their TTL).
-	Judged bool   `json:"judged"`
-	OK     bool   `json:"ok"`
-	Note   string `json:"note,omitempty"`
+	Judged bool `json:"judged"`
+	OK     bool `json:"ok"`
+	// Bound marks a check of First ≤ Last rather than of growth.
+	Bound bool   `json:"bound,omitempty"`
+	Note  string `json:"note,omitempty"`
 }
 
 // judgeGrowth is the verdict on one measure: it fails if either window has
@@ -231,7 +233,8 @@ func soakVerdicts(first, last []soakSample, j soakJudging) []growthVerdict {
 	}
 	if len(last) > 0 {
 		n := int64(last[len(last)-1].Keys["seen"])
-		v := growthVerdict{Measure: "dedupe markers ≤ messages sent", First: float64(n), Last: float64(j.messages), Judged: true, OK: n <= j.messages}
+		v := growthVerdict{Measure: "dedupe markers ≤ messages sent", First: float64(n), Last: float64(j.messages), Judged: true, OK: n <= j.messages, Bound: true,
+			Note: "one marker per message activity at most"}
 		vs = append(vs, v)
 	}
 	for _, k := range memberNames(first, last) {
@@ -263,7 +266,9 @@ func (sr *soakReport) fail(rep *report) {
 	var f []string
 	for _, v := range sr.Verdicts {
 		if v.Judged && !v.OK {
-			if v.Note != "" {
+			if v.Bound {
+				f = append(f, fmt.Sprintf("%s: %.0f > %.0f", v.Measure, v.First, v.Last))
+			} else if v.Note != "" {
 				f = append(f, fmt.Sprintf("%s: %s", v.Measure, v.Note))
 			} else {
 				f = append(f, fmt.Sprintf("%s grew %.1f (%.1f → %.1f; allowed %.1f)", v.Measure, v.Growth, v.First, v.Last, v.Allowed))
@@ -361,6 +366,10 @@ func (sr *soakReport) write(w io.Writer) {
 			state = "shown"
 		case !v.OK:
 			state = "FAIL"
+		}
+		if v.Bound {
+			fmt.Fprintf(vw, "  %s\t%.0f ≤ %.0f\t\t%s\t%s\n", v.Measure, v.First, v.Last, state, v.Note)
+			continue
 		}
 		fmt.Fprintf(vw, "  %s\t%.1f → %.1f\t%+.1f (allowed %.1f)\t%s\t%s\n", v.Measure, v.First, v.Last, v.Growth, v.Allowed, state, v.Note)
 	}
