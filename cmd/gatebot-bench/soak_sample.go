@@ -32,6 +32,11 @@ type soakSample struct {
 	// Members is the length of each of the store's other keys (indexes,
 	// schedules, queues, outbox, audit), by name after the prefix.
 	Members map[string]int64 `json:"members"`
+	// KeyKiB is the memory of the run's keys by class as MEMORY USAGE
+	// counts it ("other": the structures), dedupe markers not measured
+	// (too many; they grow by design): a figure of gatebot's own data that
+	// neither a shared server nor Redis' hash-table doubling blurs.
+	KeyKiB map[string]float64 `json:"key_kib"`
 
 	EchoOK   int64 `json:"echo_replied"`
 	EchoFail int64 `json:"echo_failed"`
@@ -149,7 +154,7 @@ func (s *sampler) note(msg string) {
 func (s *sampler) record(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, 8*time.Second)
 	defer cancel()
-	x := soakSample{T: time.Since(s.st.start).Seconds(), Keys: map[string]int{}, Members: map[string]int64{}}
+	x := soakSample{T: time.Since(s.st.start).Seconds(), Keys: map[string]int{}, Members: map[string]int64{}, KeyKiB: map[string]float64{}}
 	var errs []string
 	if s.pid > 0 {
 		if p, err := readProc(s.pid); err != nil {
@@ -228,21 +233,52 @@ func (s *sampler) redis(ctx context.Context, x *soakSample) error {
 	}
 	used, keys := parseRedisInfo(info)
 	x.RedisMiB, x.RedisKeys = float64(used)/(1<<20), keys
-	var structs []string
+	var structs, measured []string
 	iter := s.rdb.Scan(ctx, 0, s.prefix+"*", 1000).Iterator()
 	for iter.Next(ctx) {
 		k := strings.TrimPrefix(iter.Val(), s.prefix)
-		if c := keyClass(k); c != "" {
+		switch c := keyClass(k); c {
+		case "seen":
 			x.Keys[c]++
-		} else {
+		case "":
 			x.Keys["other"]++
 			structs = append(structs, k)
+			measured = append(measured, k)
+		default:
+			x.Keys[c]++
+			measured = append(measured, k)
 		}
 	}
 	if err := iter.Err(); err != nil {
 		return err
 	}
+	if err := s.memory(ctx, measured, x.KeyKiB); err != nil {
+		return err
+	}
 	return s.lengths(ctx, structs, x.Members)
+}
+
+// memory adds each key's MEMORY USAGE (every element counted) to its
+// class in into, in KiB. A key gone since the scan counts 0.
+func (s *sampler) memory(ctx context.Context, keys []string, into map[string]float64) error {
+	cmds := make([]*redis.IntCmd, len(keys))
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, k := range keys {
+			cmds[i] = p.MemoryUsage(ctx, s.prefix+k, 0)
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return err
+	}
+	for i, k := range keys {
+		c := keyClass(k)
+		if c == "" {
+			c = "other"
+		}
+		into[c] += float64(cmds[i].Val()) / 1024
+	}
+	return nil
 }
 
 // lengths stores each structure's length (ZCARD, HLEN, XLEN, LLEN, SCARD;

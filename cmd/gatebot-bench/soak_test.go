@@ -46,8 +46,9 @@ func TestJudgeGrowth(t *testing.T) {
 }
 
 // sample builds a soak sample with the given readings.
-func sample(rss, gor, redisMiB float64, keys map[string]int, members map[string]int64) soakSample {
-	return soakSample{RSSMiB: rss, HeapMiB: 8, Goroutines: gor, RedisMiB: redisMiB, Keys: keys, Members: members}
+func sample(rss, gor, keysKiB float64, keys map[string]int, members map[string]int64) soakSample {
+	return soakSample{RSSMiB: rss, HeapMiB: 8, Goroutines: gor, RedisMiB: 50, Keys: keys, Members: members,
+		KeyKiB: map[string]float64{"g": keysKiB, "posting": float64(keys["posting"]) / 10}}
 }
 
 // TestSoakVerdicts: which measures are judged, which only shown, and what
@@ -102,24 +103,23 @@ func TestSoakVerdicts(t *testing.T) {
 			wantFail: []string{"length of ix:all"},
 		},
 		{
-			name:  "Redis growth explained by markers",
-			first: []soakSample{sample(30, 40, 10, map[string]int{"seen": 0}, nil)},
-			last:  []soakSample{sample(30, 40, 30, map[string]int{"seen": 200000}, nil)}, // 200k × 100 B ≈ 19 MiB
-			j:     soakJudging{share: 0.1, seenBytes: 100, messages: 200000},
+			name:     "gate records grow in Redis",
+			first:    []soakSample{sample(30, 40, 800, nil, nil)},
+			last:     []soakSample{sample(30, 40, 2000, nil, nil)},
+			j:        soakJudging{share: 0.1},
+			wantFail: []string{"Redis memory of the run's keys"},
 		},
 		{
-			name:     "Redis growth not explained",
-			first:    []soakSample{sample(30, 40, 10, map[string]int{"seen": 0}, nil)},
-			last:     []soakSample{sample(30, 40, 30, map[string]int{"seen": 1000}, nil)},
-			j:        soakJudging{share: 0.1, seenBytes: 100, messages: 1000},
-			wantFail: []string{"Redis used MiB, less dedupe markers"},
+			name:     "posting leases' memory is not judged while they grow by design",
+			first:    []soakSample{sample(30, 40, 800, map[string]int{"posting": 100}, nil)},
+			last:     []soakSample{sample(30, 40, 800, map[string]int{"posting": 40000}, nil)}, // +4000 KiB of leases
+			j:        soakJudging{share: 0.1, postingByDesign: true},
+			wantShow: []string{"seen keys", "posting keys"},
 		},
 		{
-			name:     "a shared server is shown, not judged",
-			first:    []soakSample{sample(30, 40, 10, nil, nil)},
-			last:     []soakSample{sample(30, 40, 300, nil, nil)},
-			j:        soakJudging{share: 0.1, shared: true},
-			wantShow: []string{"Redis used MiB, less dedupe markers", "seen keys"},
+			name:  "a shared server's memory is shown, not judged",
+			first: []soakSample{sample(30, 40, 800, nil, nil)}, last: []soakSample{sample(30, 40, 800, nil, nil)},
+			j: soakJudging{share: 0.1, shared: true},
 		},
 	}
 	for _, tt := range tests {
@@ -138,9 +138,9 @@ func TestSoakVerdicts(t *testing.T) {
 			if !sameSet(failed, tt.wantFail) {
 				t.Errorf("failed %q, want %q", failed, tt.wantFail)
 			}
-			want := tt.wantShow
-			if want == nil {
-				want = []string{"seen keys"}
+			want := append([]string{"Redis used_memory"}, tt.wantShow...)
+			if tt.wantShow == nil {
+				want = append(want, "seen keys")
 			}
 			if !sameSet(shownOnly, want) {
 				t.Errorf("shown only %q, want %q", shownOnly, want)
