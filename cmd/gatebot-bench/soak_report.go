@@ -18,9 +18,9 @@ import (
 const (
 	floorMiB        = 4    // RSS, heap in use
 	floorKiB        = 1024 // the run's keys' memory in Redis
-	floorGoroutines = 20 // goroutines
-	floorKeys       = 50 // keys under the prefix
-	floorMembers    = 50 // members of one index, schedule, queue or stream
+	floorGoroutines = 20   // goroutines, file descriptors
+	floorKeys       = 50   // keys under the prefix
+	floorMembers    = 50   // members of one index, schedule, queue or stream
 	// sharedKeysSlack is how many keys not the run's a Redis server may
 	// hold and still count as dedicated to the soak.
 	sharedKeysSlack = 10
@@ -142,7 +142,11 @@ func (b *bench) soakReport(rep *report) {
 	first, last := sr.window(from, to), sr.window(end-w.window.Seconds(), end+1)
 	if n := len(sr.Samples); n > 0 {
 		lastS := sr.Samples[n-1]
-		sr.SharedRedis = lastS.RedisKeys-int64(lastS.keysBut()) > sharedKeysSlack
+		// Judged at the first sample, before the load: later the server's
+		// count includes expired keys not yet reclaimed, and SCAN races
+		// the writes.
+		s0 := sr.Samples[0]
+		sr.SharedRedis = s0.RedisKeys-int64(s0.keysBut()) > sharedKeysSlack
 		if lastS.EchoOK > 0 {
 			sr.CPUPerTurnBound = lastS.CPU * 1000 / float64(lastS.EchoOK)
 		}
@@ -215,7 +219,11 @@ func soakVerdicts(first, last []soakSample, j soakJudging) []growthVerdict {
 	vs := []growthVerdict{
 		judge("gatebot RSS MiB", floorMiB, func(s soakSample) float64 { return s.RSSMiB }),
 		judge("gatebot heap in use MiB", floorMiB, func(s soakSample) float64 { return s.HeapMiB }),
-		judge("gatebot goroutines", floorGoroutines, func(s soakSample) float64 { return s.Goroutines }),
+		shown(judge("gatebot goroutines", floorGoroutines, func(s soakSample) float64 { return s.Goroutines }),
+			"not judged alone: one per open inbound connection, which the bench's client opens and gatebot closes after 2m idle"),
+		shown(judge("inbound connections", floorGoroutines, func(s soakSample) float64 { return float64(s.Conns) }), "not judged: the bench's doing"),
+		judge("gatebot goroutines less inbound connections", floorGoroutines, func(s soakSample) float64 { return s.Goroutines - float64(s.Conns) }),
+		judge("gatebot open files less inbound connections", floorGoroutines, func(s soakSample) float64 { return float64(s.FDs - s.Conns) }),
 	}
 	note := "not judged: includes the dedupe markers (TTL 24h) and the server's hash tables, which double in steps"
 	if j.shared {
@@ -351,7 +359,7 @@ func (sr *soakReport) write(w io.Writer) {
 	}
 	fmt.Fprintf(w, "CPU: %.2f cores in the first window, %.2f in the last; ≤ %.3f ms per help turn, ≤ %.1f ms per gate (all CPU counted against each)\n",
 		sr.CoresFirst, sr.CoresLast, sr.CPUPerTurnBound, sr.CPUPerGateBound)
-	fmt.Fprintln(tw, "t s\tRSS MiB\theap MiB\tgoroutines\tRedis MiB\tkeys KiB\tkeys\tseen\tposting\tg\tix:all\taudit\tCPU %\treplies/s\tgates/s\t")
+	fmt.Fprintln(tw, "t s\tRSS MiB\theap MiB\tgoroutines\tconns\tRedis MiB\tkeys KiB\tkeys\tseen\tposting\tg\tix:all\taudit\tCPU %\treplies/s\tgates/s\t")
 	var prev *soakSample
 	for _, s := range sr.rows() {
 		rates := "-\t-\t-"
@@ -359,7 +367,7 @@ func (sr *soakReport) write(w io.Writer) {
 			dt := s.T - prev.T
 			rates = fmt.Sprintf("%.0f\t%.0f\t%.2f", 100*(s.CPU-prev.CPU)/dt, float64(s.EchoOK-prev.EchoOK)/dt, float64(s.GatesOK-prev.GatesOK)/dt)
 		}
-		fmt.Fprintf(tw, "%.0f\t%.1f\t%.1f\t%.0f\t%.1f\t%.0f\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t\n", s.T, s.RSSMiB, s.HeapMiB, s.Goroutines, s.RedisMiB, sumBut(s.KeyKiB),
+		fmt.Fprintf(tw, "%.0f\t%.1f\t%.1f\t%.0f\t%d\t%.1f\t%.0f\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t\n", s.T, s.RSSMiB, s.HeapMiB, s.Goroutines, s.Conns, s.RedisMiB, sumBut(s.KeyKiB),
 			s.keysBut(), s.Keys["seen"], s.Keys["posting"], s.Keys["g"], s.Members["ix:all"], s.Members["audit"], rates)
 		prev = &s
 	}

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -19,8 +21,14 @@ type soakSample struct {
 	RSSMiB     float64 `json:"rss_mib"`
 	CPU        float64 `json:"cpu_s"` // gatebot's CPU since the driving phase began
 	Goroutines float64 `json:"goroutines"`
-	HeapMiB    float64 `json:"heap_inuse_mib"`
-	RedisMiB   float64 `json:"redis_used_mib"`
+	// Conns counts the established TCP connections to gatebot's listener
+	// (the bench's keep-alive connections: net/http serves each with one
+	// goroutine while idle, and closes it after serve's 2m IdleTimeout).
+	Conns int `json:"inbound_conns"`
+	// FDs counts gatebot's open file descriptors.
+	FDs      int     `json:"fds"`
+	HeapMiB  float64 `json:"heap_inuse_mib"`
+	RedisMiB float64 `json:"redis_used_mib"`
 	// RedisKeys counts the keys of every database of the server, the
 	// run's and anyone else's.
 	RedisKeys int64 `json:"redis_keys"`
@@ -92,6 +100,7 @@ type sampler struct {
 	cpu0   time.Duration
 	rdb    *redis.Client
 	prefix string
+	port   int // gatebot's listen port
 	http   *http.Client
 }
 
@@ -101,6 +110,9 @@ func newSampler(b *bench, st *soakState) (*sampler, error) {
 		return nil, err
 	}
 	s := &sampler{b: b, st: st, rdb: redis.NewClient(opt), prefix: b.prefix, http: &http.Client{Timeout: 5 * time.Second}}
+	if u, err := url.Parse(b.gatebotURL); err == nil {
+		s.port, _ = strconv.Atoi(u.Port())
+	}
 	if len(b.replicas) > 0 {
 		s.pid = b.replicas[0].proc.cmd.Process.Pid
 	} else {
@@ -162,6 +174,15 @@ func (s *sampler) record(ctx context.Context) {
 		} else {
 			x.RSSMiB, x.CPU = float64(p.RSS)/(1<<20), (p.CPU - s.cpu0).Seconds()
 		}
+		if fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", s.pid)); err == nil {
+			x.FDs = len(fds)
+		}
+	}
+	if n, err := inboundConns(s.port); err != nil {
+		errs = append(errs, "conns")
+		s.note("conns: " + err.Error())
+	} else {
+		x.Conns = n
 	}
 	if m, err := s.metrics(ctx); err != nil {
 		errs = append(errs, "metrics")
@@ -382,4 +403,35 @@ func (s *sampler) close() {
 	s.st.seenBytes = bpk
 	s.st.mu.Unlock()
 	_ = s.rdb.Close()
+}
+
+// inboundConns counts the established TCP connections whose local port is
+// port, from /proc/net/tcp and tcp6.
+func inboundConns(port int) (int, error) {
+	n := 0
+	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				continue
+			}
+			return 0, err
+		}
+		n += countEstablished(string(b), port)
+	}
+	return n, nil
+}
+
+// countEstablished counts the lines of a /proc/net/tcp table in state 01
+// (ESTABLISHED) with local port port.
+func countEstablished(table string, port int) int {
+	want := fmt.Sprintf(":%04X", port)
+	n := 0
+	for _, line := range strings.Split(table, "\n") {
+		f := strings.Fields(line)
+		if len(f) > 3 && f[3] == "01" && strings.HasSuffix(f[1], want) {
+			n++
+		}
+	}
+	return n
 }
