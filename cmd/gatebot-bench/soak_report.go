@@ -220,10 +220,11 @@ func soakVerdicts(first, last []soakSample, j soakJudging) []growthVerdict {
 		judge("gatebot RSS MiB", floorMiB, func(s soakSample) float64 { return s.RSSMiB }),
 		judge("gatebot heap in use MiB", floorMiB, func(s soakSample) float64 { return s.HeapMiB }),
 		shown(judge("gatebot goroutines", floorGoroutines, func(s soakSample) float64 { return s.Goroutines }),
-			"not judged alone: one per open inbound connection, which the bench's client opens and gatebot closes after 2m idle"),
-		shown(judge("inbound connections", floorGoroutines, func(s soakSample) float64 { return float64(s.Conns) }), "not judged: the bench's doing"),
-		judge("gatebot goroutines less inbound connections", floorGoroutines, func(s soakSample) float64 { return s.Goroutines - float64(s.Conns) }),
-		judge("gatebot open files less inbound connections", floorGoroutines, func(s soakSample) float64 { return float64(s.FDs - s.Conns) }),
+			"not judged alone: it follows the open connections (one goroutine per inbound, two per outbound HTTP)"),
+		shown(judge("gatebot TCP connections", floorGoroutines, func(s soakSample) float64 { return float64(s.Sockets) }),
+			"not judged: keep-alive connections the load's bursts open (closed after 2m idle inbound, 90s outbound)"),
+		judge("gatebot goroutines less connection goroutines", floorGoroutines, func(s soakSample) float64 { return s.Goroutines - float64(s.Conns+2*s.OutConns) }),
+		judge("gatebot open files less TCP connections", floorGoroutines, func(s soakSample) float64 { return float64(s.FDs - s.Sockets) }),
 	}
 	note := "not judged: includes the dedupe markers (TTL 24h) and the server's hash tables, which double in steps"
 	if j.shared {
@@ -367,7 +368,7 @@ func (sr *soakReport) write(w io.Writer) {
 			dt := s.T - prev.T
 			rates = fmt.Sprintf("%.0f\t%.0f\t%.2f", 100*(s.CPU-prev.CPU)/dt, float64(s.EchoOK-prev.EchoOK)/dt, float64(s.GatesOK-prev.GatesOK)/dt)
 		}
-		fmt.Fprintf(tw, "%.0f\t%.1f\t%.1f\t%.0f\t%d\t%.1f\t%.0f\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t\n", s.T, s.RSSMiB, s.HeapMiB, s.Goroutines, s.Conns, s.RedisMiB, sumBut(s.KeyKiB),
+		fmt.Fprintf(tw, "%.0f\t%.1f\t%.1f\t%.0f\t%d\t%.1f\t%.0f\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t\n", s.T, s.RSSMiB, s.HeapMiB, s.Goroutines, s.Sockets, s.RedisMiB, sumBut(s.KeyKiB),
 			s.keysBut(), s.Keys["seen"], s.Keys["posting"], s.Keys["g"], s.Members["ix:all"], s.Members["audit"], rates)
 		prev = &s
 	}

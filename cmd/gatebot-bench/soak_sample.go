@@ -21,10 +21,17 @@ type soakSample struct {
 	RSSMiB     float64 `json:"rss_mib"`
 	CPU        float64 `json:"cpu_s"` // gatebot's CPU since the driving phase began
 	Goroutines float64 `json:"goroutines"`
-	// Conns counts the established TCP connections to gatebot's listener
+	// Conns counts gatebot's established TCP connections to its listener
 	// (the bench's keep-alive connections: net/http serves each with one
-	// goroutine while idle, and closes it after serve's 2m IdleTimeout).
+	// goroutine, closed after serve's 2m IdleTimeout).
 	Conns int `json:"inbound_conns"`
+	// OutConns counts gatebot's established HTTP connections to the
+	// fakes (Connector, IdP, provider): its client keeps each idle one
+	// for 90 s with two goroutines (read and write loop).
+	OutConns int `json:"outbound_http_conns"`
+	// Sockets counts all of gatebot's established TCP connections
+	// (Redis included).
+	Sockets int `json:"tcp_conns"`
 	// FDs counts gatebot's open file descriptors.
 	FDs      int     `json:"fds"`
 	HeapMiB  float64 `json:"heap_inuse_mib"`
@@ -94,14 +101,15 @@ func keyClass(k string) string {
 
 // sampler reads gatebot's /proc entry and /metrics and the Redis server.
 type sampler struct {
-	b      *bench
-	st     *soakState
-	pid    int
-	cpu0   time.Duration
-	rdb    *redis.Client
-	prefix string
-	port   int // gatebot's listen port
-	http   *http.Client
+	b         *bench
+	st        *soakState
+	pid       int
+	cpu0      time.Duration
+	rdb       *redis.Client
+	prefix    string
+	port      int // gatebot's listen port
+	fakesPort int // the fakes' port
+	http      *http.Client
 }
 
 func newSampler(b *bench, st *soakState) (*sampler, error) {
@@ -112,6 +120,9 @@ func newSampler(b *bench, st *soakState) (*sampler, error) {
 	s := &sampler{b: b, st: st, rdb: redis.NewClient(opt), prefix: b.prefix, http: &http.Client{Timeout: 5 * time.Second}}
 	if u, err := url.Parse(b.gatebotURL); err == nil {
 		s.port, _ = strconv.Atoi(u.Port())
+	}
+	if u, err := url.Parse(b.teams.serviceURL); err == nil {
+		s.fakesPort, _ = strconv.Atoi(u.Port())
 	}
 	if len(b.replicas) > 0 {
 		s.pid = b.replicas[0].proc.cmd.Process.Pid
@@ -178,11 +189,13 @@ func (s *sampler) record(ctx context.Context) {
 			x.FDs = len(fds)
 		}
 	}
-	if n, err := inboundConns(s.port); err != nil {
-		errs = append(errs, "conns")
-		s.note("conns: " + err.Error())
-	} else {
-		x.Conns = n
+	if s.pid > 0 {
+		if c, err := gatebotConns(s.pid, s.port, s.fakesPort); err != nil {
+			errs = append(errs, "conns")
+			s.note("conns: " + err.Error())
+		} else {
+			x.Conns, x.OutConns, x.Sockets = c.in, c.out, c.all
+		}
 	}
 	if m, err := s.metrics(ctx); err != nil {
 		errs = append(errs, "metrics")
@@ -405,33 +418,60 @@ func (s *sampler) close() {
 	_ = s.rdb.Close()
 }
 
-// inboundConns counts the established TCP connections whose local port is
-// port, from /proc/net/tcp and tcp6.
-func inboundConns(port int) (int, error) {
-	n := 0
+// connCount is gatebot's established TCP connections by kind.
+type connCount struct{ in, out, all int }
+
+// gatebotConns counts process pid's established TCP connections: to its
+// listen port (in), to the fakes' port (out) and all, matching the socket
+// inodes of /proc/<pid>/fd with /proc/net/tcp and tcp6.
+func gatebotConns(pid, listen, fakes int) (connCount, error) {
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		return connCount{}, err
+	}
+	inodes := map[string]bool{}
+	for _, fd := range fds {
+		link, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name()))
+		if ino, ok := strings.CutPrefix(link, "socket:["); err == nil && ok {
+			inodes[strings.TrimSuffix(ino, "]")] = true
+		}
+	}
+	var c connCount
 	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
 		b, err := os.ReadFile(f)
 		if err != nil {
 			if errors.Is(err, os.ErrNotExist) {
 				continue
 			}
-			return 0, err
+			return c, err
 		}
-		n += countEstablished(string(b), port)
+		c = c.add(countConns(string(b), inodes, listen, fakes))
 	}
-	return n, nil
+	return c, nil
 }
 
-// countEstablished counts the lines of a /proc/net/tcp table in state 01
-// (ESTABLISHED) with local port port.
-func countEstablished(table string, port int) int {
-	want := fmt.Sprintf(":%04X", port)
-	n := 0
+func (c connCount) add(d connCount) connCount {
+	return connCount{in: c.in + d.in, out: c.out + d.out, all: c.all + d.all}
+}
+
+// countConns counts the ESTABLISHED (state 01) lines of a /proc/net/tcp
+// table whose socket inode is in inodes: local port listen (in), remote
+// port fakes (out), and all of them.
+func countConns(table string, inodes map[string]bool, listen, fakes int) connCount {
+	in, out := fmt.Sprintf(":%04X", listen), fmt.Sprintf(":%04X", fakes)
+	var c connCount
 	for _, line := range strings.Split(table, "\n") {
 		f := strings.Fields(line)
-		if len(f) > 3 && f[3] == "01" && strings.HasSuffix(f[1], want) {
-			n++
+		if len(f) < 10 || f[3] != "01" || !inodes[f[9]] {
+			continue
+		}
+		c.all++
+		switch {
+		case strings.HasSuffix(f[1], in):
+			c.in++
+		case strings.HasSuffix(f[2], out):
+			c.out++
 		}
 	}
-	return n
+	return c
 }

@@ -94,20 +94,20 @@ func TestSoakVerdicts(t *testing.T) {
 			name:  "RSS and goroutines leak",
 			first: []soakSample{sample(30, 40, 10, nil, nil)}, last: []soakSample{sample(40, 100, 10, nil, nil)},
 			j:        soakJudging{share: 0.1},
-			wantFail: []string{"gatebot RSS MiB", "gatebot goroutines less inbound connections"},
+			wantFail: []string{"gatebot RSS MiB", "gatebot goroutines less connection goroutines"},
 		},
 		{
 			name:  "goroutines that follow the bench's connections",
-			first: []soakSample{{RSSMiB: 30, Goroutines: 190, Conns: 170, FDs: 180}},
-			last:  []soakSample{{RSSMiB: 30, Goroutines: 315, Conns: 296, FDs: 306}},
+			first: []soakSample{{RSSMiB: 30, Goroutines: 190, Conns: 100, OutConns: 35, Sockets: 145, FDs: 155}},
+			last:  []soakSample{{RSSMiB: 30, Goroutines: 315, Conns: 165, OutConns: 75, Sockets: 250, FDs: 261}},
 			j:     soakJudging{share: 0.1},
 		},
 		{
 			name:     "open files leak",
-			first:    []soakSample{{RSSMiB: 30, Goroutines: 40, Conns: 20, FDs: 30}},
-			last:     []soakSample{{RSSMiB: 30, Goroutines: 40, Conns: 20, FDs: 130}},
+			first:    []soakSample{{RSSMiB: 30, Goroutines: 40, Conns: 20, Sockets: 25, FDs: 30}},
+			last:     []soakSample{{RSSMiB: 30, Goroutines: 40, Conns: 20, Sockets: 25, FDs: 130}},
 			j:        soakJudging{share: 0.1},
-			wantFail: []string{"gatebot open files less inbound connections"},
+			wantFail: []string{"gatebot open files less TCP connections"},
 		},
 		{
 			name:  "an index not pruned",
@@ -151,7 +151,7 @@ func TestSoakVerdicts(t *testing.T) {
 			if !sameSet(failed, tt.wantFail) {
 				t.Errorf("failed %q, want %q", failed, tt.wantFail)
 			}
-			want := append([]string{"Redis used_memory", "gatebot goroutines", "inbound connections"}, tt.wantShow...)
+			want := append([]string{"Redis used_memory", "gatebot goroutines", "gatebot TCP connections"}, tt.wantShow...)
 			if tt.wantShow == nil {
 				want = append(want, "seen keys")
 			}
@@ -288,18 +288,22 @@ func TestSoakFlags(t *testing.T) {
 	}
 }
 
-func TestCountEstablished(t *testing.T) {
+func TestCountConns(t *testing.T) {
 	t.Parallel()
 	table := `  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
-   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0000000000000000 100 0 0 10 0
-   1: 0100007F:1F90 0100007F:C350 01 00000000:00000000 00:00000000 00000000     0        0 2 1 0000000000000000 20 4 30 10 -1
-   2: 0100007F:C350 0100007F:1F90 01 00000000:00000000 00:00000000 00000000     0        0 3 1 0000000000000000 20 4 30 10 -1
+   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 11 1 0000000000000000 100 0 0 10 0
+   1: 0100007F:1F90 0100007F:C350 01 00000000:00000000 00:00000000 00000000     0        0 12 1 0000000000000000 20 4 30 10 -1
+   2: 0100007F:C350 0100007F:1F90 01 00000000:00000000 00:00000000 00000000     0        0 13 1 0000000000000000 20 4 30 10 -1
    3: 0100007F:1F90 0100007F:C351 06 00000000:00000000 03:00000000 00000000     0        0 0 3 0000000000000000
-   4: 0100007F:1F90 0100007F:C352 01 00000000:00000000 00:00000000 00000000     0        0 4 1 0000000000000000 20 4 30 10 -1
+   4: 0100007F:1F90 0100007F:C352 01 00000000:00000000 00:00000000 00000000     0        0 14 1 0000000000000000 20 4 30 10 -1
+   5: 0100007F:C360 0100007F:2328 01 00000000:00000000 00:00000000 00000000     0        0 15 1 0000000000000000 20 4 30 10 -1
+   6: 0100007F:C361 0100007F:18EB 01 00000000:00000000 00:00000000 00000000     0        0 16 1 0000000000000000 20 4 30 10 -1
 `
-	// Port 8080 (1F90): two established inbound; the listener, the
-	// client's end and a TIME_WAIT are not counted.
-	if n := countEstablished(table, 8080); n != 2 {
-		t.Fatalf("countEstablished = %d, want 2", n)
+	// gatebot (sockets 11, 12, 14, 15, 16) listens on 8080 (1F90); the
+	// fakes are on 9000 (2328), Redis on 6379 (18EB). Socket 13 is the
+	// bench's end, 0 a TIME_WAIT, 11 the listener.
+	mine := map[string]bool{"11": true, "12": true, "14": true, "15": true, "16": true}
+	if got, want := countConns(table, mine, 8080, 9000), (connCount{in: 2, out: 1, all: 4}); got != want {
+		t.Fatalf("countConns = %+v, want %+v", got, want)
 	}
 }
