@@ -236,7 +236,7 @@ var describe = map[string]string{
 	"conn-down": "conversation 0's Bot Connector answers 503 (--down-mode down) or 403 (refuse) for the whole run while conversations 1..N-1 run the flow.",
 	"echo":      "authenticated `help` turns at --rate messages/s spread over --conversations (default ~1 msg/s each) for --duration; measures turn ack and reply latency.",
 	"api":       "gates opened with POST /api/v1/gates and a token from `gatebot token create`; each card is a new channel thread, approved there like the flow.",
-	"soak":      "for --duration (default 10m): help turns over --conversations (default 500, ~1 msg/s each), Teams gates at --gate-rate and API gates at --api-rate, all at once; samples gatebot's RSS, goroutines and heap (/metrics), Redis memory and the run's keys every --sample-every and judges their growth from the first window after --warmup to the last (--max-growth); short --retention.",
+	"soak":      "for --duration (default 10m): help turns over --conversations (default 1250) at --rate (default 0.4 a second each: Teams' sustained per-conversation rate is 0.45), Teams gates at --gate-rate and API gates at --api-rate, all at once; samples gatebot's RSS, goroutines and heap (/metrics), Redis memory and the run's keys every --sample-every and judges their growth from the first window after --warmup to the last (--max-growth); short --retention.",
 }
 
 func scenarioHelp() string {

@@ -13,10 +13,13 @@ import (
 	"github.com/gatebot/gatebot/cmd/gatebot-bench/internal/fakes"
 )
 
-// Soak defaults: the ten minutes over 500 conversations.
+// Soak defaults: the ten minutes at 500 help turns a second,
+// spread so that no conversation outruns Teams' sustained per-conversation
+// rate (gatebot's pacer: 0.45 sends a second after a burst of 45).
 const (
 	soakDefaultDuration      = 10 * time.Minute
-	soakDefaultConversations = 500
+	soakDefaultConversations = 1250
+	soakDefaultPerConvRate   = 0.4 // help turns a second per conversation
 	// gatebotPostLease is gatebot's card-post lease (handlers.postLease):
 	// its posting:<id> keys live this long whatever the retention, so the
 	// first window of a long soak starts after it.
@@ -40,7 +43,7 @@ type soakOptions struct {
 // register adds the soak flags to fs.
 func (s *soakOptions) register(fs *flag.FlagSet) {
 	fs.Float64Var(&s.gateRate, "gate-rate", 2, "soak: Teams gates opened per second (open, two approvals, trigger, run to succeeded), spread over their own conversations")
-	fs.Float64Var(&s.apiRate, "api-rate", 1, "soak: gates opened per second over the external API (each a channel thread, approved there)")
+	fs.Float64Var(&s.apiRate, "api-rate", 0.4, "soak: gates opened per second over the external API (each a new thread in the one bench channel, whose creates gatebot paces like a conversation's sends, so keep it under 0.45)")
 	fs.DurationVar(&s.sampleEvery, "sample-every", 0, "soak: how often gatebot's RSS, goroutines, heap, Redis memory and keys are sampled (0: 10s, less for short runs)")
 	fs.DurationVar(&s.warmup, "warmup", 0, "soak: start of the first comparison window (0: after gatebot's 4m card-post lease and the retention, at most half the run)")
 	fs.DurationVar(&s.window, "window", 0, "soak: length of the first and the last comparison window (0: 1m, at most a quarter of the run)")
@@ -49,7 +52,7 @@ func (s *soakOptions) register(fs *flag.FlagSet) {
 }
 
 // soakDefaults applies the soak's own defaults to flags not given: a
-// 10-minute run over 500 echo conversations.
+// 10-minute run over 1250 echo conversations at 0.4 turns a second each.
 func (o *options) soakDefaults(fs *flag.FlagSet) {
 	if o.scenario != "soak" {
 		return
@@ -61,6 +64,9 @@ func (o *options) soakDefaults(fs *flag.FlagSet) {
 	}
 	if !set["conversations"] {
 		o.conversations = soakDefaultConversations
+	}
+	if !set["rate"] {
+		o.rate = soakDefaultPerConvRate * float64(o.conversations)
 	}
 }
 

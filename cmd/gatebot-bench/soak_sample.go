@@ -144,6 +144,7 @@ func (s *sampler) loop(ctx context.Context, w soakWindow) {
 	defer tick.Stop()
 	profiled := false
 	for {
+		last := time.Now()
 		s.record(context.WithoutCancel(ctx))
 		if !profiled && s.b.prof != nil && time.Since(s.st.start) >= w.warmup {
 			profiled = true
@@ -151,7 +152,9 @@ func (s *sampler) loop(ctx context.Context, w soakWindow) {
 		}
 		select {
 		case <-ctx.Done():
-			s.record(context.WithoutCancel(ctx))
+			if time.Since(last) > w.every/2 {
+				s.record(context.WithoutCancel(ctx))
+			}
 			return
 		case <-tick.C:
 		}

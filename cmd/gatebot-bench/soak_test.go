@@ -265,8 +265,14 @@ func TestSoakWindows(t *testing.T) {
 func TestSoakFlags(t *testing.T) {
 	t.Parallel()
 	o, err := parseFlags([]string{"--scenario", "soak"}, &bytes.Buffer{})
-	if err != nil || o.duration != soakDefaultDuration || o.conversations != soakDefaultConversations {
-		t.Fatalf("soak defaults: %v, duration %s, conversations %d", err, o.duration, o.conversations)
+	if err != nil || o.duration != soakDefaultDuration || o.conversations != soakDefaultConversations || o.rate != 500 {
+		t.Fatalf("soak defaults: %v, duration %s, conversations %d, rate %g", err, o.duration, o.conversations, o.rate)
+	}
+	if o, _ := parseFlags([]string{"--scenario", "soak", "--conversations", "100"}, &bytes.Buffer{}); o.rate != 40 {
+		t.Fatalf("--conversations 100: rate %g, want 40", o.rate)
+	}
+	if o, _ := parseFlags([]string{"--scenario", "echo"}, &bytes.Buffer{}); o.rate != 0 || o.conversations != 4 {
+		t.Fatalf("the soak changed echo's defaults: rate %g, conversations %d", o.rate, o.conversations)
 	}
 	if a := o.approvalsSection(); a["retention"] != "1m0s" || a["audit_max_age"] != "1m0s" {
 		t.Fatalf("approvals section %v", a)
