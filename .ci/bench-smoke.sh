@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Short gatebot-bench runs for CI: the flow, hang and conn-down scenarios
-# and two replicas with one SIGKILLed mid-flow,
+# Short gatebot-bench runs for CI: the flow, hang and conn-down scenarios,
+# two replicas with one SIGKILLed mid-flow and the fault scenarios,
 # each bounded to a few seconds, against a gatebot built once from this
 # tree with auth on and the real Redis. Asserts exactly-once provider runs
-# (0 missing, 0 duplicate, 0 unexpected), never timings: the figures are
+# (0 missing, 0 duplicate, 0 unexpected) and the fault checks (whose only
+# timing bounds are generous: an outage answer's p99 ≤ 3 s, the other
+# conversations' approve → provider p99 ≤ 1 s); the other figures are
 # printed for the log only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,3 +36,21 @@ bench --scenario conn-down --conversations 3 --gates 6 --duration 15s
 # gate must still run once and end with its final card (the bench's
 # leases: trigger redelivery after 15 s, so settling takes at most 25 s).
 BENCH_TIMEOUT=75 bench --scenario flow --replicas 2 --kill-one-after 1s --conversations 4 --gates 12 --duration 40s
+
+# Faults (issue #14). Conversation 0's Connector fails from its card on for
+# 3 s (429 with Retry-After, 502, connections closed), then recovers: its
+# card's last update must show the run succeeded; the others unaffected.
+for mode in 429 502 unreachable; do
+  bench --scenario conn-down --down-mode "$mode" --down-for 3s --conversations 3 --gates 6 --duration 15s
+done
+# The bench's own redis-server (AOF, fsync always) SIGKILLed 2 s into the
+# flow and restarted 2 s later: no acknowledged click lost, fast "nothing
+# was recorded" answers and API 503s meanwhile, gates after it succeed.
+if command -v redis-server >/dev/null 2>&1; then
+  bench --scenario redis-restart --conversations 3 --gates 30 --restart-after 2s --outage 2s --duration 20s
+else
+  echo "==> redis-server not installed: skipping the redis-restart scenario"
+fi
+# A provider answering 503, one answering 429 twice, one hanging past the
+# provider timeout, next to the flow: bounded calls, one run at most.
+bench --scenario provider-faults --conversations 4 --gates 6 --duration 15s

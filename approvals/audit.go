@@ -38,12 +38,18 @@ type AuditEntry struct {
 }
 
 // Audit stream field names, short because the stream holds many entries.
+// The actor id is stored as afActAAD (the bare object id, read back as
+// aad:<id>) or afActID (a channel user id, or any id entries of layouts
+// before 3 stored, aad: included). An "opened" entry leaves out its to
+// state, always pending. In layout 2 (see compat.go) entries are written
+// the way layout 2 did, ai with aad: and t always.
 const (
 	afGate   = "g"
 	afPipe   = "p"
 	afEvent  = "e"
 	afActor  = "a"
 	afActID  = "ai"
+	afActAAD = "o"
 	afName   = "n"
 	afWhere  = "w"
 	afFrom   = "f"
@@ -57,7 +63,11 @@ func (s *Store) audit(ctx context.Context, p redis.Pipeliner, g *Gate, n auditNo
 	vals := []string{afGate, g.ID, afPipe, g.Pipeline, afEvent, n.event}
 	if n.actor != nil {
 		actor, id := auditActor(*n.actor)
-		vals = append(vals, afActor, actor, afActID, id)
+		if aad, ok := strings.CutPrefix(id, "aad:"); ok && !s.isLegacy() {
+			vals = append(vals, afActor, actor, afActAAD, aad)
+		} else {
+			vals = append(vals, afActor, actor, afActID, id)
+		}
 		if name := n.actor.Name; name != "" && name != actor {
 			vals = append(vals, afName, name)
 		}
@@ -68,7 +78,7 @@ func (s *Store) audit(ctx context.Context, p redis.Pipeliner, g *Gate, n auditNo
 	if n.from != "" {
 		vals = append(vals, afFrom, string(n.from))
 	}
-	if n.to != "" {
+	if n.to != "" && (n.event != "opened" || n.to != StatePending || s.isLegacy()) {
 		vals = append(vals, afTo, string(n.to))
 	}
 	if n.reason != "" {
@@ -176,6 +186,12 @@ func auditEntry(m redis.XMessage) AuditEntry {
 		ID: m.ID, GateID: str(afGate), Pipeline: str(afPipe), Event: str(afEvent),
 		Actor: str(afActor), ActorID: str(afActID), ActorName: str(afName), Where: str(afWhere),
 		From: str(afFrom), To: str(afTo), Reason: str(afReason),
+	}
+	if aad := str(afActAAD); aad != "" {
+		e.ActorID = "aad:" + aad
+	}
+	if e.Event == "opened" && e.To == "" {
+		e.To = string(StatePending)
 	}
 	msPart, _, _ := strings.Cut(m.ID, "-")
 	e.At, _ = parseMs(msPart)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/redis/go-redis/v9"
 )
 
 func TestAuditQuery(t *testing.T) {
@@ -121,4 +122,35 @@ func TestFormatAudit(t *testing.T) {
 	if !strings.Contains(lines[1], `"reason":"not on a Friday"`) || !strings.Contains(lines[1], `"actor_id":"aad:bbbb"`) {
 		t.Errorf("json line lacks fields: %s", lines[1])
 	}
+}
+
+// TestAuditCompactFields: an "opened" entry stores no to state and an
+// Entra actor its bare object id, and both read back as before; entries a
+// layout-2 gatebot wrote (ai with aad:, t pending) read the same.
+func TestAuditCompactFields(t *testing.T) {
+	backends(t, Options{}, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		g := mustCreate(t, e.store, newGate("api", 1, time.Hour))
+		msgs := e.rdb.XRange(ctx, e.store.auditKey(), "-", "+").Val()
+		if len(msgs) != 1 {
+			t.Fatalf("%d audit entries", len(msgs))
+		}
+		if _, ok := msgs[0].Values[afTo]; ok {
+			t.Errorf("opened entry stores its to state: %v", msgs[0].Values)
+		}
+		if v := msgs[0].Values[afActAAD]; v != alice.AADObjectID {
+			t.Errorf("actor object id stored as %v: %v", v, msgs[0].Values)
+		}
+		e.rdb.XAdd(ctx, &redis.XAddArgs{Stream: e.store.auditKey(), Values: []string{afGate, g.ID, afPipe, "api",
+			afEvent, "opened", afActor, alice.UPN, afActID, "aad:" + alice.AADObjectID, afTo, "pending"}})
+		got, err := e.store.Audit(ctx, AuditQuery{User: alice.AADObjectID})
+		if err != nil || len(got) != 2 {
+			t.Fatalf("Audit: %d entries, %v", len(got), err)
+		}
+		for _, a := range got {
+			if a.ActorID != "aad:"+alice.AADObjectID || a.To != "pending" || a.Actor != alice.UPN || a.GateID != g.ID {
+				t.Errorf("entry read back as %+v", a)
+			}
+		}
+	})
 }

@@ -224,3 +224,18 @@ func triggerCounts(tb testing.TB, e *env) map[string]int {
 	}
 	return out
 }
+
+// indexed returns how many entries the list index sets of a query hold.
+func indexed(tb testing.TB, e *env, pipeline string, st State) int64 {
+	tb.Helper()
+	ctx := context.Background()
+	refs, err := e.store.indexes(ctx, pipeline, st)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var n int64
+	for _, r := range refs {
+		n += e.rdb.ZCard(ctx, r.key).Val()
+	}
+	return n
+}

@@ -25,9 +25,9 @@ type ListQuery struct {
 var ErrBadCursor = errors.New("invalid list cursor")
 
 // List returns gates newest first and the cursor of the next page ("" when
-// this page is the last). It reads one sorted-set index (all gates, by
-// pipeline, by state, or by both), never scanning the key space; index
-// entries whose gate record has expired are pruned on the way.
+// this page is the last). It reads the index sets the query names (see
+// index.go) newest first and merges them, never scanning the key space;
+// index entries whose gate record has expired are pruned on the way.
 func (s *Store) List(ctx context.Context, q ListQuery) ([]*Gate, string, error) {
 	limit := q.Limit
 	switch {
@@ -36,87 +36,59 @@ func (s *Store) List(ctx context.Context, q ListQuery) ([]*Gate, string, error) 
 	case limit > 500:
 		limit = 500
 	}
-	key := s.ixAll()
-	switch {
-	case q.Pipeline != "" && q.State != "":
-		key = s.ixPipelineState(q.Pipeline, q.State)
-	case q.Pipeline != "":
-		key = s.ixPipeline(q.Pipeline)
-	case q.State != "":
-		key = s.ixState(q.State)
-	}
-	maxScore, curID := "+inf", ""
-	var curScore float64
+	at := listPos{max: "+inf"}
 	if q.Cursor != "" {
 		sc, id, ok := strings.Cut(q.Cursor, ":")
 		f, err := strconv.ParseFloat(sc, 64)
 		if !ok || err != nil || id == "" {
 			return nil, "", ErrBadCursor
 		}
-		maxScore, curScore, curID = sc, f, id
+		at = listPos{max: sc, score: f, id: id}
 	}
-	var (
-		out    []*Gate
-		outZ   []redis.Z
-		prune  []any
-		offset int64
-	)
+	refs, err := s.indexes(ctx, q.Pipeline, q.State)
+	if err != nil {
+		return nil, "", err
+	}
 	// One gate past the page tells whether there is a next page.
 	want := limit + 1
 	batch := int64(want)
+	if len(refs) > 1 {
+		batch = int64(max(8, min(want, 2*want/len(refs)+1)))
+	}
+	m := &ixMerge{heads: make([]*ixHead, len(refs)), at: at, batch: batch, seen: map[string]bool{}}
+	for i, r := range refs {
+		m.heads[i] = &ixHead{ref: r}
+	}
+	var (
+		out   []*Gate
+		outZ  []redis.Z
+		prune = map[string][]any{}
+	)
 	for len(out) < want {
-		zs, err := s.rdb.ZRevRangeByScoreWithScores(ctx, key, &redis.ZRangeBy{
-			Max: maxScore, Min: "-inf", Offset: offset, Count: batch,
-		}).Result()
-		if err != nil {
-			return nil, "", unavailable("list gates", err)
+		if err := s.fillHeads(ctx, m); err != nil {
+			return nil, "", err
 		}
-		offset += int64(len(zs))
-		var cand []redis.Z
-		for _, z := range zs {
-			id, _ := z.Member.(string)
-			// Within one score, members come in descending order: those at
-			// or above the cursor id were on earlier pages.
-			if curID != "" && z.Score == curScore && id >= curID {
+		cand, more := m.next(want - len(out))
+		gs, err := s.readCandidates(ctx, cand, prune)
+		if err != nil {
+			return nil, "", err
+		}
+		for i, g := range gs {
+			if g == nil || (cand[i].ref.pipeline != "" && g.Pipeline != cand[i].ref.pipeline) || (q.State != "" && g.State != q.State) {
 				continue
 			}
-			cand = append(cand, z)
-		}
-		if len(cand) > 0 {
-			keys := make([]string, len(cand))
-			for i, z := range cand {
-				keys[i] = s.gateKey(z.Member.(string))
-			}
-			raws, err := s.rdb.MGet(ctx, keys...).Result()
-			if err != nil {
-				return nil, "", unavailable("list gates", err)
-			}
-			for i, raw := range raws {
-				str, ok := raw.(string)
-				if !ok {
-					prune = append(prune, cand[i].Member)
-					continue
-				}
-				g, err := s.codec.decode([]byte(str))
-				if err != nil {
-					return nil, "", fmt.Errorf("list gates: %w", err)
-				}
-				if (q.State != "" && g.State != q.State) || (q.Pipeline != "" && g.Pipeline != q.Pipeline) {
-					continue
-				}
-				out = append(out, g)
-				outZ = append(outZ, cand[i])
-				if len(out) == want {
-					break
-				}
+			out = append(out, g)
+			outZ = append(outZ, cand[i].z)
+			if len(out) == want {
+				break
 			}
 		}
-		if int64(len(zs)) < batch {
+		if !more {
 			break
 		}
 	}
-	if len(prune) > 0 {
-		if err := s.rdb.ZRem(ctx, key, prune...).Err(); err != nil {
+	for key, ids := range prune {
+		if err := s.rdb.ZRem(ctx, key, ids...).Err(); err != nil {
 			s.log.WarnContext(ctx, "pruning list index failed", "key", key, "err", err)
 		}
 	}
@@ -127,6 +99,142 @@ func (s *Store) List(ctx context.Context, q ListQuery) ([]*Gate, string, error) 
 		next = strconv.FormatFloat(last.Score, 'f', -1, 64) + ":" + last.Member.(string)
 	}
 	return out, next, nil
+}
+
+// listPos is where a page starts: at most score max, and within the
+// cursor's score only ids below the cursor's.
+type listPos struct {
+	max   string
+	score float64
+	id    string
+}
+
+// ixHead is what a List has read of one index set and not used yet.
+type ixHead struct {
+	ref    ixRef
+	buf    []redis.Z
+	offset int64
+	done   bool
+}
+
+// ixMerge merges index sets newest first: by created (score) descending,
+// then id descending, the order ZREVRANGEBYSCORE gives within one set.
+type ixMerge struct {
+	heads []*ixHead
+	at    listPos
+	batch int64
+	seen  map[string]bool // a gate changing state meanwhile may be read from two sets
+}
+
+// candidate is an index entry to read the gate of.
+type candidate struct {
+	z   redis.Z
+	ref ixRef
+}
+
+// fillHeads reads the next batch of every index set whose buffer ran out,
+// in one round trip.
+func (s *Store) fillHeads(ctx context.Context, m *ixMerge) error {
+	var need []*ixHead
+	for _, h := range m.heads {
+		if len(h.buf) == 0 && !h.done {
+			need = append(need, h)
+		}
+	}
+	if len(need) == 0 {
+		return nil
+	}
+	cmds := make([]*redis.ZSliceCmd, len(need))
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, h := range need {
+			cmds[i] = p.ZRevRangeByScoreWithScores(ctx, h.ref.key, &redis.ZRangeBy{
+				Max: m.at.max, Min: "-inf", Offset: h.offset, Count: m.batch,
+			})
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return unavailable("list gates", err)
+	}
+	for i, h := range need {
+		zs := cmds[i].Val()
+		h.offset += int64(len(zs))
+		h.buf, h.done = zs, int64(len(zs)) < m.batch
+	}
+	return nil
+}
+
+// next takes up to n entries in merged order, stopping early where a set
+// must be read further first; more is false once every set is used up.
+func (m *ixMerge) next(n int) (cand []candidate, more bool) {
+	for len(cand) < n {
+		best := -1
+		for i, h := range m.heads {
+			if len(h.buf) == 0 {
+				if !h.done {
+					return cand, true // read it before going past its last entry
+				}
+				continue
+			}
+			if best < 0 || newer(h.buf[0], m.heads[best].buf[0]) {
+				best = i
+			}
+		}
+		if best < 0 {
+			return cand, false
+		}
+		h := m.heads[best]
+		z := h.buf[0]
+		h.buf = h.buf[1:]
+		id, _ := z.Member.(string)
+		// Within one score, ids at or above the cursor's were on earlier pages.
+		if (m.at.id != "" && z.Score == m.at.score && id >= m.at.id) || m.seen[id] {
+			continue
+		}
+		m.seen[id] = true
+		cand = append(cand, candidate{z: z, ref: h.ref})
+	}
+	return cand, true
+}
+
+// newer reports whether index entry a comes before b in a list.
+func newer(a, b redis.Z) bool {
+	if a.Score != b.Score {
+		return a.Score > b.Score
+	}
+	am, _ := a.Member.(string)
+	bm, _ := b.Member.(string)
+	return am > bm
+}
+
+// readCandidates reads the candidates' gates (nil where the record is
+// gone, noting the entry in prune by index key).
+func (s *Store) readCandidates(ctx context.Context, cand []candidate, prune map[string][]any) ([]*Gate, error) {
+	if len(cand) == 0 {
+		return nil, nil
+	}
+	keys := make([]string, len(cand))
+	for i, c := range cand {
+		keys[i] = s.gateKey(c.z.Member.(string))
+	}
+	raws, err := s.rdb.MGet(ctx, keys...).Result()
+	if err != nil {
+		return nil, unavailable("list gates", err)
+	}
+	out := make([]*Gate, len(cand))
+	for i, raw := range raws {
+		str, ok := raw.(string)
+		if !ok {
+			prune[cand[i].ref.key] = append(prune[cand[i].ref.key], cand[i].z.Member)
+			continue
+		}
+		g, err := s.decodeGate(ctx, []byte(str))
+		if err != nil {
+			return nil, fmt.Errorf("list gates: %w", err)
+		}
+		out[i] = g
+	}
+	return out, nil
 }
 
 // endedMember names an ended gate in the "ended" schedule with everything
@@ -152,6 +260,7 @@ func (s *Store) pruneEnded(ctx context.Context, limit int) error {
 	if len(members) == 0 {
 		return nil
 	}
+	legacy := s.legacy(ctx)
 	type ended struct{ id, pipeline, state string }
 	var gone []ended
 	exists := make([]*redis.IntCmd, len(members))
@@ -176,10 +285,12 @@ func (s *Store) pruneEnded(ctx context.Context, limit int) error {
 	}
 	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		for _, e := range gone {
-			p.ZRem(ctx, s.ixAll(), e.id)
-			p.ZRem(ctx, s.ixPipeline(e.pipeline), e.id)
-			p.ZRem(ctx, s.ixState(State(e.state)), e.id)
 			p.ZRem(ctx, s.ixPipelineState(e.pipeline, State(e.state)), e.id)
+			if legacy {
+				p.ZRem(ctx, s.ixAllV2(), e.id)
+				p.ZRem(ctx, s.ixPipelineV2(e.pipeline), e.id)
+				p.ZRem(ctx, s.ixStateV2(State(e.state)), e.id)
+			}
 		}
 		done := make([]any, len(members))
 		for i, m := range members {

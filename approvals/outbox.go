@@ -22,8 +22,11 @@ import (
 // ob:cardlock keeps one connector call per gate in flight across all
 // replicas; ob:cardhold keeps the shared update back while a click's own
 // answer (the clicker's card) is being written, so that no older card can
-// land after it; ob:cardsent holds the digest of the card last shown, so an
-// identical card is never sent again.
+// land after it; ob:cs:<bucket> hold the digest of the card last shown, so
+// an identical card is never sent again. The digests are spread over 1024
+// small hashes by the last two characters of the gate id (cardSentKey):
+// Redis stores a hash of up to 512 short entries as a listpack, at less
+// than half the memory of one large hash's entries.
 
 // CardSync is a gate whose shared card must be brought up to date.
 // LastDigest is the digest of the card last shown ("" when unknown).
@@ -35,9 +38,8 @@ type CardSync struct {
 
 // cardClaimScript takes up to ARGV[2] due gates of the card queue. A gate
 // held for a click's answer or in flight elsewhere is pushed to when the
-// hold or lease ends instead. KEYS: queue, versions, holds, locks, sent.
-// ARGV: now (ms), limit, lease end (ms). Returns id, version, digest
-// triples.
+// hold or lease ends instead. KEYS: queue, versions, holds, locks.
+// ARGV: now (ms), limit, lease end (ms). Returns id, version pairs.
 var cardClaimScript = redis.NewScript(`
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
 local now = tonumber(ARGV[1])
@@ -55,7 +57,6 @@ for _, m in ipairs(due) do
     redis.call('ZADD', KEYS[1], ARGV[3], m)
     table.insert(out, m)
     table.insert(out, redis.call('HGET', KEYS[2], m) or '0')
-    table.insert(out, redis.call('HGET', KEYS[5], m) or '')
   end
 end
 return out
@@ -87,7 +88,20 @@ func (s *Store) cardQueueKey() string { return s.opts.Prefix + "ob:card" }
 func (s *Store) cardVerKey() string   { return s.opts.Prefix + "ob:cardver" }
 func (s *Store) cardHoldKey() string  { return s.opts.Prefix + "ob:cardhold" }
 func (s *Store) cardLockKey() string  { return s.opts.Prefix + "ob:cardlock" }
-func (s *Store) cardSentKey() string  { return s.opts.Prefix + "ob:cardsent" }
+
+// cardSentKey is the hash holding the digest of gate id's card (in
+// layout 2, one hash for all).
+func (s *Store) cardSentKey(id string) string {
+	if s.isLegacy() {
+		return s.opts.Prefix + "ob:cardsent"
+	}
+	return s.cardSentKeyV3(id)
+}
+
+// cardSentKeyV3 is cardSentKey in layout 3, whatever the Store writes.
+func (s *Store) cardSentKeyV3(id string) string {
+	return s.opts.Prefix + "ob:cs:" + id[max(len(id)-2, 0):]
+}
 
 // queueCard records, inside a change's MULTI, that g's card must show
 // version g.Version. ZADD NX keeps an entry that is held, leased or paced
@@ -101,17 +115,33 @@ func (s *Store) queueCard(ctx context.Context, p redis.Pipeliner, g *Gate, now t
 // each under a lease: until FinishCardSync, DeferCardSync or the lease's
 // end no other caller gets the same gate.
 func (s *Store) ClaimCardSyncs(ctx context.Context, limit int, lease time.Duration) ([]CardSync, error) {
+	s.legacy(ctx) // where the digests are
 	now := s.opts.Now()
 	res, err := cardClaimScript.Run(ctx, s.rdb,
-		[]string{s.cardQueueKey(), s.cardVerKey(), s.cardHoldKey(), s.cardLockKey(), s.cardSentKey()},
+		[]string{s.cardQueueKey(), s.cardVerKey(), s.cardHoldKey(), s.cardLockKey()},
 		now.UnixMilli(), limit, now.Add(lease).UnixMilli()).StringSlice()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, unavailable("claim card syncs", err)
 	}
-	out := make([]CardSync, 0, len(res)/3)
-	for i := 0; i+2 < len(res); i += 3 {
+	if len(res) == 0 {
+		return nil, nil
+	}
+	out := make([]CardSync, 0, len(res)/2)
+	digests := make([]*redis.StringCmd, 0, len(res)/2)
+	p := s.rdb.Pipeline()
+	for i := 0; i+1 < len(res); i += 2 {
 		v, _ := strconv.ParseInt(res[i+1], 10, 64)
-		out = append(out, CardSync{GateID: res[i], Version: v, LastDigest: res[i+2]})
+		out = append(out, CardSync{GateID: res[i], Version: v})
+		digests = append(digests, p.HGet(ctx, s.cardSentKey(res[i]), res[i]))
+	}
+	// A digest changes when a sync finishes, and the claim holds that, or
+	// when a card is posted anew, which shows that digest: reading them
+	// just after the claim is as good as inside it.
+	if _, err := p.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, unavailable("claim card syncs", err)
+	}
+	for i, d := range digests {
+		out[i].LastDigest = d.Val()
 	}
 	return out, nil
 }
@@ -124,7 +154,8 @@ func (s *Store) FinishCardSync(ctx context.Context, id string, version int64, di
 	if final {
 		digest = "-"
 	}
-	err := cardDoneScript.Run(ctx, s.rdb, []string{s.cardQueueKey(), s.cardVerKey(), s.cardLockKey(), s.cardSentKey()},
+	s.legacy(ctx) // where the digests are
+	err := cardDoneScript.Run(ctx, s.rdb, []string{s.cardQueueKey(), s.cardVerKey(), s.cardLockKey(), s.cardSentKey(id)},
 		id, version, s.opts.Now().UnixMilli(), digest).Err()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return unavailable("finish card sync", err)

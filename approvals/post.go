@@ -2,6 +2,7 @@ package approvals
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -30,15 +31,63 @@ func (s *Store) SetPost(ctx context.Context, id string, post Post, digest string
 	})
 }
 
-// ClaimPost takes the right to post g's card for lease, so that two
-// replays of the same API request, the sweep and the normal path never
-// post one gate twice at the same time. false means another holds it.
-func (s *Store) ClaimPost(ctx context.Context, id string, lease time.Duration) (bool, error) {
-	ok, err := s.rdb.SetNX(ctx, s.postingKey(id), "1", lease).Result()
+// ClaimPost takes the right to post g's card for lease, for holder (the
+// replica's instance name), so that two replays of the same API request,
+// the sweep and the normal path never post one gate twice at the same
+// time. false means another holds it: PostHolder says who.
+func (s *Store) ClaimPost(ctx context.Context, id, holder string, lease time.Duration) (bool, error) {
+	ok, err := s.rdb.SetNX(ctx, s.postingKey(id), holder, lease).Result()
 	if err != nil {
 		return false, unavailable("claim post", err)
 	}
 	return ok, nil
+}
+
+// PostHolder returns who holds g's post claim, "" when no one does.
+func (s *Store) PostHolder(ctx context.Context, id string) (string, error) {
+	h, err := s.rdb.Get(ctx, s.postingKey(id)).Result()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return "", nil
+	case err != nil:
+		return "", unavailable("read post claim", err)
+	}
+	return h, nil
+}
+
+// compareAndSet replaces KEYS[1] with ARGV[2] (TTL ARGV[3] ms; deleted
+// when ARGV[2] is empty) only while it holds ARGV[1], and always makes the
+// unposted schedule (KEYS[2]) due at ARGV[4] for the gate ARGV[5] if it
+// is still on it, so the sweep takes it soon.
+var compareAndSet = redis.NewScript(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[2] == '' then redis.call('DEL', KEYS[1]) else redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) end
+if ARGV[4] ~= '' then redis.call('ZADD', KEYS[2], 'XX', ARGV[4], ARGV[5]) end
+return 1`)
+
+// ReleasePost gives up holder's claim on g's post (a replica shutting down
+// before its post went out) and makes the gate due on the unposted
+// schedule now, so another replica's sweep posts it within
+// UnpostedEvery instead of waiting for the lease.
+func (s *Store) ReleasePost(ctx context.Context, id, holder string) error {
+	_, err := compareAndSet.Run(ctx, s.rdb, []string{s.postingKey(id), s.unpostedKey()},
+		holder, "", 0, ms(s.now()), id).Result()
+	if err != nil {
+		return unavailable("release post", err)
+	}
+	return nil
+}
+
+// TakeOverPost moves g's post claim from a holder that is gone (a replica
+// killed while posting, no longer in the replica registry) to holder.
+// false means the claim is no longer from's.
+func (s *Store) TakeOverPost(ctx context.Context, id, from, holder string, lease time.Duration) (bool, error) {
+	n, err := compareAndSet.Run(ctx, s.rdb, []string{s.postingKey(id), s.unpostedKey()},
+		from, holder, lease.Milliseconds(), "", id).Int()
+	if err != nil {
+		return false, unavailable("take over post", err)
+	}
+	return n == 1, nil
 }
 
 // DueUnposted returns up to limit pending gates whose card is still not up

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // MinIDPrefix is the fewest characters after "g_" that Resolve searches
@@ -44,7 +46,7 @@ func (e *AmbiguousError) Unwrap() error { return ErrAmbiguous }
 
 // Resolve finds the gate a person named by its full id or a prefix of it
 // (with or without the "g_", at least MinIDPrefix characters after it). A
-// full id costs one GET; a prefix one bounded ZSCAN of the all-gates index.
+// full id costs one GET; a prefix a bounded ZSCAN of the list index sets.
 // Errors: *InvalidError (field "id") for text that cannot be an id or is
 // too short, ErrNotFound, *AmbiguousError, and store errors.
 func (s *Store) Resolve(ctx context.Context, idOrPrefix string) (*Gate, error) {
@@ -89,27 +91,52 @@ func normaliseID(s string) (string, error) {
 	return s, nil
 }
 
-// scanPrefix returns the ids in the all-gates index that start with
-// prefix and whose record still exists, sorted. Index entries of expired
-// records are left for List to prune.
+// scanPrefix returns the ids in the list index that start with prefix and
+// whose record still exists, sorted. It scans every non-empty index set
+// (ZSCAN MATCH), all of them within one budget of maxScanCalls calls.
+// Index entries of expired records are left for List to prune.
 func (s *Store) scanPrefix(ctx context.Context, prefix string) ([]string, error) {
+	refs, err := s.indexes(ctx, "", "")
+	if err != nil {
+		return nil, err
+	}
+	sizes := make([]*redis.IntCmd, len(refs))
+	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, r := range refs {
+			sizes[i] = p.ZCard(ctx, r.key)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, unavailable("resolve gate id", err)
+	}
 	pattern := globEscape(prefix) + "*"
 	seen := map[string]bool{}
-	var cursor uint64
-	for calls := 0; ; calls++ {
-		if calls == maxScanCalls {
-			return nil, &InvalidError{Field: "id", Reason: "is too short to search this many gates; give the full id"}
+	calls := 0
+	for i, r := range refs {
+		if sizes[i].Val() == 0 {
+			continue
 		}
-		// ZSCAN returns member, score pairs.
-		kv, next, err := s.rdb.ZScan(ctx, s.ixAll(), cursor, pattern, scanCount).Result()
-		if err != nil {
-			return nil, unavailable("resolve gate id", err)
+		var cursor uint64
+		for {
+			if calls == maxScanCalls {
+				return nil, &InvalidError{Field: "id", Reason: "is too short to search this many gates; give the full id"}
+			}
+			calls++
+			// ZSCAN returns member, score pairs.
+			kv, next, err := s.rdb.ZScan(ctx, r.key, cursor, pattern, scanCount).Result()
+			if err != nil {
+				return nil, unavailable("resolve gate id", err)
+			}
+			for i := 0; i < len(kv); i += 2 {
+				seen[kv[i]] = true
+			}
+			cursor = next
+			if cursor == 0 || len(seen) >= maxCandidates {
+				break
+			}
 		}
-		for i := 0; i < len(kv); i += 2 {
-			seen[kv[i]] = true
-		}
-		cursor = next
-		if cursor == 0 || len(seen) >= maxCandidates {
+		if len(seen) >= maxCandidates {
 			break
 		}
 	}

@@ -50,7 +50,7 @@ func TestBeginTriggerLease(t *testing.T) {
 			t.Fatalf("FinishTrigger: %v %+v", err, fin)
 		}
 		raw := e.rdb.Get(ctx, e.store.gateKey(g.ID)).Val()
-		if dec, _ := e.store.codec.decode([]byte(raw)); dec == nil || !dec.TriggerLease.IsZero() {
+		if dec, _ := e.store.decodeGate(ctx, []byte(raw)); dec == nil || !dec.TriggerLease.IsZero() {
 			t.Errorf("stored gate keeps a lease after finishing: %+v", dec)
 		}
 	})
@@ -191,7 +191,7 @@ func TestUpdateEnforcesTransitions(t *testing.T) {
 		if c := triggerCounts(t, e); len(c) != 0 {
 			t.Errorf("triggers enqueued: %v", c)
 		}
-		if n := e.rdb.ZCard(ctx, e.store.ixState(StateApproved)).Val(); n != 0 {
+		if n := indexed(t, e, "", StateApproved); n != 0 {
 			t.Errorf("approved index holds %d gates", n)
 		}
 	})
@@ -306,8 +306,8 @@ func TestIndexesPrunedAfterRetention(t *testing.T) {
 		if _, err := e.store.ExpireDue(ctx, 10); err != nil {
 			t.Fatal(err)
 		}
-		if n := e.rdb.ZCard(ctx, e.store.ixAll()).Val(); n != 3 {
-			t.Errorf("ix:all before retention = %d, want 3", n)
+		if n := indexed(t, e, "", ""); n != 3 {
+			t.Errorf("index before retention = %d, want 3", n)
 		}
 		e.clock.Advance(time.Second)
 		// The records are gone by now in a real deployment.
@@ -316,9 +316,7 @@ func TestIndexesPrunedAfterRetention(t *testing.T) {
 			t.Fatal(err)
 		}
 		keys := map[string]int64{
-			e.store.ixAll(): 1, e.store.ixPipeline("api"): 1, e.store.ixPipeline("web"): 0,
-			e.store.ixState(StateCancelled): 0, e.store.ixState(StateRejected): 0, e.store.ixState(StatePending): 1,
-			e.store.ixPipelineState("api", StateCancelled): 0, e.store.ixPipelineState("web", StateRejected): 0,
+			e.store.ixPipelineState("api", StatePending): 1, e.store.ixPipelineState("api", StateCancelled): 0, e.store.ixPipelineState("web", StateRejected): 0,
 			e.store.endedKey(): 0,
 		}
 		for k, want := range keys {
@@ -326,8 +324,11 @@ func TestIndexesPrunedAfterRetention(t *testing.T) {
 				t.Errorf("%s holds %d, want %d", k, n, want)
 			}
 		}
-		if e.rdb.ZScore(ctx, e.store.ixAll(), live.ID).Err() != nil {
-			t.Errorf("live gate pruned from ix:all")
+		if n := indexed(t, e, "", ""); n != 1 {
+			t.Errorf("index after pruning = %d, want 1", n)
+		}
+		if e.rdb.ZScore(ctx, e.store.ixPipelineState("api", StatePending), live.ID).Err() != nil {
+			t.Errorf("live gate pruned from the index")
 		}
 	})
 }

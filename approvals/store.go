@@ -73,7 +73,8 @@ type Store struct {
 	rdb   redis.UniversalClient
 	opts  Options
 	log   *slog.Logger
-	codec recordCodec
+	dicts learnedDicts
+	mode  layoutMode
 
 	mu            sync.Mutex
 	reclaimCursor map[string]string    // per pipeline: XAUTOCLAIM position in the pending list
@@ -133,12 +134,6 @@ func (s *Store) remindKey() string          { return s.opts.Prefix + "remind" }
 func (s *Store) postingKey(id string) string {
 	return s.opts.Prefix + "posting:" + id
 }
-func (s *Store) ixAll() string              { return s.opts.Prefix + "ix:all" }
-func (s *Store) ixPipeline(p string) string { return s.opts.Prefix + "ix:p:" + p }
-func (s *Store) ixState(st State) string    { return s.opts.Prefix + "ix:s:" + string(st) }
-func (s *Store) ixPipelineState(p string, st State) string {
-	return s.opts.Prefix + "ix:ps:" + string(st) + ":" + p
-}
 
 // unavailable marks a Redis failure so that callers can answer "try again"
 // (errors.Is(err, ErrUnavailable)) while the cause stays in the chain.
@@ -163,7 +158,7 @@ func (s *Store) Get(ctx context.Context, id string) (*Gate, error) {
 	if err != nil {
 		return nil, unavailable("get gate", err)
 	}
-	return s.codec.decode(raw)
+	return s.decodeGate(ctx, raw)
 }
 
 // newGateID returns "g_" and 20 lowercase base32 characters (100 random bits).
@@ -216,6 +211,7 @@ func (s *Store) Create(ctx context.Context, g *Gate, idempotencyKey string) (*Ga
 		out     *Gate
 		created bool
 	)
+	legacy := s.legacy(ctx)
 	err := s.retryTx(ctx, "create gate", func(tx *redis.Tx) error {
 		if idempotencyKey != "" {
 			prev, err := tx.Get(ctx, s.idemKey(idempotencyKey)).Result()
@@ -255,7 +251,7 @@ func (s *Store) Create(ctx context.Context, g *Gate, idempotencyKey string) (*Ga
 		}
 		ng.Version = 1
 		ng.IdempotencyKey = idempotencyKey
-		raw, err := s.codec.encode(&ng)
+		raw, err := s.encodeGate(ctx, &ng)
 		if err != nil {
 			return backoff.Permanent(err)
 		}
@@ -276,7 +272,7 @@ func (s *Store) Create(ctx context.Context, g *Gate, idempotencyKey string) (*Ga
 					p.ZAdd(ctx, s.remindKey(), redis.Z{Score: ms(ng.Deadline.Add(-r)), Member: ng.ID})
 				}
 			}
-			s.indexAdd(ctx, p, &ng, ng.State)
+			s.indexAdd(ctx, p, &ng, ng.State, legacy)
 			s.scheduleUnposted(ctx, p, &ng)
 			s.audit(ctx, p, &ng, auditNote{event: "opened", actor: &ng.Requester, to: StatePending, where: ng.Origin})
 			return nil
@@ -294,14 +290,6 @@ func (s *Store) Create(ctx context.Context, g *Gate, idempotencyKey string) (*Ga
 		s.opts.OnTransition(out.Pipeline, "", StatePending)
 	}
 	return out, created, nil
-}
-
-func (s *Store) indexAdd(ctx context.Context, p redis.Pipeliner, g *Gate, st State) {
-	z := redis.Z{Score: ms(g.CreatedAt), Member: g.ID}
-	p.ZAdd(ctx, s.ixAll(), z)
-	p.ZAdd(ctx, s.ixPipeline(g.Pipeline), z)
-	p.ZAdd(ctx, s.ixState(st), z)
-	p.ZAdd(ctx, s.ixPipelineState(g.Pipeline, st), z)
 }
 
 // retryTx runs fn under WATCH keys and retries it when a watched key
@@ -368,6 +356,7 @@ func (s *Store) update(ctx context.Context, op, id string, fn change) (*Gate, er
 	var out *Gate
 	var fnErr error
 	var fromState State
+	legacy := s.legacy(ctx)
 	err := s.retryTx(ctx, op, func(tx *redis.Tx) error {
 		raw, err := tx.Get(ctx, s.gateKey(id)).Bytes()
 		if errors.Is(err, redis.Nil) {
@@ -376,7 +365,7 @@ func (s *Store) update(ctx context.Context, op, id string, fn change) (*Gate, er
 		if err != nil {
 			return unavailable(op, err)
 		}
-		g, err := s.codec.decode(raw)
+		g, err := s.decodeGate(ctx, raw)
 		if err != nil {
 			return backoff.Permanent(err)
 		}
@@ -386,7 +375,7 @@ func (s *Store) update(ctx context.Context, op, id string, fn change) (*Gate, er
 		now := s.now()
 		notes, err := fn(g, now)
 		if err != nil {
-			cur, derr := s.codec.decode(raw)
+			cur, derr := s.decodeGate(ctx, raw)
 			if derr != nil {
 				return backoff.Permanent(derr)
 			}
@@ -410,7 +399,7 @@ func (s *Store) update(ctx context.Context, op, id string, fn change) (*Gate, er
 				notes = append(notes, auditNote{event: string(nw), from: old, to: nw})
 			}
 		}
-		enc, err := s.codec.encode(g)
+		enc, err := s.encodeGate(ctx, g)
 		if err != nil {
 			return backoff.Permanent(err)
 		}
@@ -436,11 +425,12 @@ func (s *Store) update(ctx context.Context, op, id string, fn change) (*Gate, er
 				p.ZRem(ctx, s.unpostedKey(), id)
 			}
 			if old != nw {
-				p.ZRem(ctx, s.ixState(old), id)
 				p.ZRem(ctx, s.ixPipelineState(g.Pipeline, old), id)
-				z := redis.Z{Score: ms(g.CreatedAt), Member: id}
-				p.ZAdd(ctx, s.ixState(nw), z)
-				p.ZAdd(ctx, s.ixPipelineState(g.Pipeline, nw), z)
+				p.ZAdd(ctx, s.ixPipelineState(g.Pipeline, nw), redis.Z{Score: ms(g.CreatedAt), Member: id})
+				if legacy {
+					p.ZRem(ctx, s.ixStateV2(old), id)
+					p.ZAdd(ctx, s.ixStateV2(nw), redis.Z{Score: ms(g.CreatedAt), Member: id})
+				}
 				// An expired gate stays on the expiry schedule (at the claim
 				// lease ExpireDue gave it) until AckExpired: its card and
 				// requester are told at least once.
@@ -465,7 +455,7 @@ func (s *Store) update(ctx context.Context, op, id string, fn change) (*Gate, er
 			}
 			for _, n := range notes {
 				if n.cardDigest != "" {
-					p.HSet(ctx, s.cardSentKey(), id, n.cardDigest)
+					p.HSet(ctx, s.cardSentKey(id), id, n.cardDigest)
 				}
 				if !n.pollAt.IsZero() && nw == StateRunning {
 					p.ZAdd(ctx, s.pollKey(), redis.Z{Score: ms(n.pollAt), Member: id})

@@ -112,7 +112,7 @@ func TestCreateIdempotency(t *testing.T) {
 				t.Errorf("%s: created=%v id=%s (first %s)", tt.name, created, got.ID, first.ID)
 			}
 		}
-		if n := e.rdb.ZCard(ctx, e.store.ixAll()).Val(); n != 3 {
+		if n := indexed(t, e, "", ""); n != 3 {
 			t.Errorf("indexed gates = %d, want 3", n)
 		}
 		// The same request retried concurrently creates one gate.
@@ -582,6 +582,8 @@ func TestList(t *testing.T) {
 			keep func(g *Gate) bool
 		}{
 			{ListQuery{Limit: 4}, func(*Gate) bool { return true }},
+			{ListQuery{Limit: 1}, func(*Gate) bool { return true }},
+			{ListQuery{Pipeline: "api", Limit: 3}, func(g *Gate) bool { return g.Pipeline == "api" }},
 			{ListQuery{Pipeline: "web", Limit: 2}, func(g *Gate) bool { return g.Pipeline == "web" }},
 			{ListQuery{State: StatePending, Limit: 3}, func(g *Gate) bool { return g.State == StatePending }},
 			{ListQuery{Pipeline: "api", State: StateApproved, Limit: 1}, func(g *Gate) bool { return g.Pipeline == "api" && g.State == StateApproved }},
@@ -623,7 +625,10 @@ func TestList(t *testing.T) {
 		if err != nil || len(gs) != len(all)-1 {
 			t.Errorf("List after expiry: %d gates, %v", len(gs), err)
 		}
-		if _, err := e.rdb.ZScore(ctx, e.store.ixAll(), all[0]).Result(); !errors.Is(err, redis.Nil) {
+		if n := indexed(t, e, "", ""); n != int64(len(all)-1) {
+			t.Errorf("index holds %d gates after a record expired, want %d", n, len(all)-1)
+		}
+		if _, err := e.rdb.ZScore(ctx, e.store.ixPipelineState(byID[all[0]].Pipeline, byID[all[0]].State), all[0]).Result(); !errors.Is(err, redis.Nil) {
 			t.Errorf("expired gate not pruned from the index")
 		}
 		if _, _, err := e.store.List(ctx, ListQuery{Cursor: "garbage"}); !errors.Is(err, ErrBadCursor) {

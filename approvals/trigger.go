@@ -293,6 +293,25 @@ func (s *Store) AckTrigger(ctx context.Context, t Trigger) error {
 	return nil
 }
 
+// ReleaseTrigger hands a claimed trigger that was never begun back to its
+// queue as a new entry, in one transaction with acknowledging the claimed
+// one: any consumer reads it at once, rather than reclaiming it after
+// TriggerVisibility. For a replica shutting down with triggers still
+// waiting for a provider slot. (The gate is still approved, so whoever
+// takes it begins the grant's first attempt.)
+func (s *Store) ReleaseTrigger(ctx context.Context, t Trigger) error {
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.XAdd(ctx, &redis.XAddArgs{Stream: s.triggerKey(t.Pipeline), Values: []string{"gate", t.GateID}})
+		p.XAck(ctx, s.triggerKey(t.Pipeline), triggerGroup, t.MessageID)
+		p.XDel(ctx, s.triggerKey(t.Pipeline), t.MessageID)
+		return nil
+	})
+	if err != nil {
+		return unavailable("release trigger", err)
+	}
+	return nil
+}
+
 // BeginTrigger marks the gate as being triggered and reports whether the
 // caller should call the provider now:
 //   - approved → triggering, Attempts+1, with a lease of TriggerVisibility

@@ -68,6 +68,10 @@ func mentionID(p approvals.Person) string {
 	return p.AADObjectID
 }
 
+// angleBrackets drops < and >; built once, as a Replacer's tables cost
+// kilobytes to build.
+var angleBrackets = strings.NewReplacer("<", "", ">", "")
+
 // mention renders p for a TextBlock: as an @mention when Teams can resolve
 // them, else as their bold name.
 func (pp *people) mention(p approvals.Person) string {
@@ -75,7 +79,7 @@ func (pp *people) mention(p approvals.Person) string {
 	id := mentionID(p)
 	// Angle brackets would end the <at> tag early; nothing else needs care
 	// because the escaped text is used both in the block and the entity.
-	shown := inline(strings.NewReplacer("<", "", ">", "").Replace(name), budgetName)
+	shown := inline(angleBrackets.Replace(name), budgetName)
 	if id == "" || shown == "" || len(id) > maxUserIDBytes {
 		return "**" + inline(name, budgetName) + "**"
 	}

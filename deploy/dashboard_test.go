@@ -29,6 +29,8 @@ var metricLabels = map[string][]string{
 	"gatebot_outbox_oldest_seconds":          {"kind"},
 	"gatebot_redis_errors_total":             {},
 	"gatebot_build_info":                     {"version", "goversion"},
+	"gatebot_replicas":                       {},
+	"gatebot_replica_configs":                {},
 }
 
 // histograms are exported as _bucket, _sum and _count series.

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+
 	"github.com/gatebot/gatebot/approvals"
 )
 
@@ -24,7 +26,7 @@ func (e *Engine) cardLoop(ctx context.Context) {
 	log := e.log.With("worker", "cards")
 	tick := max(e.opts.Tick/2, 10*time.Millisecond)
 	for sleep(ctx, tick) {
-		for ctx.Err() == nil {
+		for ctx.Err() == nil && !e.standby() {
 			n := min(cap(e.cards)-len(e.cards), cardBatch)
 			if n == 0 {
 				break
@@ -55,6 +57,8 @@ func (e *Engine) cardLoop(ctx context.Context) {
 type retryAfterer interface{ RetryAfter() time.Duration }
 
 func (e *Engine) syncCard(ctx context.Context, cs approvals.CardSync) {
+	ctx, span := e.span(ctx, "engine.card_sync", attribute.String("gatebot.gate_id", cs.GateID))
+	defer span.End()
 	log := e.log.With("worker", "cards", "gate_id", cs.GateID)
 	g, err := e.opts.Store.Get(ctx, cs.GateID)
 	switch {

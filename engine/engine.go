@@ -25,6 +25,8 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/gatebot/gatebot/approvals"
 	"github.com/gatebot/gatebot/pipelines"
 )
@@ -37,6 +39,7 @@ type Store interface {
 	PrepareTriggers(ctx context.Context, pipelines []string) error
 	ClaimTriggers(ctx context.Context, consumer string, want map[string]int, block time.Duration) ([]approvals.Trigger, error)
 	AckTrigger(ctx context.Context, t approvals.Trigger) error
+	ReleaseTrigger(ctx context.Context, t approvals.Trigger) error
 	BeginTriggerAttempt(ctx context.Context, id string) (*approvals.Gate, approvals.Attempt, error)
 	FinishTrigger(ctx context.Context, id string, run pipelines.Run, runErr error, userSafeMsg string, pollAt time.Time) (*approvals.Gate, error)
 
@@ -56,6 +59,7 @@ type Store interface {
 	CardHeldUntil(ctx context.Context, id string) (time.Time, error)
 
 	Outbox(ctx context.Context) ([]approvals.OutboxStats, error)
+	List(ctx context.Context, q approvals.ListQuery) ([]*approvals.Gate, string, error)
 }
 
 // Teams is how the engine reaches the chat. handlers implements it.
@@ -140,6 +144,18 @@ type Options struct {
 	Tick time.Duration
 	// UnpostedEvery is how often unposted gates are looked for, default 10 s.
 	UnpostedEvery time.Duration
+
+	// Fleet is the replica registry. With it, the engine stands back while
+	// another deployment that was first uses the prefix, and fails the
+	// triggers of pipelines no live replica serves once they have waited
+	// UnknownPipelineGrace (default 10 min; looked for every UnservedEvery,
+	// default 30 s). Without it such triggers wait.
+	Fleet                               Fleet
+	UnknownPipelineGrace, UnservedEvery time.Duration
+
+	// Tracer, when set, traces each trigger, poll and card sync and the
+	// provider call in it (OpenTelemetry); nil traces nothing.
+	Tracer trace.Tracer
 }
 
 // Defaults.
@@ -202,6 +218,8 @@ func New(o Options) (*Engine, error) {
 	setDefault(&o.PollLease, defaultPollLease)
 	setDefault(&o.Tick, defaultTick)
 	setDefault(&o.UnpostedEvery, defaultUnpostedEvery)
+	setDefault(&o.UnknownPipelineGrace, DefaultUnknownPipelineGrace)
+	setDefault(&o.UnservedEvery, defaultUnservedEvery)
 	// The invariants that keep a trigger exactly once: a begun trigger
 	// ends (provider retries included) before its lease does, so no other
 	// replica takes it over while it may still start a run.
@@ -263,7 +281,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	if err := e.opts.Store.PrepareTriggers(ctx, names); err != nil {
 		e.log.WarnContext(ctx, "could not prepare the trigger queues yet; retrying on first use", "err", err)
 	}
-	loops := []func(context.Context){e.triggerLoop, e.pollLoop, e.cardLoop, e.expiryLoop, e.remindLoop, e.unpostedLoop, e.statsLoop}
+	loops := []func(context.Context){e.triggerLoop, e.pollLoop, e.cardLoop, e.expiryLoop, e.remindLoop, e.unpostedLoop, e.unservedLoop, e.statsLoop}
 	var wg sync.WaitGroup
 	for _, loop := range loops {
 		wg.Add(1)

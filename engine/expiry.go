@@ -49,6 +49,9 @@ func (e *Engine) eachDue(ctx context.Context, worker string, every time.Duration
 	fetch func(context.Context) ([]*approvals.Gate, error), do func(context.Context, *slog.Logger, *approvals.Gate)) {
 	log := e.log.With("worker", worker)
 	for sleep(ctx, every) {
+		if e.standby() {
+			continue
+		}
 		gates, err := fetch(ctx)
 		if err != nil {
 			log.WarnContext(ctx, "cannot read due gates", "err", err)

@@ -219,12 +219,22 @@ func (f *teams) callsIn(conv string) int {
 // test.
 func run(t *testing.T, store *approvals.Store, tm *teams, name string, pls map[string]*Pipeline) *Engine {
 	t.Helper()
-	e, err := New(Options{
+	return runWith(t, store, tm, name, pls, nil)
+}
+
+// runWith is run with Options changed by set.
+func runWith(t *testing.T, store *approvals.Store, tm *teams, name string, pls map[string]*Pipeline, set func(*Options)) *Engine {
+	t.Helper()
+	o := Options{
 		Store: store, Teams: tm, Pipelines: pls, Instance: name,
 		Logger:            slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})),
 		TriggerVisibility: 10 * time.Second, TriggerBudget: 5 * time.Second, ProviderTimeout: 4 * time.Second,
 		CardLease: 500 * time.Millisecond, Tick: 10 * time.Millisecond, UnpostedEvery: 50 * time.Millisecond,
-	})
+	}
+	if set != nil {
+		set(&o)
+	}
+	e, err := New(o)
 	if err != nil {
 		t.Fatal(err)
 	}

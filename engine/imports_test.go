@@ -26,6 +26,7 @@ func TestImportRules(t *testing.T) {
 		{"pipelines", append([]string{"net/http", mod + "approvals", mod + "engine"}, teams...)},
 		{"pipelines/...", append([]string{mod + "approvals", mod + "engine", mod + "callbacks"}, teams...)},
 		{"callbacks", append([]string{mod + "engine"}, teams...)},
+		{"replicas", append([]string{"net/http", mod + "approvals", mod + "engine", mod + "callbacks"}, teams...)},
 		{"standardwebhooks", append([]string{mod + "approvals", mod + "pipelines"}, teams...)},
 	}
 	for _, r := range rules {

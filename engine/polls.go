@@ -6,6 +6,8 @@ import (
 	"maps"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+
 	"github.com/gatebot/gatebot/approvals"
 	"github.com/gatebot/gatebot/pipelines"
 )
@@ -17,7 +19,7 @@ import (
 func (e *Engine) pollLoop(ctx context.Context) {
 	log := e.log.With("worker", "poll")
 	for sleep(ctx, e.opts.Tick) {
-		for ctx.Err() == nil {
+		for ctx.Err() == nil && !e.standby() {
 			n := e.polls.total()
 			if n == 0 {
 				break
@@ -30,13 +32,13 @@ func (e *Engine) pollLoop(ctx context.Context) {
 				p := e.opts.Pipelines[g.Pipeline]
 				switch {
 				case p == nil:
-					e.deferPoll(ctx, g.ID, e.opts.PollLease/2)
+					e.deferPoll(ctx, g.ID, e.unknownPollDefer(g.Pipeline))
 				case !e.polls.tryAcquire(p.ProviderName):
 					e.deferPoll(ctx, g.ID, e.opts.Tick)
 				default:
 					e.spawn(func() {
 						defer e.polls.release(p.ProviderName)
-						e.poll(context.WithoutCancel(ctx), p, g)
+						e.poll(ctx, p, g)
 					})
 				}
 			}
@@ -45,6 +47,18 @@ func (e *Engine) pollLoop(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// unknownPollDefer is how long a poll this replica cannot do waits: soon
+// again when a live replica serves its pipeline (a rolling upgrade: let
+// that one take it), else long, since no one may be able to.
+func (e *Engine) unknownPollDefer(pipeline string) time.Duration {
+	if e.opts.Fleet != nil {
+		if v := e.opts.Fleet.View(); v.Fresh(e.opts.Now()) && v.Serves(pipeline) {
+			return max(e.opts.Tick, time.Second)
+		}
+	}
+	return e.opts.PollLease / 2
 }
 
 func (e *Engine) deferPoll(ctx context.Context, id string, d time.Duration) {
@@ -56,11 +70,23 @@ func (e *Engine) deferPoll(ctx context.Context, id string, d time.Duration) {
 
 // poll fetches one run's status and records it when it changed.
 func (e *Engine) poll(ctx context.Context, p *Pipeline, g *approvals.Gate) {
+	ctx, span := e.span(ctx, "engine.poll", gateAttrs(g.ID, g.Pipeline)...)
+	defer span.End()
 	log := e.log.With("worker", "poll", "gate_id", g.ID)
 	cctx, cancel := context.WithTimeout(ctx, e.opts.ProviderTimeout)
+	cctx, pspan := e.span(cctx, "provider.status", attribute.String("gatebot.provider", p.ProviderName), attribute.String("gatebot.provider_type", p.ProviderType))
 	start := e.opts.Now()
 	run, err := p.Provider.Status(cctx, *g.Run)
+	endSpan(pspan, err)
 	cancel()
+	if ctx.Err() != nil {
+		// Shutting down: a status read is safe to drop, so the poll goes
+		// back to the schedule now for another replica, rather than hold
+		// up the exit or wait out its lease.
+		e.deferPoll(context.WithoutCancel(ctx), g.ID, 0)
+		return
+	}
+	ctx = context.WithoutCancel(ctx) // what was read is recorded in full
 	e.observe(p, "status", err, start)
 	if errors.Is(err, pipelines.ErrRunLost) {
 		log.ErrorContext(ctx, "run lost at the provider; failing the gate", "err", err)

@@ -1,6 +1,9 @@
 package engine
 
-import "sync"
+import (
+	"context"
+	"sync"
+)
 
 // pools is a global pool of worker slots with a limit per provider.
 type pools struct {
@@ -46,14 +49,20 @@ func (p *pools) tryAcquire(provider string) bool {
 	return true
 }
 
-// acquire takes a slot for provider, waiting for one to be released.
-func (p *pools) acquire(provider string) {
+// acquire takes a slot for provider, waiting for one to be released; false
+// when ctx ended first (no slot taken).
+func (p *pools) acquire(ctx context.Context, provider string) bool {
 	for !p.tryAcquire(provider) {
 		p.mu.Lock()
 		ch := p.wake
 		p.mu.Unlock()
-		<-ch
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return false
+		}
 	}
+	return true
 }
 
 func (p *pools) release(provider string) {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
+	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/gatebot/gatebot/approvals"
 	"github.com/gatebot/gatebot/pipelines"
@@ -31,7 +32,7 @@ func (e *Engine) triggerLoop(ctx context.Context) {
 	log := e.log.With("worker", "trigger")
 	for ctx.Err() == nil {
 		want := e.triggerWants()
-		if len(want) == 0 {
+		if len(want) == 0 || e.standby() {
 			select {
 			case <-ctx.Done():
 				return
@@ -62,8 +63,13 @@ func (e *Engine) triggerLoop(ctx context.Context) {
 			e.spawn(func() {
 				// Pipelines sharing a provider may together have claimed
 				// more than its free slots: the extra ones wait here, in
-				// claim order, holding no slot.
-				e.triggers.acquire(p.ProviderName)
+				// claim order, holding no slot. One still waiting at
+				// shutdown has not begun: it goes back to the queue for
+				// another replica now, not after the trigger visibility.
+				if !e.triggers.acquire(ctx, p.ProviderName) {
+					e.releaseTrigger(ctx, tr)
+					return
+				}
 				defer e.triggers.release(p.ProviderName)
 				// A trigger once begun runs to its end even while gatebot
 				// shuts down: cancelling the provider call midway would
@@ -74,6 +80,17 @@ func (e *Engine) triggerLoop(ctx context.Context) {
 			})
 		}
 	}
+}
+
+// releaseTrigger hands a claimed, unbegun trigger back to the queue.
+func (e *Engine) releaseTrigger(ctx context.Context, tr approvals.Trigger) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordBudget)
+	defer cancel()
+	if err := e.opts.Store.ReleaseTrigger(rctx, tr); err != nil {
+		e.log.WarnContext(rctx, "could not give back a trigger; another replica takes it after the trigger visibility", "worker", "trigger", "gate_id", tr.GateID, "err", err)
+		return
+	}
+	e.log.InfoContext(rctx, "gave back a trigger not begun before shutdown", "worker", "trigger", "gate_id", tr.GateID)
 }
 
 // triggerWants shares the pool's free slots out among the pipelines whose
@@ -109,6 +126,8 @@ func (e *Engine) triggerWants() map[string]int {
 // only if the provider can recognise the earlier call
 // (pipelines.Idempotent).
 func (e *Engine) processTrigger(ctx context.Context, p *Pipeline, tr approvals.Trigger) {
+	ctx, span := e.span(ctx, "engine.trigger", append(gateAttrs(tr.GateID, tr.Pipeline), attribute.Int64("gatebot.deliveries", tr.Deliveries))...)
+	defer span.End()
 	log := e.log.With("worker", "trigger", "gate_id", tr.GateID, "deliveries", tr.Deliveries)
 	ack := func() {
 		if err := e.opts.Store.AckTrigger(ctx, tr); err != nil {
@@ -162,10 +181,16 @@ func (e *Engine) processTrigger(ctx context.Context, p *Pipeline, tr approvals.T
 	// The result is recorded even when the budget ran out during the call:
 	// a trigger that was made must not be left for a redelivery that
 	// cannot tell whether it started a run.
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordBudget)
+	// While the store is unavailable the result is retried for as long as
+	// this worker holds the gate (finishTrigger).
+	deadline := e.opts.Now().Add(recordBudget)
+	if lease := g.TriggerLease.Add(-time.Second); lease.After(deadline) {
+		deadline = lease
+	}
+	rctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
 	defer cancel()
 	ctx = rctx
-	_, ferr := e.opts.Store.FinishTrigger(ctx, g.ID, run, err, msg, e.opts.Now().Add(pollEvery(p)))
+	ferr := e.finishTrigger(ctx, g, run, err, msg, pollEvery(p))
 	switch {
 	case errors.Is(ferr, approvals.ErrRunAfterCancel):
 		// The gate was cancelled while the provider started the run:
@@ -181,6 +206,28 @@ func (e *Engine) processTrigger(ctx context.Context, p *Pipeline, tr approvals.T
 		return
 	}
 	ack()
+}
+
+// finishTrigger records a trigger's result, retrying while the store is
+// unavailable (Redis restarting) for as long as this worker's lease on the
+// gate lasts: a run the provider started must not be left to a redelivery,
+// which could only say "may have started" and leave the run unwatched.
+// Past the lease another replica may take the gate over, so it stops.
+func (e *Engine) finishTrigger(ctx context.Context, g *approvals.Gate, run pipelines.Run, runErr error, msg string, every time.Duration) error {
+	until := g.TriggerLease.Add(-time.Second)
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval, b.MaxInterval = 100*time.Millisecond, 2*time.Second
+	for {
+		_, err := e.opts.Store.FinishTrigger(ctx, g.ID, run, runErr, msg, e.opts.Now().Add(every))
+		wait := b.NextBackOff()
+		if !errors.Is(err, approvals.ErrUnavailable) || !e.opts.Now().Add(wait).Before(until) {
+			return err
+		}
+		e.log.WarnContext(ctx, "store unavailable; retrying to record the trigger's result", "worker", "trigger", "gate_id", g.ID, "retry_in", wait.String())
+		if !sleep(ctx, wait) {
+			return err
+		}
+	}
 }
 
 // retryAfter carries a provider error and the wait it asked for, so the
@@ -200,9 +247,11 @@ func (e *Engine) trigger(ctx context.Context, p *Pipeline, req pipelines.Request
 	op := func() (pipelines.Run, error) {
 		cctx, cancel := context.WithTimeout(ctx, e.opts.ProviderTimeout)
 		defer cancel()
+		cctx, span := e.span(cctx, "provider.trigger", attribute.String("gatebot.provider", p.ProviderName), attribute.String("gatebot.provider_type", p.ProviderType))
 		start := e.opts.Now()
 		run, err := p.Provider.Trigger(cctx, req)
 		e.observe(p, "trigger", err, start)
+		endSpan(span, err)
 		if err == nil {
 			return run, nil
 		}

@@ -37,6 +37,10 @@ type fakeConnector struct {
 	// member id; notInstalled lists members for whom Teams refuses one.
 	creates      []string
 	notInstalled map[string]bool
+	// holdPosts, when set before traffic, makes every new-activity POST
+	// wait until it is closed or the request is abandoned (a paced,
+	// stalled Connector).
+	holdPosts chan struct{}
 }
 
 type recorded struct {
@@ -80,6 +84,16 @@ func (fc *fakeConnector) serve(w http.ResponseWriter, r *http.Request) {
 		fc.t.Errorf("connector: %s %s: Content-Type = %q", r.Method, r.URL.Path, ct)
 	}
 	body, _ := io.ReadAll(r.Body)
+	fc.mu.Lock()
+	hold := fc.holdPosts
+	fc.mu.Unlock()
+	if hold != nil && r.Method == http.MethodPost {
+		select {
+		case <-hold:
+		case <-r.Context().Done():
+			return
+		}
+	}
 	var act map[string]any
 	if err := json.Unmarshal(body, &act); err != nil {
 		fc.t.Errorf("connector: body is not JSON: %v", err)

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/gatebot/gatebot/approvals"
 	"github.com/gatebot/gatebot/bot"
@@ -112,7 +113,7 @@ func (s *Server) openFromChat(ctx context.Context, act *bot.Activity, cmd comman
 	log.Info("gate opened", "gate_id", g.ID, "pipeline", name)
 	return func(ctx context.Context) {
 		if s.claimPost(ctx, g) {
-			s.postGate(ctx, act, g)
+			s.endPost(ctx, g, s.postGate(ctx, act, g))
 		}
 	}, nil
 }
@@ -142,17 +143,54 @@ func (s *Server) postGate(ctx context.Context, act *bot.Activity, g *approvals.G
 	}
 	id, err := s.replyRaw(ctx, act, raw, cards.Summary(g))
 	if err != nil {
-		s.abandon(ctx, g, "could not post the approval card")
+		if ctx.Err() == nil {
+			s.abandon(ctx, g, "could not post the approval card")
+		} // else shutdown cut it short: another replica posts it (endPost)
 		return err
 	}
 	if id == "" {
 		log.Warn("connector returned no activity id; the card cannot be updated in place")
 	}
-	if _, err := s.opt.Store.SetPost(ctx, g.ID, approvals.Post{Conversation: g.Post.Conversation, ActivityID: id}, digest); err != nil {
+	// The card is up: recording where must not be cut short, or another
+	// replica would post it again.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordPostBudget)
+	defer cancel()
+	if err := s.recordPost(rctx, g.ID, approvals.Post{Conversation: g.Post.Conversation, ActivityID: id}, digest); err != nil {
 		log.Error("could not record the card's activity id", "err", err)
 		return err
 	}
 	return nil
+}
+
+// recordPostBudget bounds recording a posted card's activity id, retries
+// while the store is unavailable included: a Redis restart or failover
+// takes seconds.
+const recordPostBudget = 30 * time.Second
+
+// recordPost records a card that is up (SetPost), retrying while the store
+// is unavailable until ctx ends. The card is already in Teams: without its
+// activity id no update reaches it, and once the post lease ends the
+// unposted sweep would post the gate a second card.
+func (s *Server) recordPost(ctx context.Context, id string, post approvals.Post, digest string) error {
+	wait := 100 * time.Millisecond
+	for {
+		_, err := s.opt.Store.SetPost(ctx, id, post, digest)
+		if err == nil || !errors.Is(err, approvals.ErrUnavailable) {
+			return err
+		}
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
+			return err
+		}
+		loggerFrom(ctx).Warn("could not record the card's activity id yet; retrying", "err", err, "retry_in", wait)
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
 }
 
 // abandon cancels a gate nobody can see, so nothing waits on it silently.

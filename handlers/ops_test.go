@@ -26,6 +26,7 @@ import (
 	"github.com/gatebot/gatebot/bot"
 	"github.com/gatebot/gatebot/handlers"
 	"github.com/gatebot/gatebot/metrics"
+	"github.com/gatebot/gatebot/replicas"
 )
 
 // scrape GETs /metrics and returns its text.
@@ -379,4 +380,47 @@ func (p *pingCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 
 func (*pingCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return next
+}
+
+// TestReadyzReplicas: replicas that disagree (a rolling upgrade) stay
+// ready and say so; a deployment that joined a prefix another one was
+// using first is not ready, so it gets no traffic.
+func TestReadyzReplicas(t *testing.T) {
+	mr := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	at := time.Now()
+	reg := func(inst, deployment, config string, started time.Time) *replicas.Registry {
+		r, err := replicas.New(rdb, replicas.Options{Prefix: "gatebot:", Self: replicas.Info{
+			Instance: inst, Deployment: deployment, Version: "1.0", Config: config, Started: started}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	self := reg("gatebot-a", "app-1", "c0ffee", at)
+	e := newEnvWith(t, rdb, approvals.Policy{Required: 1, Timeout: time.Hour},
+		envOptions{mod: func(o *handlers.Options) { o.Replicas = self }})
+	if err := self.Join(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if code, rep := getReady(t, e.srv.URL); code != http.StatusOK || rep.Checks["replicas"] != "ok: 1 live, version 1.0, config c0ffee" {
+		t.Errorf("one replica: %d %q", code, rep.Checks["replicas"])
+	}
+	if err := reg("gatebot-b", "app-1", "beef00", at).Join(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	self.Join(t.Context()) // the next heartbeat sees b
+	code, rep := getReady(t, e.srv.URL)
+	if code != http.StatusOK || !strings.Contains(rep.Checks["replicas"], "2 live replicas disagree") || !strings.Contains(rep.Checks["replicas"], "gatebot-b: version 1.0, config beef00") {
+		t.Errorf("rolling upgrade: %d %q, want 200 naming the disagreement", code, rep.Checks["replicas"])
+	}
+	if _, err := rdb.HSet(t.Context(), "gatebot:replicas", "prod-1",
+		`{"instance":"prod-1","deployment":"app-prod","config":"abc123","started":"`+at.Add(-time.Hour).UTC().Format(time.RFC3339Nano)+`","seen":"`+time.Now().UTC().Format(time.RFC3339Nano)+`"}`).Result(); err != nil {
+		t.Fatal(err)
+	}
+	self.Join(t.Context()) // refused now, but it reads the registry
+	code, rep = getReady(t, e.srv.URL)
+	if code != http.StatusServiceUnavailable || len(rep.Failed) != 1 || rep.Failed[0] != "replicas" || !strings.Contains(rep.Checks["replicas"], "redis.prefix") {
+		t.Errorf("another deployment first: %d %+v, want 503 replicas naming redis.prefix", code, rep)
+	}
 }

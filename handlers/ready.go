@@ -3,9 +3,12 @@ package handlers
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/gatebot/gatebot/replicas"
 )
 
 const (
@@ -22,6 +25,12 @@ const (
 // keys are loaded, since every Teams request would fail before.
 type KeyLoader interface {
 	KeysLoaded() bool
+}
+
+// ReplicaView is the replica registry as readiness sees it.
+// *replicas.Registry implements it.
+type ReplicaView interface {
+	View() replicas.View
 }
 
 // readiness caches the result of the Redis check.
@@ -77,6 +86,7 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 			fail("signing_keys", "Bot Framework signing keys not loaded yet")
 		}
 	}
+	s.readyReplicas(rep.Checks, fail)
 	if s.draining.Load() {
 		fail("shutdown", "shutting down")
 	} else {
@@ -91,6 +101,27 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(rep)
+}
+
+// readyReplicas reports the replicas' agreement. Different configs or
+// versions are normal during a rolling upgrade and keep the replica ready
+// (failing them would stall the rollout); a deployment that joined a
+// prefix another one was using first is not ready, so it gets no traffic.
+func (s *Server) readyReplicas(checks map[string]string, fail func(check, why string)) {
+	if s.opt.Replicas == nil {
+		return
+	}
+	v := s.opt.Replicas.View()
+	switch d := v.Disagreement(); {
+	case v.Yields():
+		fail("replicas", "another gatebot deployment uses this Redis prefix ("+d+"); give each deployment its own redis.prefix")
+	case v.Read.IsZero():
+		checks["replicas"] = "registry not read yet"
+	case d != "":
+		checks["replicas"] = fmt.Sprintf("%d live replicas disagree (normal during a rolling upgrade): %s", len(v.Live), d)
+	default:
+		checks["replicas"] = fmt.Sprintf("ok: %d live, version %s, config %s", len(v.Live), v.Self.Version, v.Self.Config)
+	}
 }
 
 // Drain marks the server as shutting down: /readyz answers 503 from now

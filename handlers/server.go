@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/gorilla/mux"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/gatebot/gatebot/approvals"
 	"github.com/gatebot/gatebot/bot"
@@ -56,7 +57,10 @@ type Connector interface {
 type Store interface {
 	Open(ctx context.Context, o approvals.Opening) (*approvals.Gate, bool, error)
 	SetPost(ctx context.Context, id string, post approvals.Post, digest string) (*approvals.Gate, error)
-	ClaimPost(ctx context.Context, id string, lease time.Duration) (bool, error)
+	ClaimPost(ctx context.Context, id, holder string, lease time.Duration) (bool, error)
+	PostHolder(ctx context.Context, id string) (string, error)
+	ReleasePost(ctx context.Context, id, holder string) error
+	TakeOverPost(ctx context.Context, id, from, holder string, lease time.Duration) (bool, error)
 	Get(ctx context.Context, id string) (*approvals.Gate, error)
 	Resolve(ctx context.Context, idOrPrefix string) (*approvals.Gate, error)
 	List(ctx context.Context, q approvals.ListQuery) ([]*approvals.Gate, string, error)
@@ -137,6 +141,16 @@ type Options struct {
 	Metrics Metrics
 	// MetricsHandler, if set, is served at GET /metrics.
 	MetricsHandler http.Handler
+	// Tracer, when set, traces every request (OpenTelemetry), following a
+	// caller's traceparent on the external API; nil traces nothing.
+	Tracer trace.Tracer
+	// Instance names this replica in the claims it holds (a card post);
+	// default "local".
+	Instance string
+	// Replicas is the replica registry: /readyz says from it whether the
+	// live replicas disagree, and fails while another deployment that was
+	// first uses the Redis prefix. Optional.
+	Replicas ReplicaView
 }
 
 // Server serves gatebot's HTTP endpoints and runs its background workers.
@@ -159,6 +173,9 @@ type Server struct {
 	metrics  Metrics
 	ready    readiness
 	draining atomic.Bool // set by Drain: /readyz answers 503
+	// stopAsync cancels async work that Shutdown's deadline cut short.
+	asyncCtx  context.Context
+	stopAsync context.CancelFunc
 }
 
 // New validates o and returns a Server.
@@ -197,6 +214,9 @@ func New(o Options) (*Server, error) {
 	if o.MemberCacheTTL <= 0 {
 		o.MemberCacheTTL = 10 * time.Minute
 	}
+	if o.Instance == "" {
+		o.Instance = "local"
+	}
 	s := &Server{
 		opt:       o,
 		log:       o.Logger,
@@ -206,6 +226,7 @@ func New(o Options) (*Server, error) {
 		sent:      newMemberCache[string](time.Hour, o.Now),
 		metrics:   o.Metrics,
 	}
+	s.asyncCtx, s.stopAsync = context.WithCancel(context.Background())
 	for name, p := range o.Pipelines {
 		s.byAlias[name] = p
 		for _, a := range p.Aliases {
@@ -247,7 +268,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("X-Request-Id", rid)
 	log := lazyLogger(s.log).With("request_id", rid)
-	ctx := withLogger(r.Context(), log)
+	ctx := r.Context()
+	var span trace.Span
+	if s.opt.Tracer != nil {
+		ctx, span = s.startRequestSpan(ctx, r, rid)
+		log = log.With("trace_id", span.SpanContext().TraceID().String())
+		defer span.End()
+	}
+	ctx = withLogger(ctx, log)
 	rec := &statusRecorder{ResponseWriter: w}
 	defer func() {
 		if p := recover(); p != nil {
@@ -257,6 +285,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		status := rec.statusCode()
+		if span != nil {
+			endRequestSpan(span, status)
+		}
 		// Checked first: boxing the fields costs allocations on every
 		// request even when the access log is off.
 		if lvl := accessLevel(status); log.Enabled(ctx, lvl) {
@@ -280,7 +311,14 @@ func accessLevel(status int) slog.Level {
 	return slog.LevelDebug
 }
 
-// Shutdown waits for asynchronous turn work to finish or ctx to end.
+// asyncGrace is how long async work cut short by Shutdown's deadline has
+// to give back what it claimed (a card post) before Shutdown returns.
+const asyncGrace = 3 * time.Second
+
+// Shutdown waits for asynchronous turn work to finish or ctx to end. Work
+// still running then is cancelled and gets asyncGrace to release its
+// claims, so other replicas take it over at once rather than after the
+// claims' leases.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.Drain()
 	done := make(chan struct{})
@@ -289,8 +327,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-done:
 		return nil
 	case <-ctx.Done():
-		return ctx.Err()
 	}
+	s.stopAsync()
+	select {
+	case <-done:
+	case <-time.After(asyncGrace):
+	}
+	return ctx.Err()
 }
 
 // goAsync runs fn after the response, detached from the request's
@@ -301,6 +344,7 @@ func (s *Server) goAsync(ctx context.Context, timeout time.Duration, fn func(ctx
 		defer s.bg.Done()
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 		defer cancel()
+		defer context.AfterFunc(s.asyncCtx, cancel)()
 		defer func() {
 			if p := recover(); p != nil {
 				loggerFrom(ctx).Error("panic in async work", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))

@@ -92,6 +92,13 @@ func (s *Server) PostCard(ctx context.Context, g *approvals.Gate) error {
 	if !s.claimPost(ctx, g) {
 		return nil
 	}
+	err := s.postCard(ctx, g)
+	s.endPost(ctx, g, err)
+	return err
+}
+
+// postCard posts an unposted gate's card, under a claim.
+func (s *Server) postCard(ctx context.Context, g *approvals.Gate) error {
 	if len(g.Post.Conversation) == 0 {
 		p := s.opt.Pipelines[g.Pipeline]
 		if p == nil {

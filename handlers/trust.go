@@ -4,10 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"sync/atomic"
+	"time"
 
 	"github.com/gatebot/gatebot/approvals"
 	"github.com/gatebot/gatebot/bot"
+	"github.com/gatebot/gatebot/replicas"
 )
 
 // notInConversation answers a click or command naming a gate whose card
@@ -87,13 +90,48 @@ func (s *Server) foreignGate(ctx context.Context, g *approvals.Gate, act *bot.Ac
 // than a paced, retried post takes.
 const postLease = 2 * asyncBudget
 
-// claimPost takes the right to post g's card; false when another holds it
-// or the store cannot tell (then nobody posts now and the sweep retries).
+// claimPost takes the right to post g's card; false when another live
+// replica holds it or the store cannot tell (then nobody posts now and the
+// sweep retries). A claim held by a replica that is gone (killed while
+// posting: not in the replica registry any more) is taken over, so its
+// card goes up at the next sweep rather than when the lease runs out.
 func (s *Server) claimPost(ctx context.Context, g *approvals.Gate) bool {
-	ok, err := s.opt.Store.ClaimPost(ctx, g.ID, postLease)
+	log := loggerFrom(ctx)
+	ok, err := s.opt.Store.ClaimPost(ctx, g.ID, s.opt.Instance, postLease)
 	if err != nil {
-		loggerFrom(ctx).Warn("could not claim the card post", "gate_id", g.ID, "err", err)
+		log.Warn("could not claim the card post", "gate_id", g.ID, "err", err)
 		return false
 	}
-	return ok
+	if ok || s.opt.Replicas == nil {
+		return ok
+	}
+	holder, err := s.opt.Store.PostHolder(ctx, g.ID)
+	if err != nil || holder == "" || holder == s.opt.Instance {
+		return false
+	}
+	v := s.opt.Replicas.View()
+	if !v.Fresh(s.opt.Now()) || slices.ContainsFunc(v.Live, func(in replicas.Info) bool { return in.Instance == holder }) {
+		return false
+	}
+	if ok, err = s.opt.Store.TakeOverPost(ctx, g.ID, holder, s.opt.Instance, postLease); err != nil || !ok {
+		return false
+	}
+	log.Warn("took over the card post of a replica that is gone", "gate_id", g.ID, "holder", holder)
+	return true
+}
+
+// endPost ends this replica's part in posting g's card. A post cut short
+// (shutdown cancelled it) gives its claim back and makes the gate due for
+// the unposted sweep, so another replica posts the card within seconds.
+func (s *Server) endPost(ctx context.Context, g *approvals.Gate, err error) {
+	if err == nil || ctx.Err() == nil {
+		return
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	if rerr := s.opt.Store.ReleasePost(rctx, g.ID, s.opt.Instance); rerr != nil {
+		loggerFrom(ctx).Warn("could not give back the card post; another replica posts it when the lease ends", "gate_id", g.ID, "err", rerr)
+		return
+	}
+	loggerFrom(ctx).Info("card post cut short by shutdown; left to another replica", "gate_id", g.ID)
 }

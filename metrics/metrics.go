@@ -41,6 +41,11 @@ type Options struct {
 	// error leaves the series out of that scrape (the Redis error is
 	// counted by the Redis hook). Nil leaves gatebot_open_gates out.
 	OpenGates func(ctx context.Context) (map[string]int64, error)
+	// Replicas reports, from the replica registry, how many replicas are
+	// live and how many different version-and-config combinations they run
+	// (1 when they agree), for gatebot_replicas and
+	// gatebot_replica_configs. Nil leaves both out.
+	Replicas func() (live, configs int)
 	// Logger receives scrape-time read failures at debug level; nil
 	// discards them.
 	Logger *slog.Logger
@@ -149,6 +154,17 @@ func New(reg *prometheus.Registry, o Options) (*Metrics, error) {
 		cs = append(cs, &openGates{count: o.OpenGates, log: o.Logger, desc: prometheus.NewDesc(
 			"gatebot_open_gates", "Gates in each open state, read from Redis at scrape time (the same for every replica: aggregate with max, not sum).",
 			[]string{"state"}, nil)})
+	}
+	if o.Replicas != nil {
+		cs = append(cs,
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "gatebot_replicas",
+				Help: "Live replicas on this Redis prefix, from the replica registry (the same for every replica).",
+			}, func() float64 { n, _ := o.Replicas(); return float64(n) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "gatebot_replica_configs",
+				Help: "Different version and config combinations among the live replicas: 1 when they agree, more during a rolling upgrade.",
+			}, func() float64 { _, n := o.Replicas(); return float64(n) }))
 	}
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {

@@ -81,6 +81,11 @@ func execute(ctx context.Context, opt options, stderr io.Writer) (*report, error
 		return nil, err
 	}
 	defer os.RemoveAll(tmp)
+	own, err := startOwnRedisFor(ctx, &opt, tmp)
+	if err != nil {
+		return nil, err
+	}
+	defer own.stop()
 
 	id := randomHex(16)
 	appID := fmt.Sprintf("%s-%s-%s-%s-%s", id[:8], id[8:12], id[12:16], id[16:20], id[20:32])
@@ -95,6 +100,7 @@ func execute(ctx context.Context, opt options, stderr io.Writer) (*report, error
 	defer rg.srv.Close() // also ends hanging provider requests
 	rg.prov.SetBehaviour(hookFast, fakes.Behaviour{Latency: opt.providerLatency, ErrorRate: opt.providerErrorRate, RunFor: opt.runFor})
 	rg.prov.SetBehaviour(hookHang, fakes.Behaviour{RunFor: opt.runFor})
+	setFaultBehaviours(opt, rg.prov)
 
 	params, cfgPaths, err := writeConfig(opt, rg, tmp, id, appID, appPassword, secret)
 	if err != nil {
@@ -110,7 +116,7 @@ func execute(ctx context.Context, opt options, stderr io.Writer) (*report, error
 		}()
 	}
 
-	b := &bench{opt: opt, conn: rg.conn, prov: rg.prov, idp: rg.idp, gatebotURL: "http://" + params.Listen, apiToken: opt.token, appPassword: appPassword, prefix: params.Prefix}
+	b := &bench{opt: opt, ownRedis: own, conn: rg.conn, prov: rg.prov, idp: rg.idp, gatebotURL: "http://" + params.Listen, apiToken: opt.token, appPassword: appPassword, prefix: params.Prefix}
 	bases := make([]string, len(cfgPaths))
 	for i, p := range cfgPaths {
 		bases[i] = "http://" + p.listen
@@ -142,6 +148,7 @@ func writeConfig(opt options, rg *rig, tmp, id, appID, appPassword, secret strin
 		Secret:   secret, LogLevel: opt.logLevel, PollEvery: opt.pollEvery, Engine: engineSection(opt.replicas),
 		Approvals: opt.approvalsSection(),
 	}
+	addFaultPipelines(opt, rg, &params)
 	var out []replicaConfig
 	for i := range max(opt.replicas, 1) {
 		p := params
@@ -240,7 +247,7 @@ func (b *bench) startTarget(ctx context.Context, tmp string, cfgs []replicaConfi
 			return 0, stop, fmt.Errorf("replica %d: %w\ngatebot log:\n%s", i, err, tail(r.log, 40))
 		}
 	}
-	if (opt.scenario == "api" || opt.scenario == "soak") && b.apiToken == "" {
+	if (needsToken(opt.scenario) || opt.scenario == "soak") && b.apiToken == "" {
 		var err error
 		if b.apiToken, err = createToken(ctx, bin, cfgs[0].path, tokenName); err != nil {
 			return 0, stop, err
@@ -280,6 +287,8 @@ func (b *bench) drive(ctx context.Context, pid int) (*report, error) {
 	stopKill() // a kill still to come would only disturb the report
 
 	rep := b.buildReport(elapsed)
+	rep.startedAt = start
+	b.faultReport(rep)
 	if multi {
 		b.replicaReport(rep, start)
 	}

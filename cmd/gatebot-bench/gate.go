@@ -128,6 +128,17 @@ func (b *bench) runAPIGate(ctx context.Context, approvers convo, n int) *gateRes
 // approveAndFollow does the clicks and waits for the provider call, the
 // run on the card and the result.
 func (b *bench) approveAndFollow(ctx context.Context, g *gateResult, o opened) *gateResult {
+	approveAt, ok := b.approveBoth(ctx, g, o)
+	if !ok {
+		return g.fail("approve", errors.New("a click was not answered with success"))
+	}
+	return b.follow(ctx, g, o, approveAt)
+}
+
+// approveBoth notes the card and does both approvers' clicks; it returns
+// when the quorum's clicks were sent and whether all were answered with
+// success.
+func (b *bench) approveBoth(ctx context.Context, g *gateResult, o opened) (time.Time, bool) {
 	g.GateID, g.CardActivity = gateOf(o.card.Body), o.card.ActivityID
 	g.OpenToCard = o.card.At.Sub(o.sent)
 	b.think(ctx)
@@ -140,9 +151,12 @@ func (b *bench) approveAndFollow(ctx context.Context, g *gateResult, o opened) *
 	approveAt := time.Now()
 	okB := b.clickTwice(ctx, g, o.conv, o.conv.Approvers[1], false)
 	g.Approved = okA && okB
-	if !g.Approved {
-		return g.fail("approve", errors.New("a click was not answered with success"))
-	}
+	return approveAt, g.Approved
+}
+
+// follow waits for an approved gate's provider call, the run on its card
+// and the result; approveAt is when the quorum's click was sent.
+func (b *bench) follow(ctx context.Context, g *gateResult, o opened, approveAt time.Time) *gateResult {
 	sctx, cancel := context.WithTimeout(ctx, b.opt.stepTimeout)
 	defer cancel()
 	trig, err := b.prov.WaitTrigger(sctx, g.GateID)

@@ -80,6 +80,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if opt.assertExact && rep.Soak != nil && !rep.Soak.OK {
 		return fmt.Errorf("%w: soak: %s", errAssert, strings.Join(rep.Soak.Failures, "; "))
 	}
+	if opt.assertExact && rep.Faults != nil && !rep.Faults.OK {
+		return fmt.Errorf("%w: fault checks failed: %s", errAssert, rep.Faults.failed())
+	}
 	if opt.assertExact && rep.Runs.Approved == 0 {
 		return fmt.Errorf("%w: no gate was approved, nothing was measured", errAssert)
 	}

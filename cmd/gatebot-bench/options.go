@@ -26,7 +26,6 @@ type options struct {
 	think             time.Duration
 	stepTimeout       time.Duration
 	hang              time.Duration
-	downMode          string
 	runFor            time.Duration
 	providerLatency   time.Duration
 	providerErrorRate float64
@@ -50,6 +49,7 @@ type options struct {
 	assertExact       bool
 	replicas          int
 	killOneAfter      time.Duration
+	faultOptions      // redis-restart, provider-faults, conn-down's modes (faults.go)
 	soak              soakOptions
 }
 
@@ -78,7 +78,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("gatebot-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&o.scenario, "scenario", "flow", "flow, hang, conn-down, echo, api or soak")
+	fs.StringVar(&o.scenario, "scenario", "flow", "flow, hang, conn-down, echo, api, redis-restart, provider-faults or soak")
 	fs.IntVar(&o.conversations, "conversations", 4, "Teams group chats driven in parallel (each: a requester and two approvers); api: parallel API callers")
 	fs.IntVar(&o.gates, "gates", 20, "gates to open in all (hang, conn-down: plus the one special gate); not used by echo")
 	fs.IntVar(&o.messages, "messages", 0, "echo: stop after this many help turns (0: only --duration)")
@@ -87,7 +87,6 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.think, "think", 0, "pause between a user's steps (card seen → click, between gates)")
 	fs.DurationVar(&o.stepTimeout, "step-timeout", 15*time.Second, "longest wait for a gate's card (or an echo reply), and again for its provider call, run on the card and result")
 	fs.DurationVar(&o.hang, "hang", 60*time.Second, "hang: how long the hanging provider holds its trigger request")
-	fs.StringVar(&o.downMode, "down-mode", "down", "conn-down: down (503, retryable) or refuse (403 BotNotInConversationRoster)")
 	fs.DurationVar(&o.runFor, "run-for", 500*time.Millisecond, "how long a provider run reports running before it succeeds")
 	fs.DurationVar(&o.providerLatency, "provider-latency", 0, "delay of every trigger answer of the fast provider")
 	fs.Float64Var(&o.providerErrorRate, "provider-error-rate", 0, "share of fast-provider triggers answered 503 (0..1)")
@@ -111,6 +110,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.assertExact, "assert-exact", false, "exit 1 unless every approved gate ran exactly once (0 missing, 0 duplicate, 0 unexpected runs); with --replicas > 1 also unless every approved gate's last card update shows it succeeded (or \"Could not start\" for a gate whose one provider call the killed replica was making) and, with --kill-one-after, the kill happened")
 	fs.IntVar(&o.replicas, "replicas", 1, fmt.Sprintf("gatebot processes to start on one Redis prefix (1..%d), same config but the listen address, with short engine leases when > 1; each conversation's activities go round-robin over the live ones", maxReplicas))
 	fs.DurationVar(&o.killOneAfter, "kill-one-after", 0, "with --replicas > 1: SIGKILL replica 1 this long into the driving phase (0: never); its activities then go to the others, a request it failed is re-sent with the same activity id")
+	o.faultOptions.register(fs)
 	o.soak.register(fs)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usageHead+scenarioHelp()+"\nFlags:\n")
@@ -132,11 +132,14 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 func (o options) validate() error {
 	var errs []string
 	if _, ok := scenarios[o.scenario]; !ok {
-		errs = append(errs, fmt.Sprintf("--scenario %q is not one of flow, hang, conn-down, echo, api, soak", o.scenario))
+		errs = append(errs, fmt.Sprintf("--scenario %q is not one of flow, hang, conn-down, echo, api, redis-restart, provider-faults, soak", o.scenario))
 	}
 	minConv := 1
-	if o.scenario == "hang" || o.scenario == "conn-down" {
+	switch o.scenario {
+	case "hang", "conn-down":
 		minConv = 2 // conversation 0 is the disturbed one
+	case "provider-faults":
+		minConv = providerFaultConvs + 1 // the faulty providers' conversations and at least one flow
 	}
 	if o.conversations < minConv || o.conversations > 100000 {
 		errs = append(errs, fmt.Sprintf("--conversations must be between %d and 100000", minConv))
@@ -152,9 +155,6 @@ func (o options) validate() error {
 	}
 	if o.providerErrorRate < 0 || o.providerErrorRate > 1 {
 		errs = append(errs, "--provider-error-rate must be between 0 and 1")
-	}
-	if o.downMode != "down" && o.downMode != "refuse" {
-		errs = append(errs, "--down-mode must be down or refuse")
 	}
 	if o.pollEvery < 10*time.Millisecond {
 		errs = append(errs, "--poll-every must be at least 10ms")
@@ -191,6 +191,7 @@ func (o options) validate() error {
 		}
 	}
 	errs = append(errs, o.replicaProblems()...)
+	errs = append(errs, o.faultProblems()...)
 	errs = append(errs, o.soakProblems()...)
 	if len(errs) > 0 {
 		return usageError(strings.Join(errs, "; "))

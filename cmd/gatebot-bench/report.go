@@ -96,6 +96,11 @@ type report struct {
 	Recovery   *recovery       `json:"recovery,omitempty"`
 	FinalCards *finalCards     `json:"final_cards,omitempty"`
 	FinalOK    bool            `json:"final_cards_ok,omitempty"`
+
+	// Faults is the fault scenarios' account (faults.go).
+	Faults *faultReport `json:"faults,omitempty"`
+	// startedAt is when the driving phase began.
+	startedAt time.Time
 }
 
 type echoReport struct {
@@ -284,6 +289,7 @@ func (r *report) writeTable(w io.Writer) {
 		perWhat = "message"
 	}
 	r.writeReplicas(tw)
+	r.Faults.write(tw)
 	if r.ProcNote != "" {
 		fmt.Fprintf(tw, "%s process\t%s\n", r.Target, r.ProcNote)
 	}
@@ -395,8 +401,8 @@ func errSuffix(e string) string {
 }
 
 func stageText(stage string) string {
-	if stage == "succeeded" {
-		return "succeeded"
+	if stage == "succeeded" || strings.HasPrefix(stage, endedOn) {
+		return stage
 	}
 	return "stopped waiting for " + stage
 }

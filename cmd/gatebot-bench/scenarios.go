@@ -28,6 +28,11 @@ type bench struct {
 	// replicas are the gatebots the bench started (none with --target or
 	// --reference).
 	replicas []*replica
+	// ownRedis is the redis-server the bench started (redis-restart),
+	// nil otherwise.
+	ownRedis *ownRedis
+	// faults is the fault scenarios' record (faults.go).
+	faults faultRecord
 	// prefix is the run's Redis key prefix.
 	prefix string
 	// soakRun is the soak scenario's account (nil for the others).
@@ -52,7 +57,13 @@ var scenarios = map[string]func(*bench, context.Context){
 	"conn-down": (*bench).connDown,
 	"echo":      (*bench).echoTurns,
 	"api":       (*bench).api,
-	"soak":      (*bench).soak,
+
+	// Faults (faults*.go).
+	"redis-restart":   (*bench).redisRestart,
+	"provider-faults": (*bench).providerFaults,
+
+	// Soak (soak*.go).
+	"soak": (*bench).soak,
 }
 
 // workers runs fn for conversations from..N-1 in parallel until --gates
@@ -119,13 +130,15 @@ func (b *bench) hang(ctx context.Context) {
 	b.disturbed(ctx, pipelineHang, "provider hangs "+b.opt.hang.String())
 }
 
-// connDown: conversation 0's Connector answers 503 (or 403 with
-// --down-mode refuse) for the whole run, while the others run the flow.
+// connDown: conversation 0's Connector fails as --down-mode says (503,
+// 403, 429, 502 or closed connections) for the whole run, or from its
+// card on for --down-for, while the others run the flow (faults_conn.go).
 func (b *bench) connDown(ctx context.Context) {
-	mode, label := fakes.ModeDown, "connector down (503)"
-	if b.opt.downMode == "refuse" {
-		mode, label = fakes.ModeRefuse, "connector refusing (403)"
+	if b.opt.downFor > 0 {
+		b.connDownFor(ctx)
+		return
 	}
+	mode, label := connMode(b.opt.downMode)
 	b.conn.SetMode(newConvo(0).ID, mode)
 	b.disturbed(ctx, pipelineFast, label)
 }
@@ -233,16 +246,22 @@ func reason(err error) string {
 var describe = map[string]string{
 	"flow":      "N conversations open gates back to back on a fast webhook pipeline: /run → card → both approvers click (each twice at once) → provider called → run on the card → succeeded.",
 	"hang":      "conversation 0 approves a gate whose provider hangs for --hang while conversations 1..N-1 run the flow; shows whether one stuck provider delays everyone.",
-	"conn-down": "conversation 0's Bot Connector answers 503 (--down-mode down) or 403 (refuse) for the whole run while conversations 1..N-1 run the flow.",
+	"conn-down": "conversation 0's Bot Connector answers 503 (--down-mode down), 403 (refuse), 429 with Retry-After (429), 502 (502) or closes the connection (unreachable) while conversations 1..N-1 run the flow: for the whole run, or with --down-for D from its card's post for D, after which the card's last accepted update must show the final state.",
 	"echo":      "authenticated `help` turns at --rate messages/s spread over --conversations (default ~1 msg/s each) for --duration; measures turn ack and reply latency.",
 	"api":       "gates opened with POST /api/v1/gates and a token from `gatebot token create`; each card is a new channel thread, approved there like the flow.",
-	"soak":      "for --duration (default 10m): help turns over --conversations (default 1250) at --rate (default 0.4 a second each: Teams' sustained per-conversation rate is 0.45), Teams gates at --gate-rate and API gates at --api-rate, all at once; samples gatebot's RSS, goroutines and heap (/metrics), Redis memory and the run's keys every --sample-every and judges their growth from the first window after --warmup to the last (--max-growth); short --retention.",
+
+	// Faults (faults*.go).
+	"redis-restart":   redisRestartHelp,
+	"provider-faults": providerFaultsHelp,
+
+	// Soak (soak*.go).
+	"soak": "for --duration (default 10m): help turns over --conversations (default 1250) at --rate (default 0.4 a second each: Teams' sustained per-conversation rate is 0.45), Teams gates at --gate-rate and API gates at --api-rate, all at once; samples gatebot's RSS, goroutines and heap (/metrics), Redis memory and the run's keys every --sample-every and judges their growth from the first window after --warmup to the last (--max-growth); short --retention.",
 }
 
 func scenarioHelp() string {
 	s := ""
-	for _, name := range []string{"flow", "hang", "conn-down", "echo", "api", "soak"} {
-		s += fmt.Sprintf("  %-10s %s\n", name, describe[name])
+	for _, name := range []string{"flow", "hang", "conn-down", "echo", "api", "redis-restart", "provider-faults", "soak"} {
+		s += fmt.Sprintf("  %-15s %s\n", name, describe[name])
 	}
 	return s
 }

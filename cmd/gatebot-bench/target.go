@@ -49,6 +49,9 @@ type configParams struct {
 	PollEvery   time.Duration
 	// Engine is the engine: section (leases), nil for serve's defaults.
 	Engine map[string]any
+	// Extra are more webhook pipelines, pipeline name → hook (a provider
+	// section of that name pointing at HookURLs[hook]).
+	Extra map[string]string
 	// Approvals is the approvals: section (retention), nil for serve's
 	// defaults.
 	Approvals map[string]any
@@ -87,6 +90,10 @@ func gatebotConfig(p configParams) ([]byte, error) {
 	}
 	if p.Engine != nil {
 		cfg["engine"] = p.Engine
+	}
+	for name, hook := range p.Extra {
+		cfg["providers"].(map[string]any)[hook] = map[string]any{"type": "webhook", "url": p.HookURLs[hook], "secret": p.Secret}
+		cfg["pipelines"].(map[string]any)[name] = pipeline(hook)
 	}
 	if p.Approvals != nil {
 		cfg["approvals"] = p.Approvals

@@ -139,6 +139,14 @@ const cardType = "application/vnd.microsoft.card.adaptive"
 // (HTTP 200, statusCode 200) that counts the clicker among the approvers:
 // a refused vote is also answered with a card, carrying a notice.
 func (t *teams) click(ctx context.Context, c convo, from user, gateID, verb, replyTo, id string) (time.Duration, bool, error) {
+	ans, rtt, err := t.invoke(ctx, c, from, gateID, verb, replyTo, id)
+	return rtt, err == nil && ans.names(from), err
+}
+
+// invoke sends an Action.Execute invoke and returns its decoded answer;
+// an error for a failed request or an answer that is not HTTP 200 with an
+// invoke response body.
+func (t *teams) invoke(ctx context.Context, c convo, from user, gateID, verb, replyTo, id string) (invokeAnswer, time.Duration, error) {
 	act := t.activity(c, from, "invoke", id)
 	act["name"] = "adaptiveCard/action"
 	act["replyToId"] = replyTo
@@ -146,17 +154,22 @@ func (t *teams) click(ctx context.Context, c convo, from user, gateID, verb, rep
 		"action":  map[string]any{"type": "Action.Execute", "verb": verb, "data": map[string]any{"verb": verb, "gateId": gateID}},
 		"trigger": "manual",
 	}
+	var ans invokeAnswer
 	status, body, rtt, err := t.post(ctx, c.ID, act)
 	if err != nil {
-		return rtt, false, err
+		return ans, rtt, err
 	}
-	var ans invokeAnswer
 	if status != http.StatusOK || json.Unmarshal(body, &ans) != nil {
-		return rtt, false, fmt.Errorf("invoke answered HTTP %d: %.200s", status, body)
+		return ans, rtt, fmt.Errorf("invoke answered HTTP %d: %.200s", status, body)
 	}
-	ok := (ans.StatusCode == 0 || ans.StatusCode == http.StatusOK) && ans.Type == cardType &&
-		bytes.Contains(ans.Value, []byte(from.Name))
-	return rtt, ok, nil
+	return ans, rtt, nil
+}
+
+// names reports whether the answer is a card (statusCode 200) that counts
+// u among the approvers: a refused vote is also answered with a card,
+// carrying a notice.
+func (a invokeAnswer) names(u user) bool {
+	return (a.StatusCode == 0 || a.StatusCode == http.StatusOK) && a.Type == cardType && bytes.Contains(a.Value, []byte(u.Name))
 }
 
 var gateIDRe = regexp.MustCompile(`"gateId":"(g_[A-Za-z0-9]+)"`)

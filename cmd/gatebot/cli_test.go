@@ -105,7 +105,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"config", "check", cfg, "other.yaml"}, `config check: unexpected argument "other.yaml"`},
 		{[]string{"config", "check", "--strict", cfg}, "-strict"},
 		{[]string{"gates"}, "gates: no subcommand given"},
-		{[]string{"gates", "delete"}, `unknown subcommand "delete" (known: list, show, cancel)`},
+		{[]string{"gates", "delete"}, `unknown subcommand "delete" (known: list, show, cancel, migrate)`},
 		{[]string{"gates", "list", "pending"}, `gates list: unexpected argument "pending"`},
 		{[]string{"gates", "list", "--status", "pending"}, "-status"},
 		{[]string{"gates", "list", "--state", "open"}, `--state: "open" is not a state`},

@@ -39,6 +39,7 @@ type Config struct {
 	API       APIConfig                  `yaml:"api"`
 	Metrics   MetricsConfig              `yaml:"metrics"`
 	Engine    EngineConfig               `yaml:"engine"`
+	Tracing   TracingConfig              `yaml:"tracing"`
 
 	// unsetEnv names the ${NAME} references that were empty when the
 	// config was read.
@@ -468,6 +469,7 @@ func (c *Config) validate(reg registry) (map[string]pipelines.Provider, error) {
 	}
 	c.API.check(&ps)
 	c.Engine.check(&ps)
+	c.Tracing.check(&ps)
 	if len(ps) > 0 {
 		return nil, &ConfigError{Problems: ps, UnsetEnv: c.unsetEnv}
 	}

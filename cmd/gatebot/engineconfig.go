@@ -26,6 +26,10 @@ type EngineConfig struct {
 	// PollLease is how long a claimed run poll is hidden from the other
 	// replicas, default 1m. It must exceed ProviderTimeout.
 	PollLease Duration `yaml:"poll_lease" check:"positive"`
+	// UnknownPipelineGrace is how long an approved gate waits for a
+	// replica whose config has its pipeline (during a rolling upgrade one
+	// may not have it yet) before it fails, default 10m.
+	UnknownPipelineGrace Duration `yaml:"unknown_pipeline_grace" check:"positive"`
 }
 
 // Engine defaults of `serve`.
@@ -49,6 +53,7 @@ func (e *EngineConfig) applyDefaults() {
 	set(&e.ProviderTimeout, min(defaultProviderTimeout, time.Duration(e.TriggerBudget)))
 	set(&e.CardLease, defaultCardLease)
 	set(&e.PollLease, defaultPollLease)
+	set(&e.UnknownPipelineGrace, engine.DefaultUnknownPipelineGrace)
 }
 
 // minLease keeps a lease above what one Redis round trip and a slow
@@ -90,5 +95,7 @@ func (e *EngineConfig) options() (visibility time.Duration, o engine.Options) {
 		ProviderTimeout:   time.Duration(e.ProviderTimeout),
 		CardLease:         time.Duration(e.CardLease),
 		PollLease:         time.Duration(e.PollLease),
+
+		UnknownPipelineGrace: time.Duration(e.UnknownPipelineGrace),
 	}
 }

@@ -26,6 +26,7 @@ const (
   gatebot gates list   [--config FILE] [--state S] [--pipeline P] [--limit N] [--json]
   gatebot gates show   [--config FILE] [--json] ID
   gatebot gates cancel [--config FILE] --reason TEXT ID
+  gatebot gates migrate [--config FILE]
 
 Operate on approval gates in the Redis named by the config's redis.url.
 gatebot gates COMMAND --help explains one.`
@@ -44,12 +45,13 @@ The audit log records it as cancelled by cli:<your user name>.`
 
 var errGatesNoRedis = errors.New("gates commands need redis.url: the embedded dev store lives only inside a running gatebot")
 
-// gatesCmd runs `gatebot gates list|show|cancel`.
+// gatesCmd runs `gatebot gates list|show|cancel|migrate`.
 func gatesCmd(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	return dispatch("gates", args, []subcommand{
 		{name: "list", aliases: []string{"ls"}, run: func(a []string) error { return gatesList(ctx, a, getenv, stdout) }},
 		{name: "show", run: func(a []string) error { return gatesShow(ctx, a, getenv, stdout) }},
 		{name: "cancel", run: func(a []string) error { return gatesCancel(ctx, a, getenv, stdout) }},
+		{name: "migrate", run: func(a []string) error { return gatesMigrate(ctx, a, getenv, stdout) }},
 	}, gatesUsage, stdout)
 }
 

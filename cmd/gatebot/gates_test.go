@@ -167,3 +167,24 @@ func TestRedactURL(t *testing.T) {
 		}
 	}
 }
+
+// TestGatesMigrate converts a prefix left at layout 2 and says so; a
+// second run is harmless.
+func TestGatesMigrate(t *testing.T) {
+	for name, b := range tokenBackends(t) {
+		t.Run(name, func(t *testing.T) {
+			cfg := writeTokenConfig(t, b, "")
+			ctx := t.Context()
+			b.rdb.Set(ctx, b.prefix+"layout", "2", 0)
+			for range 2 {
+				out, _, err := cli(t, "gates", "migrate", "--config", cfg)
+				if err != nil || !strings.Contains(out, "layout 3") {
+					t.Fatalf("migrate: %q, %v", out, err)
+				}
+				if v := b.rdb.Get(ctx, b.prefix+"layout").Val(); v != "3" {
+					t.Fatalf("layout %q after migrate", v)
+				}
+			}
+		})
+	}
+}

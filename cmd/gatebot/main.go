@@ -3,7 +3,7 @@
 //	gatebot serve [--config gatebot.yaml]    start the bot
 //	gatebot config check FILE                validate a config without starting
 //	gatebot audit [--config …] [filters]     print the audit log
-//	gatebot gates list|show|cancel           operate on approval gates
+//	gatebot gates list|show|cancel|migrate   operate on approval gates
 //	gatebot manifest [--config …] --out app.zip build the Teams app package
 //	gatebot token create|list|revoke         API personal access tokens
 //	gatebot version
@@ -53,7 +53,7 @@ commands:
   serve      start the bot (no --config: local dev mode with the example config)
   config     check a config file (gatebot config check FILE)
   audit      print the audit log
-  gates      list, show or cancel approval gates
+  gates      list, show or cancel approval gates; migrate the Redis layout
   token      create, list or revoke API tokens
   manifest   build the Teams app package
   version    print the version

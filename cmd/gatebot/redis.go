@@ -98,7 +98,11 @@ func redisOptions(c RedisConfig) (*redis.UniversalOptions, error) {
 	}
 	// Fail fast while Redis is down, so callers get a quick 503 or a short
 	// Teams message instead of hanging turns.
+	// A hung Redis (accepting, never answering) must not hold a card
+	// click past its 4 s budget: commands honour the caller's deadline, and
+	// a timed-out command is retried at most once.
 	o.DialerRetries, o.DialTimeout, o.ReadTimeout, o.WriteTimeout = 1, 2*time.Second, 2*time.Second, 2*time.Second
+	o.ContextTimeoutEnabled, o.MaxRetries = true, 1
 	return o, nil
 }
 

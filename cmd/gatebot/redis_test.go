@@ -49,10 +49,10 @@ func TestRedisOptions(t *testing.T) {
 			if (got.TLSConfig != nil) != tt.tls {
 				t.Errorf("TLS = %v, want %v", got.TLSConfig != nil, tt.tls)
 			}
-			if got.DialTimeout != 2*time.Second || got.DialerRetries != 1 {
+			if got.DialTimeout != 2*time.Second || got.DialerRetries != 1 || !got.ContextTimeoutEnabled || got.MaxRetries != 1 {
 				t.Errorf("fail-fast timeouts not set: %+v", got)
 			}
-			opts := cmpopts.IgnoreFields(redis.UniversalOptions{}, "TLSConfig", "DialTimeout", "ReadTimeout", "WriteTimeout", "DialerRetries", "Protocol")
+			opts := cmpopts.IgnoreFields(redis.UniversalOptions{}, "TLSConfig", "DialTimeout", "ReadTimeout", "WriteTimeout", "DialerRetries", "Protocol", "ContextTimeoutEnabled", "MaxRetries")
 			if diff := cmp.Diff(tt.want, *got, opts, cmpopts.IgnoreUnexported(redis.UniversalOptions{})); diff != "" {
 				t.Errorf("options (-want +got):\n%s", diff)
 			}

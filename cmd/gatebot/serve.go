@@ -27,6 +27,7 @@ import (
 	"github.com/gatebot/gatebot/handlers"
 	"github.com/gatebot/gatebot/logging"
 	"github.com/gatebot/gatebot/metrics"
+	"github.com/gatebot/gatebot/replicas"
 )
 
 var logLevels = map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError}
@@ -38,6 +39,8 @@ type serveHooks struct {
 	ready func(addr string)
 	// listen, when set, replaces the configured listen address.
 	listen string
+	// heartbeat, when set, replaces the replica registry's 10 s heartbeat.
+	heartbeat time.Duration
 }
 
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, hooks *serveHooks) error {
@@ -59,6 +62,22 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		c.Listen = hooks.listen
 	}
 	log := newLogger(c.Log, stderr)
+	instance := instanceName()
+	tp, stopTracing, err := startTracing(ctx, c.Tracing, instance)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := stopTracing(sctx); err != nil {
+			log.Warn("could not flush the last spans", "err", err)
+		}
+	}()
+	if tp != nil {
+		log = slog.New(traceLogs{log.Handler()})
+		log.Info("tracing on: spans go to the OTLP endpoint", "endpoint", redactedURL(c.Tracing.Endpoint))
+	}
 	if *pprofAddr != "" {
 		_, stopPprof, err := startPprof(*pprofAddr, log)
 		if err != nil {
@@ -67,6 +86,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		defer stopPprof()
 	}
 	hc := &http.Client{Timeout: 30 * time.Second, Transport: outboundTransport()}
+	if tp != nil {
+		hc.Transport = tracingTransport{hc.Transport}
+	}
 	providers, err := c.validateAll(shape, providerRegistry(hc, log))
 	if err != nil {
 		return err
@@ -76,8 +98,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 
 	reg := prometheus.NewRegistry()
-	var store *approvals.Store // set below; the scrape-time count reads it
-	m, err := newMetrics(reg, func() *approvals.Store { return store }, log)
+	var store *approvals.Store   // set below; the scrape-time count reads it
+	var fleet *replicas.Registry // likewise
+	m, err := newMetrics(reg, func() *approvals.Store { return store }, func() *replicas.Registry { return fleet }, log)
 	if err != nil {
 		return err
 	}
@@ -112,6 +135,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		// by the next start.
 		log.Warn("could not check the Redis layout", "err", err)
 	}
+	var heartbeat time.Duration
+	if hooks != nil {
+		heartbeat = hooks.heartbeat
+	}
+	fleet, err = joinReplicas(ctx, rdb, c, instance, heartbeat, log)
+	if err != nil {
+		return err
+	}
 
 	auth, connector, trust, err := botSide(ctx, c.Bot, hc, log, m)
 	if err != nil {
@@ -129,6 +160,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Channels:  map[string]handlers.Channel{},
 		BotName:   c.Bot.Name,
 		Metrics:   m,
+		Replicas:  fleet,
+		Instance:  instance,
 	}
 	if c.Metrics.Listen == "" {
 		opts.MetricsHandler = m.Handler()
@@ -163,11 +196,15 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if opts.API, deliverer, err = apiOptions(c, rdb, store, log); err != nil {
 		return err
 	}
+	if tp != nil {
+		opts.Tracer = tp.Tracer("github.com/gatebot/gatebot/handlers")
+		engOpts.Tracer = tp.Tracer("github.com/gatebot/gatebot/engine")
+	}
 	srv, err := handlers.New(opts)
 	if err != nil {
 		return err
 	}
-	engOpts.Store, engOpts.Teams, engOpts.Pipelines, engOpts.Instance = store, srv, enginePipelines, instanceName()
+	engOpts.Store, engOpts.Teams, engOpts.Pipelines, engOpts.Instance, engOpts.Fleet = store, srv, enginePipelines, instance, fleet
 	engOpts.Logger, engOpts.Observer = log, m
 	eng, err := engine.New(engOpts)
 	if err != nil {
@@ -191,6 +228,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	defer stopWork()
 	var workers sync.WaitGroup
 	workers.Go(func() { eng.Run(workCtx) })
+	workers.Go(func() { fleet.Run(workCtx) })
 	if deliverer != nil {
 		workers.Go(func() { deliverer.Run(workCtx) })
 	}
@@ -230,6 +268,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if serr := srv.Shutdown(bgCtx); serr != nil && err == nil {
 		err = serr
 	}
+	if lerr := fleet.Leave(bgCtx); lerr != nil {
+		log.Warn("could not leave the replica registry; the others drop this replica once its heartbeat is stale", "err", lerr)
+	}
 	return err
 }
 
@@ -268,7 +309,7 @@ func newLogger(c LogConfig, w io.Writer) *slog.Logger {
 
 // newMetrics registers gatebot's metrics and the Go runtime and process
 // collectors on reg. store is read at scrape time, once it exists.
-func newMetrics(reg *prometheus.Registry, store func() *approvals.Store, log *slog.Logger) (*metrics.Metrics, error) {
+func newMetrics(reg *prometheus.Registry, store func() *approvals.Store, fleet func() *replicas.Registry, log *slog.Logger) (*metrics.Metrics, error) {
 	if err := reg.Register(collectors.NewGoCollector()); err != nil {
 		return nil, err
 	}
@@ -277,6 +318,14 @@ func newMetrics(reg *prometheus.Registry, store func() *approvals.Store, log *sl
 	}
 	return metrics.New(reg, metrics.Options{
 		Version: version, GoVersion: runtime.Version(), Logger: log,
+		Replicas: func() (int, int) {
+			f := fleet()
+			if f == nil {
+				return 0, 0
+			}
+			v := f.View()
+			return len(v.Live), v.Configs()
+		},
 		OpenGates: func(ctx context.Context) (map[string]int64, error) {
 			s := store()
 			if s == nil {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -15,6 +16,14 @@ import (
 // startServe runs serve with cfg (empty: the bundled example) until the
 // test ends and returns the bot listener's address and the logs.
 func startServe(t *testing.T, cfg string) (string, *syncBuffer) {
+	t.Helper()
+	addr, logs, _ := startServeWith(t, cfg, env(nil), &serveHooks{})
+	return addr, logs
+}
+
+// startServeWith is startServe with an environment and hooks; stop ends
+// that serve before the test does.
+func startServeWith(t *testing.T, cfg string, getenv func(string) string, hooks *serveHooks) (addr string, logs *syncBuffer, stop func()) {
 	t.Helper()
 	var args []string
 	if cfg != "" {
@@ -27,26 +36,31 @@ func startServe(t *testing.T, cfg string) (string, *syncBuffer) {
 	ctx, cancel := context.WithCancel(t.Context())
 	addrc := make(chan string, 1)
 	errc := make(chan error, 1)
-	logs := &syncBuffer{}
+	logs = &syncBuffer{}
+	hooks.listen, hooks.ready = "127.0.0.1:0", func(a string) { addrc <- a }
 	go func() {
-		errc <- serve(ctx, args, env(nil), io.Discard, logs, &serveHooks{listen: "127.0.0.1:0", ready: func(a string) { addrc <- a }})
+		errc <- serve(ctx, args, getenv, io.Discard, logs, hooks)
 	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-errc; err != nil {
-			t.Errorf("serve returned %v", err)
-		}
-	})
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-errc; err != nil {
+				t.Errorf("serve returned %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
 	select {
 	case a := <-addrc:
-		return a, logs
+		return a, logs, stop
 	case err := <-errc:
 		errc <- err
 		t.Fatalf("serve exited: %v\n%s", err, logs.String())
 	case <-time.After(10 * time.Second):
 		t.Fatal("serve did not start")
 	}
-	return "", nil
+	return "", nil, nil
 }
 
 func get(t *testing.T, url string) (int, string) {

@@ -51,7 +51,19 @@ const (
 	ModeRefuse
 	// ModeDown answers 503 (retryable), as a Connector outage does.
 	ModeDown
+	// ModeThrottle answers every send 429 with Retry-After
+	// ThrottleRetryAfter, as a conversation throttled for long does.
+	ModeThrottle
+	// ModeBadGateway answers 502, as a failing proxy in front of the
+	// Connector does.
+	ModeBadGateway
+	// ModeUnreachable closes the connection without an answer, as an
+	// unreachable or crashing Connector does to the caller.
+	ModeUnreachable
 )
+
+// ThrottleRetryAfter is the Retry-After, in seconds, of ModeThrottle.
+const ThrottleRetryAfter = 2
 
 // TokenChecker validates the bot's bearer token.
 type TokenChecker interface {
@@ -261,6 +273,12 @@ func (c *Connector) send(w http.ResponseWriter, r *http.Request, op Op, convID, 
 		status = http.StatusForbidden
 	case ModeDown:
 		status = http.StatusServiceUnavailable
+	case ModeThrottle:
+		status, retryAfter = http.StatusTooManyRequests, ThrottleRetryAfter
+	case ModeBadGateway:
+		status = http.StatusBadGateway
+	case ModeUnreachable:
+		status = 0 // recorded as no answer
 	default:
 		if retryAfter = c.admit(cv, now); retryAfter > 0 {
 			status = http.StatusTooManyRequests
@@ -281,6 +299,12 @@ func (c *Connector) send(w http.ResponseWriter, r *http.Request, op Op, convID, 
 	cv.mu.Unlock()
 
 	switch status {
+	case 0:
+		closeWithoutAnswer(w)
+	case http.StatusBadGateway:
+		w.Header().Set("Content-Type", "text/html")
+		w.WriteHeader(status)
+		_, _ = io.WriteString(w, "<html><body><h1>502 Bad Gateway</h1></body></html>")
 	case http.StatusForbidden:
 		connectorError(w, status, "BotNotInConversationRoster", "The bot is not part of the conversation roster.")
 	case http.StatusServiceUnavailable:
@@ -351,6 +375,19 @@ func (c *Connector) member(w http.ResponseWriter, convID, userID string) {
 		return
 	}
 	writeJSON(w, http.StatusOK, m)
+}
+
+// closeWithoutAnswer drops the connection of w's request without writing
+// anything: the caller sees the connection closed (EOF or reset).
+func closeWithoutAnswer(w http.ResponseWriter) {
+	if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+		if tc, ok := conn.(interface{ SetLinger(int) error }); ok {
+			_ = tc.SetLinger(0) // a reset, not a graceful close
+		}
+		_ = conn.Close()
+		return
+	}
+	panic(http.ErrAbortHandler) // no hijacking (HTTP/2): abort the stream
 }
 
 func connectorError(w http.ResponseWriter, status int, code, msg string) {

@@ -132,10 +132,48 @@ func TestConnectorRefusesBadTokenAndModes(t *testing.T) {
 	}
 	r.conn.SetMode("down", ModeDown)
 	r.conn.SetMode("refuse", ModeRefuse)
-	for conv, want := range map[string]int{"down": 503, "refuse": 403, "fine": 200} {
-		if got := r.post(t, conv).StatusCode; got != want {
-			t.Errorf("%s: status %d, want %d", conv, got, want)
+	r.conn.SetMode("throttle", ModeThrottle)
+	r.conn.SetMode("badgw", ModeBadGateway)
+	for conv, want := range map[string]int{"down": 503, "refuse": 403, "fine": 200, "throttle": 429, "badgw": 502} {
+		resp := r.post(t, conv)
+		if resp.StatusCode != want {
+			t.Errorf("%s: status %d, want %d", conv, resp.StatusCode, want)
 		}
+		if ra := resp.Header.Get("Retry-After"); (want == 429) != (ra == fmt.Sprint(ThrottleRetryAfter)) {
+			t.Errorf("%s: Retry-After %q", conv, ra)
+		}
+	}
+}
+
+// TestConnectorUnreachable: ModeUnreachable closes the connection without
+// an answer, records the call with status 0, and ModeOK recovers.
+func TestConnectorUnreachable(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, nil)
+	r.conn.SetMode("gone", ModeUnreachable)
+	tok, err := r.tok.Token(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := func() (*http.Response, error) {
+		req, _ := http.NewRequest(http.MethodPost, r.srv.URL+"/teams/v3/conversations/gone/activities", strings.NewReader(`{"type":"message","text":"hi"}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+tok)
+		return r.srv.Client().Do(req)
+	}
+	if resp, err := send(); err == nil {
+		resp.Body.Close()
+		t.Fatalf("unreachable: got HTTP %d, want a closed connection", resp.StatusCode)
+	}
+	r.conn.SetMode("gone", ModeOK)
+	resp, err := send()
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	calls := r.conn.Calls("gone")
+	if resp.StatusCode != 200 || len(calls) != 2 || calls[0].Status != 0 || calls[0].OK() || !calls[1].OK() {
+		t.Fatalf("after recovery: HTTP %d, calls %+v", resp.StatusCode, calls)
 	}
 }
 
@@ -265,5 +303,48 @@ func TestProviderCountsSignedTriggers(t *testing.T) {
 	send(true)
 	if n := len(p.Triggers()["g_1"]); n != 2 || p.BadSignatures() != 1 {
 		t.Fatalf("triggers = %d, bad signatures = %d", n, p.BadSignatures())
+	}
+}
+
+// TestProviderFailsThenThrottlesThenServes: FailFirst 503s, then
+// ThrottleFirst 429s with Retry-After, then 200s, counted per gate.
+func TestProviderFailsThenThrottlesThenServes(t *testing.T) {
+	t.Parallel()
+	const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+	mux := http.NewServeMux()
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	p, err := NewProvider(ProviderConfig{Secret: secret, BaseURL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux.Handle("/", p)
+	p.SetBehaviour("x", Behaviour{FailFirst: 1, ThrottleFirst: 2, RetryAfter: 3 * time.Second})
+	key, _ := standardwebhooks.ParseSecret(secret)
+	send := func(gate string) (int, string) {
+		body, _ := json.Marshal(map[string]any{"type": "gate.approved", "gate_id": gate})
+		req, _ := http.NewRequest(http.MethodPost, p.HookURL("x"), bytes.NewReader(body))
+		now := time.Now()
+		req.Header.Set("webhook-id", "gatebot-"+gate)
+		req.Header.Set("webhook-timestamp", fmt.Sprint(now.Unix()))
+		req.Header.Set("webhook-signature", standardwebhooks.Sign(key, "gatebot-"+gate, now, body))
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode, resp.Header.Get("Retry-After")
+	}
+	want := []struct {
+		status int
+		ra     string
+	}{{503, ""}, {429, "3"}, {429, "3"}, {200, ""}, {200, ""}}
+	for i, w := range want {
+		if st, ra := send("g_a"); st != w.status || ra != w.ra {
+			t.Errorf("call %d: %d Retry-After %q, want %d %q", i+1, st, ra, w.status, w.ra)
+		}
+	}
+	if st, _ := send("g_b"); st != 503 {
+		t.Errorf("another gate's first call: %d, want 503 (counted per gate)", st)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"strconv"
 	"sync"
 	"time"
 
@@ -26,6 +27,15 @@ type Behaviour struct {
 	Hang time.Duration
 	// RunFor is how long a run reports running before it succeeds.
 	RunFor time.Duration
+	// FailFirst answers the first FailFirst triggers of each gate 503
+	// (no run started), the later ones as usual.
+	FailFirst int
+	// ThrottleFirst answers the first ThrottleFirst triggers of each gate
+	// 429 with RetryAfter (no run started), the later ones as usual.
+	ThrottleFirst int
+	// RetryAfter is the Retry-After of throttled answers (whole seconds,
+	// at least 1).
+	RetryAfter time.Duration
 }
 
 // ProviderConfig configures the fake provider.
@@ -132,8 +142,13 @@ func (p *Provider) serveTrigger(w http.ResponseWriter, r *http.Request) {
 	}
 	p.mu.Lock()
 	b := p.behaviour[hook]
-	status := http.StatusOK
-	if b.ErrorRate > 0 && rand.Float64() < b.ErrorRate {
+	status, seen := http.StatusOK, len(p.triggers[ev.GateID])
+	switch {
+	case seen < b.FailFirst:
+		status = http.StatusServiceUnavailable
+	case seen < b.FailFirst+b.ThrottleFirst:
+		status = http.StatusTooManyRequests
+	case b.ErrorRate > 0 && rand.Float64() < b.ErrorRate:
 		status = http.StatusServiceUnavailable
 	}
 	p.triggers[ev.GateID] = append(p.triggers[ev.GateID], Trigger{GateID: ev.GateID, Hook: hook,
@@ -153,6 +168,9 @@ func (p *Provider) serveTrigger(w http.ResponseWriter, r *http.Request) {
 		p.triggers[ev.GateID][n].Abandoned = true
 		p.mu.Unlock()
 		return
+	}
+	if status == http.StatusTooManyRequests {
+		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(b.RetryAfter.Round(time.Second).Seconds()))))
 	}
 	if status != http.StatusOK {
 		writeJSON(w, status, map[string]string{"message": "injected failure"})
