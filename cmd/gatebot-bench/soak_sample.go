@@ -45,7 +45,8 @@ type soakSample struct {
 	// "other".
 	Keys map[string]int `json:"keys"`
 	// Members is the length of each of the store's other keys (indexes,
-	// schedules, queues, outbox, audit), by name after the prefix.
+	// schedules, queues, outbox, audit), by name after the prefix; the
+	// buckets of one structure (ob:cs:<xy>) add up under "ob:cs:*".
 	Members map[string]int64 `json:"members"`
 	// KeyKiB is the memory of the run's keys by class as MEMORY USAGE
 	// counts it ("other": the structures), dedupe markers not measured
@@ -357,12 +358,27 @@ func (s *sampler) lengths(ctx context.Context, keys []string, into map[string]in
 	}
 	for i, k := range keys {
 		if lens[i] != nil {
-			into[k] = lens[i].Val()
+			into[structName(k)] += lens[i].Val()
 		} else if types[i].Val() == "string" {
-			into[k] = 1
+			into[structName(k)]++
 		}
 	}
 	return nil
+}
+
+// groupedStructs are structures kept as many keys (layout 3's card
+// digests in 1024 buckets, learned dictionaries), sampled as one sum.
+var groupedStructs = []string{"ob:cs:", "dict:"}
+
+// structName is the name a structure's length is reported under: its key
+// after the prefix, or "<group>*" for a key of a grouped structure.
+func structName(k string) string {
+	for _, g := range groupedStructs {
+		if strings.HasPrefix(k, g) {
+			return g + "*"
+		}
+	}
+	return k
 }
 
 // parseRedisInfo returns used_memory and the keys of all databases from

@@ -223,6 +223,15 @@ func TestKeyClass(t *testing.T) {
 	}
 }
 
+func TestStructName(t *testing.T) {
+	t.Parallel()
+	for k, want := range map[string]string{"ob:cs:a7": "ob:cs:*", "dict:0f3a": "dict:*", "dict": "dict", "ob:card": "ob:card", "ix:ps:pending:deploy": "ix:ps:pending:deploy"} {
+		if got := structName(k); got != want {
+			t.Errorf("structName(%q) = %q, want %q", k, got, want)
+		}
+	}
+}
+
 func TestParseRedisInfo(t *testing.T) {
 	t.Parallel()
 	info := "# Memory\r\nused_memory:1048576\r\nused_memory_human:1.00M\r\n\r\n# Keyspace\r\ndb0:keys=12,expires=3,avg_ttl=100\r\ndb2:keys=5,expires=0,avg_ttl=0\r\n"
