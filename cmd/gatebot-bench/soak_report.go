@@ -360,7 +360,7 @@ func (sr *soakReport) write(w io.Writer) {
 	}
 	fmt.Fprintf(w, "CPU: %.2f cores in the first window, %.2f in the last; ≤ %.3f ms per help turn, ≤ %.1f ms per gate (all CPU counted against each)\n",
 		sr.CoresFirst, sr.CoresLast, sr.CPUPerTurnBound, sr.CPUPerGateBound)
-	fmt.Fprintln(tw, "t s\tRSS MiB\theap MiB\tgoroutines\tconns\tRedis MiB\tkeys KiB\tkeys\tseen\tposting\tg\tix:all\taudit\tCPU %\treplies/s\tgates/s\t")
+	fmt.Fprintln(tw, "t s\tRSS MiB\theap MiB\tgoroutines\tconns\tRedis MiB\tkeys KiB\tkeys\tseen\tposting\tg\tended\taudit\tCPU %\treplies/s\tgates/s\t")
 	var prev *soakSample
 	for _, s := range sr.rows() {
 		rates := "-\t-\t-"
@@ -369,7 +369,7 @@ func (sr *soakReport) write(w io.Writer) {
 			rates = fmt.Sprintf("%.0f\t%.0f\t%.2f", 100*(s.CPU-prev.CPU)/dt, float64(s.EchoOK-prev.EchoOK)/dt, float64(s.GatesOK-prev.GatesOK)/dt)
 		}
 		fmt.Fprintf(tw, "%.0f\t%.1f\t%.1f\t%.0f\t%d\t%.1f\t%.0f\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t\n", s.T, s.RSSMiB, s.HeapMiB, s.Goroutines, s.Sockets, s.RedisMiB, sumBut(s.KeyKiB),
-			s.keysBut(), s.Keys["seen"], s.Keys["posting"], s.Keys["g"], s.Members["ix:all"], s.Members["audit"], rates)
+			s.keysBut(), s.Keys["seen"], s.Keys["posting"], s.Keys["g"], s.Members["ended"], s.Members["audit"], rates)
 		prev = &s
 	}
 	tw.Flush()
