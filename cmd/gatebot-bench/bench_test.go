@@ -58,7 +58,7 @@ func TestFlags(t *testing.T) {
 	if _, err := parseFlags([]string{"-h"}, &help); !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("-h: %v", err)
 	}
-	for _, want := range []string{"flow", "hang", "conn-down", "echo", "api", "-assert-exact", "-duration", "-gates", "-target", "-json", "-hang", "-down-mode", "-rate", "-reference", "-profile-dir"} {
+	for _, want := range []string{"flow", "hang", "conn-down", "echo", "api", "-assert-exact", "-duration", "-gates", "-target", "-json", "-hang", "-down-mode", "-rate", "-reference", "-profile-dir", "soak", "-gate-rate", "-api-rate", "-sample-every", "-warmup", "-window", "-retention", "-max-growth"} {
 		if !strings.Contains(help.String(), want) {
 			t.Errorf("-h does not document %q", want)
 		}

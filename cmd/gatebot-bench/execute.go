@@ -116,7 +116,7 @@ func execute(ctx context.Context, opt options, stderr io.Writer) (*report, error
 		}()
 	}
 
-	b := &bench{opt: opt, ownRedis: own, conn: rg.conn, prov: rg.prov, idp: rg.idp, gatebotURL: "http://" + params.Listen, apiToken: opt.token, appPassword: appPassword}
+	b := &bench{opt: opt, ownRedis: own, conn: rg.conn, prov: rg.prov, idp: rg.idp, gatebotURL: "http://" + params.Listen, apiToken: opt.token, appPassword: appPassword, prefix: params.Prefix}
 	bases := make([]string, len(cfgPaths))
 	for i, p := range cfgPaths {
 		bases[i] = "http://" + p.listen
@@ -146,6 +146,7 @@ func writeConfig(opt options, rg *rig, tmp, id, appID, appPassword, secret strin
 		RedisURL: opt.redis, Prefix: "gatebot-bench:" + id[:12] + ":",
 		HookURLs: map[string]string{hookFast: rg.prov.HookURL(hookFast), hookHang: rg.prov.HookURL(hookHang)},
 		Secret:   secret, LogLevel: opt.logLevel, PollEvery: opt.pollEvery, Engine: engineSection(opt.replicas),
+		Approvals: opt.approvalsSection(),
 	}
 	addFaultPipelines(opt, rg, &params)
 	var out []replicaConfig
@@ -246,7 +247,7 @@ func (b *bench) startTarget(ctx context.Context, tmp string, cfgs []replicaConfi
 			return 0, stop, fmt.Errorf("replica %d: %w\ngatebot log:\n%s", i, err, tail(r.log, 40))
 		}
 	}
-	if needsToken(opt.scenario) && b.apiToken == "" {
+	if (needsToken(opt.scenario) || opt.scenario == "soak") && b.apiToken == "" {
 		var err error
 		if b.apiToken, err = createToken(ctx, bin, cfgs[0].path, tokenName); err != nil {
 			return 0, stop, err
@@ -312,6 +313,9 @@ func (b *bench) drive(ctx context.Context, pid int) (*report, error) {
 	}
 	if b.opt.think > 0 {
 		rep.Settings["think"] = b.opt.think.String()
+	}
+	if b.soakRun != nil {
+		b.soakSettings(rep)
 	}
 	if multi {
 		return rep, nil

@@ -17,6 +17,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -75,6 +76,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if opt.assertExact && rep.FinalCards != nil && !rep.FinalOK {
 		return fmt.Errorf("%w: %d of %d approved gates do not show their final state on their card", errAssert, rep.FinalCards.Approved-rep.FinalCards.Shown-rep.FinalCards.Interrupted, rep.FinalCards.Approved)
+	}
+	if opt.assertExact && rep.Soak != nil && !rep.Soak.OK {
+		return fmt.Errorf("%w: soak: %s", errAssert, strings.Join(rep.Soak.Failures, "; "))
 	}
 	if opt.assertExact && rep.Faults != nil && !rep.Faults.OK {
 		return fmt.Errorf("%w: fault checks failed: %s", errAssert, rep.Faults.failed())

@@ -50,6 +50,7 @@ type options struct {
 	replicas          int
 	killOneAfter      time.Duration
 	faultOptions      // redis-restart, provider-faults, conn-down's modes (faults.go)
+	soak              soakOptions
 }
 
 const usageHead = `usage: gatebot-bench [flags]
@@ -77,7 +78,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("gatebot-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&o.scenario, "scenario", "flow", "flow, hang, conn-down, echo, api, redis-restart or provider-faults")
+	fs.StringVar(&o.scenario, "scenario", "flow", "flow, hang, conn-down, echo, api, redis-restart, provider-faults or soak")
 	fs.IntVar(&o.conversations, "conversations", 4, "Teams group chats driven in parallel (each: a requester and two approvers); api: parallel API callers")
 	fs.IntVar(&o.gates, "gates", 20, "gates to open in all (hang, conn-down: plus the one special gate); not used by echo")
 	fs.IntVar(&o.messages, "messages", 0, "echo: stop after this many help turns (0: only --duration)")
@@ -110,6 +111,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.replicas, "replicas", 1, fmt.Sprintf("gatebot processes to start on one Redis prefix (1..%d), same config but the listen address, with short engine leases when > 1; each conversation's activities go round-robin over the live ones", maxReplicas))
 	fs.DurationVar(&o.killOneAfter, "kill-one-after", 0, "with --replicas > 1: SIGKILL replica 1 this long into the driving phase (0: never); its activities then go to the others, a request it failed is re-sent with the same activity id")
 	o.faultOptions.register(fs)
+	o.soak.register(fs)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usageHead+scenarioHelp()+"\nFlags:\n")
 		fs.PrintDefaults()
@@ -123,13 +125,14 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if fs.NArg() > 0 {
 		return o, usageError(fmt.Sprintf("unexpected argument %q", fs.Arg(0)))
 	}
+	o.soakDefaults(fs)
 	return o, o.validate()
 }
 
 func (o options) validate() error {
 	var errs []string
 	if _, ok := scenarios[o.scenario]; !ok {
-		errs = append(errs, fmt.Sprintf("--scenario %q is not one of flow, hang, conn-down, echo, api, redis-restart, provider-faults", o.scenario))
+		errs = append(errs, fmt.Sprintf("--scenario %q is not one of flow, hang, conn-down, echo, api, redis-restart, provider-faults, soak", o.scenario))
 	}
 	minConv := 1
 	switch o.scenario {
@@ -183,12 +186,13 @@ func (o options) validate() error {
 		if o.profileDir != "" {
 			errs = append(errs, "--profile-dir needs a gatebot the bench starts (not --target)")
 		}
-		if o.scenario == "api" && o.token == "" {
-			errs = append(errs, "--scenario api with --target needs --token")
+		if (o.scenario == "api" || o.scenario == "soak") && o.token == "" {
+			errs = append(errs, "--scenario api or soak with --target needs --token")
 		}
 	}
 	errs = append(errs, o.replicaProblems()...)
 	errs = append(errs, o.faultProblems()...)
+	errs = append(errs, o.soakProblems()...)
 	if len(errs) > 0 {
 		return usageError(strings.Join(errs, "; "))
 	}

@@ -76,6 +76,8 @@ type report struct {
 	SpecialCalls   map[string]int `json:"special_conversation_calls,omitempty"`
 
 	Echo *echoReport `json:"echo,omitempty"`
+	// Soak is the soak scenario's time series and growth verdicts.
+	Soak *soakReport `json:"soak,omitempty"`
 
 	CPUSeconds  float64              `json:"gatebot_cpu_s"`
 	CPUPerGate  float64              `json:"gatebot_cpu_ms_per_gate"`
@@ -302,6 +304,9 @@ func (r *report) writeTable(w io.Writer) {
 		fmt.Fprintf(tw, "exactly once\t%v\n", r.ExactOnce)
 	}
 	tw.Flush()
+	if r.Soak != nil {
+		r.Soak.write(w)
+	}
 }
 
 // writeReplicas prints the per-replica lines, the kill and the final

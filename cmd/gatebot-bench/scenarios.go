@@ -33,6 +33,10 @@ type bench struct {
 	ownRedis *ownRedis
 	// faults is the fault scenarios' record (faults.go).
 	faults faultRecord
+	// prefix is the run's Redis key prefix.
+	prefix string
+	// soakRun is the soak scenario's account (nil for the others).
+	soakRun *soakState
 
 	mu       sync.Mutex
 	gates    []*gateResult
@@ -57,6 +61,9 @@ var scenarios = map[string]func(*bench, context.Context){
 	// Faults (faults*.go).
 	"redis-restart":   (*bench).redisRestart,
 	"provider-faults": (*bench).providerFaults,
+
+	// Soak (soak*.go).
+	"soak": (*bench).soak,
 }
 
 // workers runs fn for conversations from..N-1 in parallel until --gates
@@ -246,11 +253,14 @@ var describe = map[string]string{
 	// Faults (faults*.go).
 	"redis-restart":   redisRestartHelp,
 	"provider-faults": providerFaultsHelp,
+
+	// Soak (soak*.go).
+	"soak": "for --duration (default 10m): help turns over --conversations (default 1250) at --rate (default 0.4 a second each: Teams' sustained per-conversation rate is 0.45), Teams gates at --gate-rate and API gates at --api-rate, all at once; samples gatebot's RSS, goroutines and heap (/metrics), Redis memory and the run's keys every --sample-every and judges their growth from the first window after --warmup to the last (--max-growth); short --retention.",
 }
 
 func scenarioHelp() string {
 	s := ""
-	for _, name := range []string{"flow", "hang", "conn-down", "echo", "api", "redis-restart", "provider-faults"} {
+	for _, name := range []string{"flow", "hang", "conn-down", "echo", "api", "redis-restart", "provider-faults", "soak"} {
 		s += fmt.Sprintf("  %-15s %s\n", name, describe[name])
 	}
 	return s

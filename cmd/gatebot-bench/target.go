@@ -52,6 +52,9 @@ type configParams struct {
 	// Extra are more webhook pipelines, pipeline name → hook (a provider
 	// section of that name pointing at HookURLs[hook]).
 	Extra map[string]string
+	// Approvals is the approvals: section (retention), nil for serve's
+	// defaults.
+	Approvals map[string]any
 }
 
 // gatebotConfig renders a gatebot config: auth on against the fake IdP,
@@ -91,6 +94,9 @@ func gatebotConfig(p configParams) ([]byte, error) {
 	for name, hook := range p.Extra {
 		cfg["providers"].(map[string]any)[hook] = map[string]any{"type": "webhook", "url": p.HookURLs[hook], "secret": p.Secret}
 		cfg["pipelines"].(map[string]any)[name] = pipeline(hook)
+	}
+	if p.Approvals != nil {
+		cfg["approvals"] = p.Approvals
 	}
 	return yaml.Marshal(cfg)
 }
