@@ -82,6 +82,7 @@
 //	                             until MigrateLayout (gatebot gates migrate)
 //	                             converts it (see compat.go)
 //	P seen:<key>         string  activity de-duplication markers (Once), with TTL
+//	                             (handlers: 1 hour per activity)
 //	P conv:<key>         string  saved conversation references, no TTL
 //
 // A gate entering a final state is added to "ended" in the same

@@ -15,8 +15,11 @@ import (
 )
 
 const (
-	// dedupeTTL covers Teams' redeliveries of a slow turn.
-	dedupeTTL = 24 * time.Hour
+	// dedupeTTL covers Teams' redeliveries of a slow turn: Teams retries an
+	// activity the bot took more than 15 s to answer, within seconds to
+	// minutes. An hour is ample; each marker is ~190 B of Redis, so a day
+	// cost ~7.7 GiB at a steady 500 turns/s (the soak's finding).
+	dedupeTTL = time.Hour
 	// invokeBudget keeps card clicks well inside Teams' few-second window.
 	invokeBudget = 4 * time.Second
 	// asyncBudget bounds background work started by one turn.
