@@ -27,6 +27,9 @@ bench() {
 }
 
 bench --scenario flow --conversations 4 --gates 8 --duration 20s
+# 64 conversations opening gates at once: more callers than pooled Redis
+# connections (a lookup inside a transaction once stalled the pool here).
+bench --scenario flow --conversations 64 --gates 192 --duration 20s
 # The provider hangs for 3 s: gates queued behind it must still run once.
 bench --scenario hang --conversations 3 --gates 6 --hang 3s --duration 15s
 # Conversation 0's connector answers 503; the others' gates run once.

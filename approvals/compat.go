@@ -32,6 +32,7 @@ type layoutMode struct {
 	mu      sync.Mutex
 	v       int
 	checked time.Time
+	recheck sync.Mutex // held by the one goroutine rereading the layout
 }
 
 // legacy reports whether s reads and writes layout 2 now, reading the
@@ -44,6 +45,15 @@ func (s *Store) legacy(ctx context.Context) bool {
 	s.mode.mu.Unlock()
 	if v == Layout || (v != 0 && fresh) {
 		return v != Layout
+	}
+	// One goroutine rereads the layout; the others go on with the one
+	// known (callers may hold a transaction's connection, see
+	// currentDict).
+	if v != 0 && !s.mode.recheck.TryLock() {
+		return v != Layout
+	}
+	if v != 0 {
+		defer s.mode.recheck.Unlock()
 	}
 	nv, err := s.recordedMode(ctx)
 	if err != nil {

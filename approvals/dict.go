@@ -69,7 +69,9 @@ func (s *Store) decodeGate(ctx context.Context, rec []byte) (*Gate, error) {
 	return decodeRecord(rec, func(id uint32) (*deflateCodec, error) { return s.learnedDict(ctx, id) })
 }
 
-// learnedDict returns the codec of dictionary id, reading it once.
+// learnedDict returns the codec of dictionary id, reading it once. A
+// Store meets the dictionaries of its prefix at start (WarmDicts), so a
+// read here is rare: a dictionary another replica learned meanwhile.
 func (s *Store) learnedDict(ctx context.Context, id uint32) (*deflateCodec, error) {
 	s.dicts.mu.Lock()
 	c := s.dicts.byID[id]
@@ -85,6 +87,30 @@ func (s *Store) learnedDict(ctx context.Context, id uint32) (*deflateCodec, erro
 		return nil, unavailable("read record dictionary", err)
 	}
 	return s.cacheDict(id, content), nil
+}
+
+// WarmDicts reads the learned record dictionary this prefix uses, so that
+// neither encoding nor decoding has to read it inside a transaction later.
+// gatebot calls it at start (CheckLayout does); without it the first
+// records still encode and decode, with a read each.
+func (s *Store) WarmDicts(ctx context.Context) error {
+	raw, err := s.rdb.Get(ctx, s.dictPointerKey()).Result()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return nil
+	case err != nil:
+		return unavailable("read record dictionary", err)
+	}
+	n, err := strconv.ParseUint(raw, 16, 32)
+	if err != nil || n == 0 {
+		return fmt.Errorf("record dictionary pointer %s is %q", s.dictPointerKey(), raw)
+	}
+	c, err := s.learnedDict(ctx, uint32(n))
+	if err != nil {
+		return err
+	}
+	s.setCurrent(c, uint32(n), time.Now())
+	return nil
 }
 
 func (s *Store) cacheDict(id uint32, content []byte) *deflateCodec {
@@ -104,11 +130,26 @@ func (s *Store) cacheDict(id uint32, content []byte) *deflateCodec {
 // currentDict returns the codec new records use: the learned dictionary
 // P dict names, learning one from g when there is none and g has a
 // conversation reference, or the fixed dictionary's.
+//
+// It never waits for another goroutine's lookup: encoders run inside a
+// transaction that holds a pooled connection, and the lookup needs one
+// more; with every pooled connection held by a waiting encoder the pool
+// would stall (it did, at 128 conversations opening gates at once). So
+// one goroutine looks while the others use the dictionary known so far,
+// or the fixed one.
 func (s *Store) currentDict(ctx context.Context, g *Gate) (*deflateCodec, error) {
 	if c := s.cachedDict(g); c != nil {
 		return c, nil
 	}
-	s.dicts.learn.Lock()
+	if !s.dicts.learn.TryLock() {
+		s.dicts.mu.Lock()
+		cur := s.dicts.cur
+		s.dicts.mu.Unlock()
+		if cur != nil {
+			return cur, nil
+		}
+		return codecV2, nil
+	}
 	defer s.dicts.learn.Unlock()
 	if c := s.cachedDict(g); c != nil {
 		return c, nil // another goroutine looked meanwhile

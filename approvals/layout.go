@@ -31,6 +31,7 @@ var ErrLayout = errors.New("unknown Redis layout")
 // it records 2 and the Store keeps writing layout 2, which replicas of
 // the older gatebot still running read, until MigrateLayout (see
 // compat.go).
+// On layout 3 it also reads the learned record dictionary (WarmDicts).
 func (s *Store) CheckLayout(ctx context.Context) error {
 	raw, err := s.rdb.Get(ctx, s.layoutKey()).Result()
 	switch {
@@ -52,7 +53,7 @@ func (s *Store) CheckLayout(ctx context.Context) error {
 			return err
 		}
 		s.setMode(Layout)
-		return nil
+		return s.WarmDicts(ctx)
 	}
 	if err := s.raiseLayout(ctx, 2); err != nil {
 		return err
