@@ -57,3 +57,7 @@ fi
 # A provider answering 503, one answering 429 twice, one hanging past the
 # provider timeout, next to the flow: bounded calls, one run at most.
 bench --scenario provider-faults --conversations 4 --gates 6 --duration 15s
+# A rolling upgrade: replica 1 runs a config without the flow's pipeline.
+# Every gate still runs once (only replica 0 may trigger or poll it) and
+# both replicas' /readyz say they disagree.
+BENCH_TIMEOUT=75 bench --scenario flow --replicas 2 --rolling --conversations 4 --gates 12 --duration 30s

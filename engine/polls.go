@@ -49,13 +49,14 @@ func (e *Engine) pollLoop(ctx context.Context) {
 	}
 }
 
-// unknownPollDefer is how long a poll this replica cannot do waits: soon
-// again when a live replica serves its pipeline (a rolling upgrade: let
-// that one take it), else long, since no one may be able to.
+// unknownPollDefer is how long a poll this replica cannot do waits: one
+// tick when a live replica serves its pipeline (a rolling upgrade: that
+// one's next claim takes it, however often this one claims it first),
+// else long, since no one may be able to.
 func (e *Engine) unknownPollDefer(pipeline string) time.Duration {
 	if e.opts.Fleet != nil {
 		if v := e.opts.Fleet.View(); v.Fresh(e.opts.Now()) && v.Serves(pipeline) {
-			return max(e.opts.Tick, time.Second)
+			return e.opts.Tick
 		}
 	}
 	return e.opts.PollLease / 2

@@ -58,7 +58,7 @@ func TestFlags(t *testing.T) {
 	if _, err := parseFlags([]string{"-h"}, &help); !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("-h: %v", err)
 	}
-	for _, want := range []string{"flow", "hang", "conn-down", "echo", "api", "-assert-exact", "-duration", "-gates", "-target", "-json", "-hang", "-down-mode", "-rate", "-reference", "-profile-dir", "soak", "-gate-rate", "-api-rate", "-sample-every", "-warmup", "-window", "-retention", "-max-growth"} {
+	for _, want := range []string{"flow", "hang", "conn-down", "echo", "api", "-rolling", "-assert-exact", "-duration", "-gates", "-target", "-json", "-hang", "-down-mode", "-rate", "-reference", "-profile-dir", "soak", "-gate-rate", "-api-rate", "-sample-every", "-warmup", "-window", "-retention", "-max-growth"} {
 		if !strings.Contains(help.String(), want) {
 			t.Errorf("-h does not document %q", want)
 		}
@@ -68,6 +68,9 @@ func TestFlags(t *testing.T) {
 		want string
 	}{
 		{[]string{"--scenario", "nope"}, "--scenario"},
+		{[]string{"--scenario", "flow", "--rolling"}, "--rolling needs"},
+		{[]string{"--scenario", "echo", "--replicas", "1", "--rolling"}, "--rolling needs"},
+		{[]string{"--scenario", "flow", "--replicas", "2", "--rolling", "--kill-one-after", "1s"}, "--rolling excludes"},
 		{[]string{"--scenario", "hang", "--conversations", "1"}, "--conversations"},
 		{[]string{"--duration", "2h"}, "--duration"},
 		{[]string{"--redis", "redis://10.0.0.1:6379/0"}, "--redis"},

@@ -122,6 +122,7 @@ func execute(ctx context.Context, opt options, stderr io.Writer) (*report, error
 		bases[i] = "http://" + p.listen
 	}
 	b.teams = newTeams(newRouter(bases), params.ServiceURL, appID, rg.idp)
+	b.teams.pinMessages = opt.rolling
 	sctx, scancel := context.WithTimeout(ctx, opt.startupTimeout)
 	pid, stop, err := b.startTarget(sctx, tmp, cfgPaths, "bench-"+id[:8], stderr)
 	scancel()
@@ -160,6 +161,9 @@ func writeConfig(opt options, rg *rig, tmp, id, appID, appPassword, secret strin
 			if p.Listen, err = freeLoopbackAddr(); err != nil {
 				return params, nil, err
 			}
+		}
+		if rollingOmits(opt, i) {
+			p.Omit = []string{pipelineFast}
 		}
 		cfg, err := gatebotConfig(p)
 		if err != nil {
@@ -291,6 +295,7 @@ func (b *bench) drive(ctx context.Context, pid int) (*report, error) {
 	b.faultReport(rep)
 	if multi {
 		b.replicaReport(rep, start)
+		b.rollingReport(ctx, rep)
 	}
 	if b.opt.callsOut != "" {
 		if err := writeCalls(b.opt.callsOut, b.conn.AllCalls()); err != nil {

@@ -77,6 +77,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if opt.assertExact && rep.FinalCards != nil && !rep.FinalOK {
 		return fmt.Errorf("%w: %d of %d approved gates do not show their final state on their card", errAssert, rep.FinalCards.Approved-rep.FinalCards.Shown-rep.FinalCards.Interrupted, rep.FinalCards.Approved)
 	}
+	if opt.assertExact && rep.Rolling != nil && !rep.Rolling.OK {
+		return fmt.Errorf("%w: rolling: a replica's /readyz was not 200 or did not say that the replicas disagree: %s", errAssert, strings.Join(rep.Rolling.Readyz, "; "))
+	}
 	if opt.assertExact && rep.Soak != nil && !rep.Soak.OK {
 		return fmt.Errorf("%w: soak: %s", errAssert, strings.Join(rep.Soak.Failures, "; "))
 	}

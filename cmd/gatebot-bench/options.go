@@ -49,6 +49,7 @@ type options struct {
 	assertExact       bool
 	replicas          int
 	killOneAfter      time.Duration
+	rolling           bool
 	faultOptions      // redis-restart, provider-faults, conn-down's modes (faults.go)
 	soak              soakOptions
 }
@@ -109,6 +110,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.json, "json", false, "print the report as JSON")
 	fs.BoolVar(&o.assertExact, "assert-exact", false, "exit 1 unless every approved gate ran exactly once (0 missing, 0 duplicate, 0 unexpected runs); with --replicas > 1 also unless every approved gate's last card update shows it succeeded (or \"Could not start\" for a gate whose one provider call the killed replica was making) and, with --kill-one-after, the kill happened")
 	fs.IntVar(&o.replicas, "replicas", 1, fmt.Sprintf("gatebot processes to start on one Redis prefix (1..%d), same config but the listen address, with short engine leases when > 1; each conversation's activities go round-robin over the live ones", maxReplicas))
+	fs.BoolVar(&o.rolling, "rolling", false, "with --scenario flow and --replicas > 1: a rolling upgrade adding the flow's pipeline: replicas 1… run a config without it, /run goes to replica 0, clicks to any; with --assert-exact also exit 1 unless every replica's /readyz is 200 and says the replicas disagree")
 	fs.DurationVar(&o.killOneAfter, "kill-one-after", 0, "with --replicas > 1: SIGKILL replica 1 this long into the driving phase (0: never); its activities then go to the others, a request it failed is re-sent with the same activity id")
 	o.faultOptions.register(fs)
 	o.soak.register(fs)
@@ -218,6 +220,12 @@ func (o options) replicaProblems() []string {
 		errs = append(errs, "--kill-one-after needs --replicas 2 or more (replica 1 is killed, the others carry on)")
 	case o.killOneAfter > 0 && o.killOneAfter >= o.duration:
 		errs = append(errs, "--kill-one-after must be shorter than --duration")
+	}
+	if o.rolling && (o.replicas < 2 || o.scenario != "flow") {
+		errs = append(errs, "--rolling needs --scenario flow and --replicas 2 or more (replica 0 has the new config, the others the old)")
+	}
+	if o.rolling && o.killOneAfter > 0 {
+		errs = append(errs, "--rolling excludes --kill-one-after")
 	}
 	return errs
 }

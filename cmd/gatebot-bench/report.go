@@ -78,6 +78,8 @@ type report struct {
 	Echo *echoReport `json:"echo,omitempty"`
 	// Soak is the soak scenario's time series and growth verdicts.
 	Soak *soakReport `json:"soak,omitempty"`
+	// Rolling is what --rolling checked.
+	Rolling *rollingReport `json:"rolling,omitempty"`
 
 	CPUSeconds  float64              `json:"gatebot_cpu_s"`
 	CPUPerGate  float64              `json:"gatebot_cpu_ms_per_gate"`
@@ -330,6 +332,12 @@ func (r *report) writeReplicas(w io.Writer) {
 		fmt.Fprintf(w, "final cards\t%d of %d approved gates show succeeded on their last card update; %d rest in \"Could not start\" (provider called once, by the killed replica, outcome unknown); %d provider calls abandoned by their caller\n", fc.Shown, fc.Approved, fc.Interrupted, fc.Abandoned)
 		for _, g := range fc.NotShown {
 			fmt.Fprintf(w, "  not final\t%s\n", g)
+		}
+	}
+	if rr := r.Rolling; rr != nil {
+		fmt.Fprintf(w, "rolling\treplicas 1… run a config without %s; every replica's /readyz must be 200 and say they disagree: %v\n", pipelineFast, rr.OK)
+		for _, l := range rr.Readyz {
+			fmt.Fprintf(w, "  readyz\t%s\n", l)
 		}
 	}
 }

@@ -55,6 +55,8 @@ type configParams struct {
 	// Approvals is the approvals: section (retention), nil for serve's
 	// defaults.
 	Approvals map[string]any
+	// Omit are pipelines this replica's config leaves out (--rolling).
+	Omit []string
 }
 
 // gatebotConfig renders a gatebot config: auth on against the fake IdP,
@@ -97,6 +99,9 @@ func gatebotConfig(p configParams) ([]byte, error) {
 	}
 	if p.Approvals != nil {
 		cfg["approvals"] = p.Approvals
+	}
+	for _, name := range p.Omit {
+		delete(cfg["pipelines"].(map[string]any), name)
 	}
 	return yaml.Marshal(cfg)
 }

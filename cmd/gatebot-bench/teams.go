@@ -44,6 +44,9 @@ type teams struct {
 	idp        *fakes.IdP
 	client     *http.Client
 	seq        atomic.Int64
+	// pinMessages sends message activities to replica 0 while it is live
+	// (--rolling: only it has the flow's pipeline).
+	pinMessages bool
 }
 
 func newTeams(routes *router, serviceURL, appID string, idp *fakes.IdP) *teams {
@@ -79,6 +82,9 @@ func (t *teams) post(ctx context.Context, conv string, act map[string]any) (int,
 	start := time.Now()
 	for tries := 1; ; tries++ {
 		i, base := t.routes.pick(conv)
+		if t.pinMessages && act["type"] == "message" && !t.routes.isDead(0) {
+			i, base = 0, t.routes.bases[0]
+		}
 		status, body, err := t.postTo(ctx, base, b)
 		if err != nil && ctx.Err() == nil && t.routes.isDead(i) && tries <= len(t.routes.bases) {
 			t.routes.resent.Add(1)
