@@ -215,21 +215,7 @@ func TestUnpostedChatGateIsPosted(t *testing.T) {
 	for name, rdb := range redisClients(t) {
 		t.Run(name, func(t *testing.T) {
 			e := newEnv(t, rdb, approvals.Policy{Required: 1, Timeout: time.Hour})
-			ref, _ := json.Marshal(map[string]any{
-				"activityId": "in-1", "bot": map[string]any{"id": "28:gatebot", "name": "gatebot"},
-				"user": map[string]any{"id": alex.id, "name": alex.name}, "channelId": "msteams", "serviceUrl": e.conn.serviceURL(),
-				"conversation": map[string]any{"id": "personal-chat-id", "conversationType": "personal", "tenantId": "tenant-1"},
-			})
-			def := demoDef("demo")
-			def.Compile()
-			g, _, err := e.store.Open(context.Background(), approvals.Opening{
-				Pipeline: "demo", Schema: def, RawInputs: map[string]any{"version": "1.2.3"},
-				Requester: approvals.Person{ID: alex.id, Name: alex.name}, Origin: "teams", Policy: approvals.Policy{Required: 1, Timeout: time.Hour},
-				Tenant: "tenant-1", Conversations: []string{"personal-chat-id"}, Post: approvals.Post{Conversation: ref},
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
+			g := e.openUnposted(t)
 			gateID, actID := e.lastCardPost(1)
 			if gateID != g.ID {
 				t.Fatalf("posted %s, want %s", gateID, g.ID)

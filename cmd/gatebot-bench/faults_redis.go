@@ -238,17 +238,10 @@ func (b *bench) outageGate(ctx context.Context, c convo, n int) {
 func (b *bench) openUntilRecorded(ctx context.Context, g *gateResult, c convo, n int) (opened, bool) {
 	text := fmt.Sprintf("/run %s version=3.%d.%d", pipelineFast, n/1000, n%1000)
 	for ctx.Err() == nil {
-		msgID, sent, rtt, err := b.teams.message(ctx, c, c.Requester, text)
-		if err != nil {
-			b.refused("run turn not acknowledged", rtt)
-			b.userPause(ctx)
+		msgID, sent, rtt, reply, next, acked, err := b.runTurn(ctx, c, text)
+		if !acked {
 			continue
 		}
-		sctx, cancel := context.WithTimeout(ctx, b.opt.stepTimeout)
-		reply, next, err := b.conn.Wait(sctx, c.ID, 0, func(call fakes.Call) bool {
-			return call.OK() && call.Op != fakes.OpUpdate && call.ReplyToID == msgID
-		})
-		cancel()
 		switch {
 		case err != nil:
 			g.fail("card", err)
@@ -266,6 +259,25 @@ func (b *bench) openUntilRecorded(ctx context.Context, g *gateResult, c convo, n
 	}
 	g.fail("open", ctx.Err())
 	return opened{}, false
+}
+
+// runTurn sends text as c's requester and waits for the Connector to get
+// its answer (a post replying to it, not an update). acked is false when
+// the turn itself was not acknowledged: that is counted as a refusal and
+// the user pauses before trying again.
+func (b *bench) runTurn(ctx context.Context, c convo, text string) (msgID string, sent time.Time, rtt time.Duration, reply fakes.Call, next int, acked bool, err error) {
+	msgID, sent, rtt, err = b.teams.message(ctx, c, c.Requester, text)
+	if err != nil {
+		b.refused("run turn not acknowledged", rtt)
+		b.userPause(ctx)
+		return msgID, sent, rtt, reply, 0, false, err
+	}
+	sctx, cancel := context.WithTimeout(ctx, b.opt.stepTimeout)
+	defer cancel()
+	reply, next, err = b.conn.Wait(sctx, c.ID, 0, func(call fakes.Call) bool {
+		return call.OK() && call.Op != fakes.OpUpdate && call.ReplyToID == msgID
+	})
+	return msgID, sent, rtt, reply, next, true, err
 }
 
 // clickUntilRecorded clicks approve as u until the answer names u; it
@@ -385,17 +397,10 @@ func (b *bench) runProbe(ctx context.Context) {
 			continue
 		}
 		text := fmt.Sprintf("/run %s version=4.0.%d", pipelineFast, n)
-		msgID, sent, rtt, err := b.teams.message(ctx, c, c.Requester, text)
-		if err != nil {
-			b.refused("run turn not acknowledged", rtt)
-			b.userPause(ctx)
+		msgID, sent, rtt, reply, _, acked, err := b.runTurn(ctx, c, text)
+		if !acked {
 			continue
 		}
-		sctx, cancel := context.WithTimeout(ctx, b.opt.stepTimeout)
-		reply, _, err := b.conn.Wait(sctx, c.ID, 0, func(call fakes.Call) bool {
-			return call.OK() && call.Op != fakes.OpUpdate && call.ReplyToID == msgID
-		})
-		cancel()
 		switch {
 		case err != nil:
 		case bytes.Contains(reply.Body, []byte(notRecorded)):
