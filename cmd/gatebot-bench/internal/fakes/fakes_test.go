@@ -266,17 +266,27 @@ func TestBotTokenEndpoint(t *testing.T) {
 	}
 }
 
-func TestProviderCountsSignedTriggers(t *testing.T) {
-	t.Parallel()
-	const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+// testSecret signs the test provider's webhooks.
+const testSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+// newTestProvider serves a fake provider checking testSecret until the
+// test ends.
+func newTestProvider(t *testing.T) *Provider {
+	t.Helper()
 	mux := http.NewServeMux()
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	p, err := NewProvider(ProviderConfig{Secret: secret, BaseURL: srv.URL})
+	p, err := NewProvider(ProviderConfig{Secret: testSecret, BaseURL: srv.URL})
 	if err != nil {
 		t.Fatal(err)
 	}
 	mux.Handle("/", p)
+	return p
+}
+
+func TestProviderCountsSignedTriggers(t *testing.T) {
+	t.Parallel()
+	p := newTestProvider(t)
 	body, _ := json.Marshal(map[string]any{"type": "gate.approved", "gate_id": "g_1"})
 	send := func(sign bool) int {
 		req, _ := http.NewRequest(http.MethodPost, p.HookURL("fast"), bytes.NewReader(body))
@@ -284,10 +294,10 @@ func TestProviderCountsSignedTriggers(t *testing.T) {
 			now := time.Now()
 			req.Header.Set("webhook-id", "gatebot-g_1")
 			req.Header.Set("webhook-timestamp", fmt.Sprint(now.Unix()))
-			key, _ := standardwebhooks.ParseSecret(secret)
+			key, _ := standardwebhooks.ParseSecret(testSecret)
 			req.Header.Set("webhook-signature", standardwebhooks.Sign(key, "gatebot-g_1", now, body))
 		}
-		resp, err := srv.Client().Do(req)
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -310,17 +320,9 @@ func TestProviderCountsSignedTriggers(t *testing.T) {
 // ThrottleFirst 429s with Retry-After, then 200s, counted per gate.
 func TestProviderFailsThenThrottlesThenServes(t *testing.T) {
 	t.Parallel()
-	const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-	mux := http.NewServeMux()
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	p, err := NewProvider(ProviderConfig{Secret: secret, BaseURL: srv.URL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux.Handle("/", p)
+	p := newTestProvider(t)
 	p.SetBehaviour("x", Behaviour{FailFirst: 1, ThrottleFirst: 2, RetryAfter: 3 * time.Second})
-	key, _ := standardwebhooks.ParseSecret(secret)
+	key, _ := standardwebhooks.ParseSecret(testSecret)
 	send := func(gate string) (int, string) {
 		body, _ := json.Marshal(map[string]any{"type": "gate.approved", "gate_id": gate})
 		req, _ := http.NewRequest(http.MethodPost, p.HookURL("x"), bytes.NewReader(body))
@@ -328,7 +330,7 @@ func TestProviderFailsThenThrottlesThenServes(t *testing.T) {
 		req.Header.Set("webhook-id", "gatebot-"+gate)
 		req.Header.Set("webhook-timestamp", fmt.Sprint(now.Unix()))
 		req.Header.Set("webhook-signature", standardwebhooks.Sign(key, "gatebot-"+gate, now, body))
-		resp, err := srv.Client().Do(req)
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
