@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Short gatebot-bench runs for CI: the flow, hang and conn-down scenarios,
-# two replicas with one SIGKILLed mid-flow and the fault scenarios,
+# two replicas (one SIGKILLed mid-flow; two configs in a rolling upgrade)
+# and the fault scenarios,
 # each bounded to a few seconds, against a gatebot built once from this
 # tree with auth on and the real Redis. Asserts exactly-once provider runs
 # (0 missing, 0 duplicate, 0 unexpected) and the fault checks (whose only
