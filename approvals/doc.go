@@ -32,7 +32,9 @@
 //	                             Retention once it is final
 //	P due                zset    expiry schedule: pending gate id → deadline (ms);
 //	                             claimed members are pushed forward by a lease;
-//	                             an expired gate stays until AckExpired
+//	                             an expired gate stays until AckExpired. A gate
+//	                             to be reminded joins it only once reminded
+//	                             (AckReminder; layout 2: from the start)
 //	P poll               zset    run-status poll schedule: gate id → next poll (ms)
 //	P ix:ps:<state>:<pipeline>
 //	                     zset    the list index: gate ids of one pipeline in
@@ -75,7 +77,8 @@
 //	                             poster's instance name (ClaimPost, ReleasePost,
 //	                             TakeOverPost)
 //	P remind             zset    pending gates → reminder time (deadline −
-//	                             Policy.RemindBefore); left with the decision
+//	                             Policy.RemindBefore); left with the decision,
+//	                             or for P due once reminded or at the deadline
 //	P layout             string  the layout version (Layout) of the data under
 //	                             this prefix; CheckLayout refuses a newer one
 //	                             and keeps writing layout 2 on layout 2 data

@@ -37,3 +37,52 @@ func TestReminders(t *testing.T) {
 		}
 	})
 }
+
+// TestReminderThenExpiry: a gate to be reminded sits on one schedule at a
+// time — the reminder's, then, once reminded, the expiry's — and still
+// expires at its deadline; one whose reminder never got through is moved
+// to the expiry schedule when its deadline comes and expires too.
+func TestReminderThenExpiry(t *testing.T) {
+	backends(t, Options{}, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		mk := func() *Gate {
+			g := newGate("deploy-api", 1, time.Hour)
+			g.Policy.RemindBefore = 10 * time.Minute
+			return mustCreate(t, e.store, g)
+		}
+		reminded, failing := mk(), mk()
+		onDue := func(id string) bool {
+			_, err := e.rdb.ZScore(ctx, e.store.dueKey(), id).Result()
+			return err == nil
+		}
+		if onDue(reminded.ID) || onDue(failing.ID) {
+			t.Fatal("a gate waiting for its reminder is on the expiry schedule too (two members per gate)")
+		}
+		e.clock.Advance(51 * time.Minute)
+		due, err := e.store.DueReminders(ctx, 10)
+		if err != nil || len(due) != 2 {
+			t.Fatalf("reminders due: %v %v, want both", due, err)
+		}
+		if err := e.store.AckReminder(ctx, reminded.ID); err != nil {
+			t.Fatal(err)
+		}
+		if !onDue(reminded.ID) {
+			t.Fatal("a reminded gate is not on the expiry schedule")
+		}
+		// The other gate's reminder fails every time; at the deadline it
+		// moves to the expiry schedule instead of being offered again.
+		e.clock.Advance(10 * time.Minute)
+		if got, err := e.store.DueReminders(ctx, 10); err != nil || len(got) != 0 {
+			t.Fatalf("reminders offered past the deadline: %v %v", got, err)
+		}
+		expired, err := e.store.ExpireDue(ctx, 10)
+		if err != nil || len(expired) != 2 {
+			t.Fatalf("ExpireDue at the deadline: %d gates, %v; want both", len(expired), err)
+		}
+		for _, g := range expired {
+			if g.State != StateExpired {
+				t.Errorf("gate %s is %s, want expired", g.ID, g.State)
+			}
+		}
+	})
+}

@@ -229,14 +229,53 @@ func (g *Gate) reasonIf(to State) string {
 // DueReminders returns up to limit pending gates whose reminder time
 // (deadline − Policy.RemindBefore) has come, each claimed for a lease so
 // replicas share them; call AckReminder once the approvers were reminded.
-// Gates decided meanwhile have left the schedule with their decision.
+// Gates decided meanwhile have left the schedule with their decision. A
+// gate still unreminded at its deadline (its reminder kept failing) is
+// not returned but moved to the expiry schedule, so it expires on time.
 func (s *Store) DueReminders(ctx context.Context, limit int) ([]*Gate, error) {
-	return s.claimGates(ctx, s.remindKey(), limit, scheduleLease, func(g *Gate) bool { return g.State == StatePending })
+	gates, err := s.claimGates(ctx, s.remindKey(), limit, scheduleLease, func(g *Gate) bool { return g.State == StatePending })
+	now := s.now()
+	out := gates[:0]
+	var errs []error
+	for _, g := range gates {
+		if !g.Deadline.IsZero() && !now.Before(g.Deadline) {
+			if merr := s.remindedOrLate(ctx, g); merr != nil {
+				errs = append(errs, merr)
+			}
+			continue
+		}
+		out = append(out, g)
+	}
+	return out, errors.Join(append(errs, err)...)
 }
 
-// AckReminder takes a gate off the reminder schedule: one reminder each.
+// AckReminder takes a gate off the reminder schedule, one reminder each,
+// and puts it on the expiry schedule (a gate with a reminder is on one of
+// the two at a time).
 func (s *Store) AckReminder(ctx context.Context, id string) error {
-	if err := s.rdb.ZRem(ctx, s.remindKey(), id).Err(); err != nil {
+	g, err := s.Get(ctx, id)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		g = &Gate{ID: id} // gone: just leave the schedule
+	case err != nil:
+		return err
+	}
+	return s.remindedOrLate(ctx, g)
+}
+
+// remindedOrLate moves g from the reminder schedule to the expiry schedule
+// at its deadline (NX: a member already there, from a layout-2 replica,
+// keeps its score). A gate decided meanwhile only leaves; if it was
+// decided between the read and this write, the expiry sweep drops it.
+func (s *Store) remindedOrLate(ctx context.Context, g *Gate) error {
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		if g.State == StatePending && !g.Deadline.IsZero() {
+			p.ZAddNX(ctx, s.dueKey(), redis.Z{Score: ms(g.Deadline), Member: g.ID})
+		}
+		p.ZRem(ctx, s.remindKey(), g.ID)
+		return nil
+	})
+	if err != nil {
 		return unavailable("ack reminder", err)
 	}
 	return nil

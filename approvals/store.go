@@ -267,8 +267,17 @@ func (s *Store) Create(ctx context.Context, g *Gate, idempotencyKey string) (*Ga
 				p.Set(ctx, s.idemKey(idempotencyKey), fp+" "+ng.ID, ttl)
 			}
 			if !ng.Deadline.IsZero() {
-				p.ZAdd(ctx, s.dueKey(), redis.Z{Score: ms(ng.Deadline), Member: ng.ID})
-				if r := ng.Policy.RemindBefore; r > 0 && r < ng.Policy.Timeout {
+				// A gate to be reminded waits on the reminder schedule only,
+				// and moves to the expiry schedule once reminded
+				// (AckReminder): one schedule member at a time. Layout-2
+				// replicas ack a reminder without that move, so for them it
+				// is on both.
+				r := ng.Policy.RemindBefore
+				remind := r > 0 && r < ng.Policy.Timeout
+				if !remind || legacy {
+					p.ZAdd(ctx, s.dueKey(), redis.Z{Score: ms(ng.Deadline), Member: ng.ID})
+				}
+				if remind {
 					p.ZAdd(ctx, s.remindKey(), redis.Z{Score: ms(ng.Deadline.Add(-r)), Member: ng.ID})
 				}
 			}
