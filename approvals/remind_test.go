@@ -11,11 +11,7 @@ import (
 func TestReminders(t *testing.T) {
 	backends(t, Options{}, func(t *testing.T, e *env) {
 		ctx := context.Background()
-		mk := func() *Gate {
-			g := newGate("deploy-api", 1, time.Hour)
-			g.Policy.RemindBefore = 10 * time.Minute
-			return mustCreate(t, e.store, g)
-		}
+		mk := func() *Gate { return remindedGate(t, e) }
 		waiting, decided := mk(), mk()
 		if _, _, err := e.store.Decide(ctx, decided.ID, bob, true, "", ""); err != nil {
 			t.Fatal(err)
@@ -45,11 +41,7 @@ func TestReminders(t *testing.T) {
 func TestReminderThenExpiry(t *testing.T) {
 	backends(t, Options{}, func(t *testing.T, e *env) {
 		ctx := context.Background()
-		mk := func() *Gate {
-			g := newGate("deploy-api", 1, time.Hour)
-			g.Policy.RemindBefore = 10 * time.Minute
-			return mustCreate(t, e.store, g)
-		}
+		mk := func() *Gate { return remindedGate(t, e) }
 		reminded, failing := mk(), mk()
 		onDue := func(id string) bool {
 			_, err := e.rdb.ZScore(ctx, e.store.dueKey(), id).Result()
@@ -85,4 +77,12 @@ func TestReminderThenExpiry(t *testing.T) {
 			}
 		}
 	})
+}
+
+// remindedGate creates a one-hour gate reminded 10 minutes before its end.
+func remindedGate(t *testing.T, e *env) *Gate {
+	t.Helper()
+	g := newGate("deploy-api", 1, time.Hour)
+	g.Policy.RemindBefore = 10 * time.Minute
+	return mustCreate(t, e.store, g)
 }

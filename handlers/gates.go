@@ -202,25 +202,12 @@ const recordPostBudget = 30 * time.Second
 // activity id no update reaches it, and once the post lease ends the
 // unposted sweep would post the gate a second card.
 func (s *Server) recordPost(ctx context.Context, id string, post approvals.Post, digest string) error {
-	wait := 100 * time.Millisecond
-	for {
+	return approvals.RetryUnavailable(ctx, time.Time{}, func() error {
 		_, err := s.opt.Store.SetPost(ctx, id, post, digest)
-		if err == nil || !errors.Is(err, approvals.ErrUnavailable) {
-			return err
-		}
-		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
-			return err
-		}
+		return err
+	}, func(err error, wait time.Duration) {
 		loggerFrom(ctx).Warn("could not record the card's activity id yet; retrying", "err", err, "retry_in", wait)
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return err
-		}
-		wait = min(2*wait, 2*time.Second)
-	}
+	})
 }
 
 // abandon cancels a gate nobody can see, so nothing waits on it silently.

@@ -246,6 +246,9 @@ func New(o Options) (*Server, error) {
 	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusMethodNotAllowed, "method-not-allowed", r.Method+" is not allowed on "+r.URL.Path)
 	})
+	if o.Tracer != nil {
+		r.Use(nameSpan)
+	}
 	r.Handle("/api/messages", s.adapt(s.handleMessages)).Methods(http.MethodPost)
 	r.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")

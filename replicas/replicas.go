@@ -122,9 +122,6 @@ func New(rdb redis.UniversalClient, o Options) (*Registry, error) {
 	return &Registry{rdb: rdb, key: o.Prefix + "replicas", opts: o, log: log.With("component", "replicas")}, nil
 }
 
-// Self is what this replica publishes.
-func (r *Registry) Self() Info { return r.opts.Self }
-
 // Join publishes this replica, unless a live replica of another deployment
 // already uses the prefix: then nothing is written and the error, matching
 // ErrForeignDeployment, names that replica.

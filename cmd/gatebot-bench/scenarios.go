@@ -158,14 +158,21 @@ type echoStats struct {
 	Reasons map[string]int
 }
 
+// echoInterval is how long each echo conversation waits between turns so
+// that all of them together send --rate turns a second (default: one a
+// second each).
+func (b *bench) echoInterval() time.Duration {
+	rate := b.opt.rate
+	if rate <= 0 {
+		rate = float64(b.opt.conversations)
+	}
+	return time.Duration(float64(b.opt.conversations) / rate * float64(time.Second))
+}
+
 // echoTurns: authenticated "help" turns at --rate over all conversations
 // until --messages or the duration.
 func (b *bench) echoTurns(ctx context.Context) {
-	rate := b.opt.rate
-	if rate <= 0 {
-		rate = float64(b.opt.conversations) // ~1 message/s per conversation
-	}
-	interval := time.Duration(float64(b.opt.conversations) / rate * float64(time.Second))
+	interval := b.echoInterval()
 	var (
 		sent  atomic.Int64
 		wg    sync.WaitGroup

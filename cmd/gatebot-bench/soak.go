@@ -245,11 +245,7 @@ func (b *bench) soakGates(ctx context.Context, rate float64, pool []convo, load 
 // more than one in flight; the replies' bodies are then forgotten (the
 // fake Connector would otherwise keep every help card of the run).
 func (b *bench) soakEcho(ctx context.Context, st *soakState) {
-	rate := b.opt.rate
-	if rate <= 0 {
-		rate = float64(b.opt.conversations)
-	}
-	interval := time.Duration(float64(b.opt.conversations) / rate * float64(time.Second))
+	interval := b.echoInterval()
 	var wg sync.WaitGroup
 	for i := 0; i < b.opt.conversations; i++ {
 		c := b.convo(i)
