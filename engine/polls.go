@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"math/rand/v2"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -49,14 +50,17 @@ func (e *Engine) pollLoop(ctx context.Context) {
 	}
 }
 
-// unknownPollDefer is how long a poll this replica cannot do waits: one
-// tick when a live replica serves its pipeline (a rolling upgrade: that
-// one's next claim takes it, however often this one claims it first),
-// else long, since no one may be able to.
+// unknownPollDefer is how long a poll this replica cannot do waits: about
+// a tick when a live replica serves its pipeline (a rolling upgrade: let
+// that one's next claim take it), else long, since no one may be able to.
+// The short wait is jittered: put back for exactly one tick, a poll would
+// be due again just as this replica's own next tick came, and this
+// replica — not the one that serves it — would claim it every time (the
+// rolling bench run caught cards stuck on "running" that way).
 func (e *Engine) unknownPollDefer(pipeline string) time.Duration {
 	if e.opts.Fleet != nil {
 		if v := e.opts.Fleet.View(); v.Fresh(e.opts.Now()) && v.Serves(pipeline) {
-			return e.opts.Tick
+			return e.opts.Tick/2 + rand.N(e.opts.Tick)
 		}
 	}
 	return e.opts.PollLease / 2
