@@ -95,8 +95,13 @@
 //
 // A vote, the gate write, the index moves, the trigger enqueue, the outbox
 // entries (card sync, callback event, next poll) and the audit entry happen
-// in one MULTI/EXEC guarded by WATCH on the gate key, so all
-// keys a transaction touches must live in one hash slot on Redis Cluster:
+// in one compare-and-set script (cas.go): it writes them all only if the
+// gate record is still the one the change was decided on, else answers
+// with the record stored, and the change is decided again on it. A Store
+// remembers the last record it read or wrote per gate (recent.go), so a
+// change of a gate it wrote last is one round trip and no decode. Gate
+// creation uses MULTI/EXEC under WATCH. Either way all keys a change
+// touches must live in one hash slot on Redis Cluster:
 // use a hash-tagged prefix such as "{gatebot}:" there. Single nodes and
 // Sentinel need nothing special.
 //

@@ -164,6 +164,7 @@ func newEnv(tb testing.TB, real bool, opts Options) *env {
 	if err != nil {
 		tb.Fatalf("NewStore: %v", err)
 	}
+	s.checkRecent = true
 	e.store = s
 	return e
 }

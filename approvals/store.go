@@ -76,6 +76,11 @@ type Store struct {
 	dicts learnedDicts
 	mode  layoutMode
 
+	recent recentRecords
+	// checkRecent makes remember verify that a remembered gate equals its
+	// record decoded (tests).
+	checkRecent bool
+
 	mu            sync.Mutex
 	reclaimCursor map[string]string    // per pipeline: XAUTOCLAIM position in the pending list
 	reclaimedAt   map[string]time.Time // per pipeline: last XAUTOCLAIM
@@ -158,7 +163,7 @@ func (s *Store) Get(ctx context.Context, id string) (*Gate, error) {
 	if err != nil {
 		return nil, unavailable("get gate", err)
 	}
-	return s.decodeGate(ctx, raw)
+	return s.decodeFor(ctx, id, raw)
 }
 
 // newGateID returns "g_" and 20 lowercase base32 characters (100 random bits).
@@ -210,6 +215,7 @@ func (s *Store) Create(ctx context.Context, g *Gate, idempotencyKey string) (*Ga
 	var (
 		out     *Gate
 		created bool
+		rec     []byte
 	)
 	legacy := s.legacy(ctx)
 	err := s.retryTx(ctx, "create gate", func(tx *redis.Tx) error {
@@ -289,11 +295,18 @@ func (s *Store) Create(ctx context.Context, g *Gate, idempotencyKey string) (*Ga
 		if err != nil {
 			return err
 		}
-		out, created = &ng, true
+		out, created, rec = &ng, true, raw
 		return nil
 	}, keys...)
 	if err != nil {
 		return nil, false, err
+	}
+	if created {
+		// What a reader decodes, not ng: callers' inputs may hold types
+		// JSON does not give back.
+		if d, err := s.decodeGate(ctx, rec); err == nil {
+			s.recent.remember(out.ID, rec, d)
+		}
 	}
 	if created && s.opts.OnTransition != nil {
 		s.opts.OnTransition(out.Pipeline, "", StatePending)
@@ -357,137 +370,205 @@ type auditNote struct {
 type change func(g *Gate, now time.Time) ([]auditNote, error)
 
 // update applies fn to the gate atomically and writes the consequences of a
-// state change in the same transaction: index moves, leaving the expiry
+// state change in the same script: index moves, leaving the expiry
 // schedule, the TTL and schedule removal of a final gate, the trigger of an
 // approved gate, the poll schedule of a running one and audit entries. On
 // an error from fn it returns the gate as stored together with the error.
+//
+// The change is computed from the record this Store saw last (recent), or
+// read, and written by compareAndSet: one round trip when no one else
+// wrote the gate meanwhile, and when someone did, fn runs again on what
+// they wrote.
 func (s *Store) update(ctx context.Context, op, id string, fn change) (*Gate, error) {
-	var out *Gate
-	var fnErr error
-	var fromState State
 	legacy := s.legacy(ctx)
-	err := s.retryTx(ctx, op, func(tx *redis.Tx) error {
-		raw, err := tx.Get(ctx, s.gateKey(id)).Bytes()
-		if errors.Is(err, redis.Nil) {
-			return backoff.Permanent(fmt.Errorf("gate %s: %w", id, ErrNotFound))
+	key := s.gateKey(id)
+	rec, base, known := s.recent.known(id)
+	fresh := false // rec was read by this call, not remembered
+	b := txBackOff()
+	for try := 1; ; try++ {
+		if !known {
+			raw, err := s.rdb.Get(ctx, key).Bytes()
+			if errors.Is(err, redis.Nil) {
+				return nil, fmt.Errorf("gate %s: %w", id, ErrNotFound)
+			}
+			if err != nil {
+				return nil, unavailable(op, err)
+			}
+			if base, err = s.decodeFor(ctx, id, raw); err != nil {
+				return nil, err
+			}
+			rec, known, fresh = string(raw), true, true
 		}
-		if err != nil {
-			return unavailable(op, err)
-		}
-		g, err := s.decodeGate(ctx, raw)
-		if err != nil {
-			return backoff.Permanent(err)
-		}
-		old := g.State
-		fromState = old
-		wasPosted := !g.Post.PostedAt.IsZero()
+		g := base.clone()
 		now := s.now()
+		old, wasPosted := g.State, !g.Post.PostedAt.IsZero()
 		notes, err := fn(g, now)
 		if err != nil {
-			cur, derr := s.decodeGate(ctx, raw)
-			if derr != nil {
-				return backoff.Permanent(derr)
+			if !fresh { // refuse only on the record as stored
+				known = false
+				continue
 			}
-			out, fnErr = cur, err
-			return nil
+			return base, err
 		}
-		g.Version++
-		g.UpdatedAt = now
-		nw := g.State
-		if nw != StateTriggering {
-			g.TriggerLease = time.Time{} // a lease only guards a trigger in flight
-		}
-		if old != nw {
-			covered := false
-			for _, n := range notes {
-				if n.event != "" && n.to == nw {
-					covered = true
-				}
-			}
-			if !covered {
-				notes = append(notes, auditNote{event: string(nw), from: old, to: nw})
-			}
-		}
-		enc, err := s.encodeGate(ctx, g)
+		enc, err := s.prepareChange(ctx, g, now)
 		if err != nil {
-			return backoff.Permanent(err)
+			return nil, err
 		}
-		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			// The outbox: what must follow this change, in its own MULTI.
-			if g.Post.ActivityID != "" {
-				s.queueCard(ctx, p, g, now)
+		p := s.rdb.Pipeline()
+		if err := s.queueChange(ctx, p, g, old, wasPosted, enc, now, notes, legacy); err != nil {
+			return nil, err
+		}
+		err = s.compareAndSet(ctx, key, rec, p)
+		var stale *errStale
+		switch {
+		case err == nil:
+			s.remember(ctx, id, enc, g)
+			if s.opts.OnTransition != nil && old != g.State {
+				s.opts.OnTransition(g.Pipeline, old, g.State)
 			}
-			if g.CallbackURL != "" && old != nw {
-				if err := s.queueCallback(ctx, p, g, now); err != nil {
-					return backoff.Permanent(err)
-				}
+			return g, nil
+		case !errors.As(err, &stale):
+			s.recent.forget(id)
+			return nil, unavailable(op, err)
+		case stale.current == nil:
+			s.recent.forget(id)
+			return nil, fmt.Errorf("gate %s: %w", id, ErrNotFound)
+		case try >= maxTxTries:
+			return nil, fmt.Errorf("%s: %w", op, ErrConflict)
+		}
+		if base, err = s.decodeFor(ctx, id, stale.current); err != nil {
+			return nil, err
+		}
+		// A remembered record gone stale (another replica wrote) is
+		// retried at once; a race lost on a record just read backs off.
+		if fresh {
+			if err := sleepCtx(ctx, b.NextBackOff()); err != nil {
+				return nil, unavailable(op, err)
 			}
-			var ttl time.Duration
-			if nw.Final() {
-				ttl = s.opts.Retention
-				// Every write of a final gate renews its TTL, and so its
-				// index entries' end of life.
-				p.ZAdd(ctx, s.endedKey(), redis.Z{Score: ms(now.Add(ttl)), Member: endedMember(g)})
-			}
-			p.Set(ctx, s.gateKey(id), enc, ttl)
-			if !wasPosted && (!g.Post.PostedAt.IsZero() || (nw.Final() && !old.Final())) {
-				p.ZRem(ctx, s.unpostedKey(), id)
-			}
-			if old != nw {
-				p.ZRem(ctx, s.ixPipelineState(g.Pipeline, old), id)
-				p.ZAdd(ctx, s.ixPipelineState(g.Pipeline, nw), redis.Z{Score: ms(g.CreatedAt), Member: id})
-				if legacy {
-					p.ZRem(ctx, s.ixStateV2(old), id)
-					p.ZAdd(ctx, s.ixStateV2(nw), redis.Z{Score: ms(g.CreatedAt), Member: id})
-				}
-				// An expired gate stays on the expiry schedule (at the claim
-				// lease ExpireDue gave it) until AckExpired: its card and
-				// requester are told at least once.
-				if (old == StatePending || nw.Final()) && nw != StateExpired {
-					p.ZRem(ctx, s.dueKey(), id)
-				}
-				if old == StatePending {
-					p.ZRem(ctx, s.remindKey(), id)
-				}
-				if nw.Final() {
-					p.ZRem(ctx, s.pollKey(), id)
-					if g.IdempotencyKey != "" {
-						p.Expire(ctx, s.idemKey(g.IdempotencyKey), s.opts.Retention)
-					}
-				}
-				switch nw {
-				case StateApproved:
-					p.XAdd(ctx, &redis.XAddArgs{Stream: s.triggerKey(g.Pipeline), Values: []string{"gate", id}})
-				case StateRunning:
-					p.ZAdd(ctx, s.pollKey(), redis.Z{Score: ms(now), Member: id})
-				}
-			}
-			for _, n := range notes {
-				if n.cardDigest != "" {
-					p.HSet(ctx, s.cardSentKey(id), id, n.cardDigest)
-				}
-				if !n.pollAt.IsZero() && nw == StateRunning {
-					p.ZAdd(ctx, s.pollKey(), redis.Z{Score: ms(n.pollAt), Member: id})
-				}
-				if n.event != "" {
-					s.audit(ctx, p, g, n)
-				}
-			}
-			return nil
-		})
-		if err != nil {
+		}
+		rec, fresh = string(stale.current), true
+	}
+}
+
+// txBackOff paces retries of a contended gate.
+func txBackOff() *backoff.ExponentialBackOff {
+	return &backoff.ExponentialBackOff{
+		InitialInterval:     time.Millisecond,
+		RandomizationFactor: 0.5,
+		Multiplier:          1.6,
+		MaxInterval:         50 * time.Millisecond,
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// prepareChange completes a change fn made to g (version, time, lease) and
+// encodes the record.
+func (s *Store) prepareChange(ctx context.Context, g *Gate, now time.Time) ([]byte, error) {
+	g.Version++
+	g.UpdatedAt = now
+	if g.State != StateTriggering {
+		g.TriggerLease = time.Time{} // a lease only guards a trigger in flight
+	}
+	return s.encodeGate(ctx, g)
+}
+
+// stateNotes adds the audit note of a state change when fn's notes do not
+// cover it.
+func stateNotes(notes []auditNote, old, nw State) []auditNote {
+	if old == nw {
+		return notes
+	}
+	for _, n := range notes {
+		if n.event != "" && n.to == nw {
+			return notes
+		}
+	}
+	return append(notes, auditNote{event: string(nw), from: old, to: nw})
+}
+
+// queueChange queues in p every write a change of g from state old makes,
+// enc being its new record.
+func (s *Store) queueChange(ctx context.Context, p redis.Pipeliner, g *Gate, old State, wasPosted bool, enc []byte, now time.Time, notes []auditNote, legacy bool) error {
+	id, nw := g.ID, g.State
+	notes = stateNotes(notes, old, nw)
+	// The outbox: what must follow this change, in the same script.
+	if g.Post.ActivityID != "" {
+		s.queueCard(ctx, p, g, now)
+	}
+	if g.CallbackURL != "" && old != nw {
+		if err := s.queueCallback(ctx, p, g, now); err != nil {
 			return err
 		}
-		out = g
-		return nil
-	}, s.gateKey(id))
-	if err != nil {
-		return nil, err
 	}
-	if fnErr == nil && s.opts.OnTransition != nil && fromState != out.State {
-		s.opts.OnTransition(out.Pipeline, fromState, out.State)
+	var ttl time.Duration
+	if nw.Final() {
+		ttl = s.opts.Retention
+		// Every write of a final gate renews its TTL, and so its
+		// index entries' end of life.
+		p.ZAdd(ctx, s.endedKey(), redis.Z{Score: ms(now.Add(ttl)), Member: endedMember(g)})
 	}
-	return out, fnErr
+	p.Set(ctx, s.gateKey(id), enc, ttl)
+	if !wasPosted && (!g.Post.PostedAt.IsZero() || (nw.Final() && !old.Final())) {
+		p.ZRem(ctx, s.unpostedKey(), id)
+	}
+	if old != nw {
+		s.queueMove(ctx, p, g, old, legacy, now)
+	}
+	for _, n := range notes {
+		if n.cardDigest != "" {
+			p.HSet(ctx, s.cardSentKey(id), id, n.cardDigest)
+		}
+		if !n.pollAt.IsZero() && nw == StateRunning {
+			p.ZAdd(ctx, s.pollKey(), redis.Z{Score: ms(n.pollAt), Member: id})
+		}
+		if n.event != "" {
+			s.audit(ctx, p, g, n)
+		}
+	}
+	return nil
+}
+
+// queueMove queues the index and schedule moves of g's change from state
+// old to its state.
+func (s *Store) queueMove(ctx context.Context, p redis.Pipeliner, g *Gate, old State, legacy bool, now time.Time) {
+	id, nw := g.ID, g.State
+	p.ZRem(ctx, s.ixPipelineState(g.Pipeline, old), id)
+	p.ZAdd(ctx, s.ixPipelineState(g.Pipeline, nw), redis.Z{Score: ms(g.CreatedAt), Member: id})
+	if legacy {
+		p.ZRem(ctx, s.ixStateV2(old), id)
+		p.ZAdd(ctx, s.ixStateV2(nw), redis.Z{Score: ms(g.CreatedAt), Member: id})
+	}
+	// An expired gate stays on the expiry schedule (at the claim lease
+	// ExpireDue gave it) until AckExpired: its card and requester are told
+	// at least once.
+	if (old == StatePending || nw.Final()) && nw != StateExpired {
+		p.ZRem(ctx, s.dueKey(), id)
+	}
+	if old == StatePending {
+		p.ZRem(ctx, s.remindKey(), id)
+	}
+	if nw.Final() {
+		p.ZRem(ctx, s.pollKey(), id)
+		if g.IdempotencyKey != "" {
+			p.Expire(ctx, s.idemKey(g.IdempotencyKey), s.opts.Retention)
+		}
+	}
+	switch nw {
+	case StateApproved:
+		p.XAdd(ctx, &redis.XAddArgs{Stream: s.triggerKey(g.Pipeline), Values: []string{"gate", id}})
+	case StateRunning:
+		p.ZAdd(ctx, s.pollKey(), redis.Z{Score: ms(now), Member: id})
+	}
 }
 
 // updateWith applies fn to the gate atomically, retrying on concurrent changes
