@@ -2,12 +2,13 @@ package approvals
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 )
 
 // TestCardDigests: the digest SetPost records comes back with the card's
-// next sync, FinishCardSync replaces it, and a final gate's is forgotten;
+// next sync (LoadCardSync), FinishCardSync replaces it, and a final gate's is forgotten;
 // each gate's digest is its own however the gates share a hash.
 func TestCardDigests(t *testing.T) {
 	backends(t, Options{}, func(t *testing.T, e *env) {
@@ -17,16 +18,24 @@ func TestCardDigests(t *testing.T) {
 		if e.store.cardSentKey(a.ID) != e.store.cardSentKey(b.ID) {
 			t.Fatalf("test gates meant to share a digest hash: %s, %s", e.store.cardSentKey(a.ID), e.store.cardSentKey(b.ID))
 		}
-		claim := func() map[string]CardSync {
+		type claimed struct {
+			CardSync
+			LastDigest string
+		}
+		claim := func() map[string]claimed {
 			t.Helper()
 			e.clock.Advance(time.Minute)
 			syncs, err := e.store.ClaimCardSyncs(ctx, 10, time.Second)
 			if err != nil {
 				t.Fatal(err)
 			}
-			out := map[string]CardSync{}
+			out := map[string]claimed{}
 			for _, c := range syncs {
-				out[c.GateID] = c
+				st, err := e.store.LoadCardSync(ctx, c.GateID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				out[c.GateID] = claimed{c, st.LastDigest}
 			}
 			return out
 		}
@@ -59,6 +68,38 @@ func TestCardDigests(t *testing.T) {
 		}
 		if v := e.rdb.HGet(ctx, e.store.cardSentKey(b.ID), b.ID).Val(); v != "synced-"+b.ID {
 			t.Errorf("the other gate's digest is %q", v)
+		}
+	})
+}
+
+// TestLoadCardSync: a sync sees a click's hold until it ends or is
+// released, and a gate that is gone as ErrNotFound.
+func TestLoadCardSync(t *testing.T) {
+	backends(t, Options{}, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		g := mustCreate(t, e.store, newGate("deploy", 1, time.Hour))
+		if err := e.store.HoldCard(ctx, g.ID, 10*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		st, err := e.store.LoadCardSync(ctx, g.ID)
+		if err != nil || st.Gate.ID != g.ID || !st.HeldUntil.Equal(e.clock.Now().Add(10*time.Second).Truncate(time.Millisecond)) {
+			t.Fatalf("held: %+v, %v; want the gate held for 10 s", st, err)
+		}
+		e.clock.Advance(11 * time.Second)
+		if st, err := e.store.LoadCardSync(ctx, g.ID); err != nil || !st.HeldUntil.IsZero() {
+			t.Errorf("a hold that ended: %v, %v; want none", st.HeldUntil, err)
+		}
+		if err := e.store.HoldCard(ctx, g.ID, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.store.ReleaseCard(ctx, g.ID); err != nil {
+			t.Fatal(err)
+		}
+		if st, err := e.store.LoadCardSync(ctx, g.ID); err != nil || !st.HeldUntil.IsZero() {
+			t.Errorf("a released hold: %v, %v; want none", st.HeldUntil, err)
+		}
+		if _, err := e.store.LoadCardSync(ctx, "g_gone"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("a gone gate: %v, want ErrNotFound", err)
 		}
 	})
 }

@@ -28,12 +28,11 @@ import (
 // Redis stores a hash of up to 512 short entries as a listpack, at less
 // than half the memory of one large hash's entries.
 
-// CardSync is a gate whose shared card must be brought up to date.
-// LastDigest is the digest of the card last shown ("" when unknown).
+// CardSync is a gate whose shared card must be brought up to date, to
+// version Version at least.
 type CardSync struct {
-	GateID     string
-	Version    int64
-	LastDigest string
+	GateID  string
+	Version int64
 }
 
 // cardClaimScript takes up to ARGV[2] due gates of the card queue. A gate
@@ -113,9 +112,9 @@ func (s *Store) queueCard(ctx context.Context, p redis.Pipeliner, g *Gate, now t
 
 // ClaimCardSyncs takes up to limit gates whose card is due for an update,
 // each under a lease: until FinishCardSync, DeferCardSync or the lease's
-// end no other caller gets the same gate.
+// end no other caller gets the same gate. LoadCardSync reads what the sync
+// needs.
 func (s *Store) ClaimCardSyncs(ctx context.Context, limit int, lease time.Duration) ([]CardSync, error) {
-	s.legacy(ctx) // where the digests are
 	now := s.opts.Now()
 	res, err := cardClaimScript.Run(ctx, s.rdb,
 		[]string{s.cardQueueKey(), s.cardVerKey(), s.cardHoldKey(), s.cardLockKey()},
@@ -123,27 +122,57 @@ func (s *Store) ClaimCardSyncs(ctx context.Context, limit int, lease time.Durati
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, unavailable("claim card syncs", err)
 	}
-	if len(res) == 0 {
-		return nil, nil
-	}
 	out := make([]CardSync, 0, len(res)/2)
-	digests := make([]*redis.StringCmd, 0, len(res)/2)
-	p := s.rdb.Pipeline()
 	for i := 0; i+1 < len(res); i += 2 {
 		v, _ := strconv.ParseInt(res[i+1], 10, 64)
 		out = append(out, CardSync{GateID: res[i], Version: v})
-		digests = append(digests, p.HGet(ctx, s.cardSentKey(res[i]), res[i]))
-	}
-	// A digest changes when a sync finishes, and the claim holds that, or
-	// when a card is posted anew, which shows that digest: reading them
-	// just after the claim is as good as inside it.
-	if _, err := p.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return nil, unavailable("claim card syncs", err)
-	}
-	for i, d := range digests {
-		out[i].LastDigest = d.Val()
 	}
 	return out, nil
+}
+
+// CardState is what a claimed card sync works from.
+type CardState struct {
+	// Gate is the gate as stored.
+	Gate *Gate
+	// HeldUntil is when a click's hold on the shared update ends
+	// (HoldCard), zero when there is none.
+	HeldUntil time.Time
+	// LastDigest is the digest of the card last shown ("" when unknown).
+	LastDigest string
+}
+
+// LoadCardSync reads, in one round trip, the gate whose card sync was
+// claimed, then its hold, then the digest of the card shown. The order
+// matters: a click that changed the gate after the gate was read holds
+// the card until its own answer is written, and a sync that ignored the
+// hold would send the click's state before the click's answer, which then
+// overwrites it with an older card. The digest changes only when a sync
+// finishes, which the claim excludes, or when the card is posted anew,
+// which shows it. ErrNotFound when the gate is gone.
+func (s *Store) LoadCardSync(ctx context.Context, id string) (CardState, error) {
+	s.legacy(ctx) // where the digests are
+	p := s.rdb.Pipeline()
+	rec := p.Get(ctx, s.gateKey(id))
+	hold := p.HGet(ctx, s.cardHoldKey(), id)
+	digest := p.HGet(ctx, s.cardSentKey(id), id)
+	if _, err := p.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return CardState{}, unavailable("load card sync", err)
+	}
+	raw, err := rec.Bytes()
+	if errors.Is(err, redis.Nil) {
+		return CardState{}, fmt.Errorf("gate %s: %w", id, ErrNotFound)
+	}
+	g, err := s.decodeFor(ctx, id, raw)
+	if err != nil {
+		return CardState{}, err
+	}
+	st := CardState{Gate: g, LastDigest: digest.Val()}
+	if v, err := hold.Int64(); err == nil {
+		if until := time.UnixMilli(v); until.After(s.opts.Now()) {
+			st.HeldUntil = until
+		}
+	}
+	return st, nil
 }
 
 // FinishCardSync ends a claimed sync: the card now shows version (digest
@@ -186,25 +215,6 @@ func (s *Store) HoldCard(ctx context.Context, id string, d time.Duration) error 
 		return unavailable("hold card", err)
 	}
 	return nil
-}
-
-// CardHeldUntil reports until when a click holds the shared update of the
-// gate's card (HoldCard), or the zero time. A sync checks it after reading
-// the gate it is about to show: a sync that was already claimed when the
-// click came would otherwise send the click's new state before the click's
-// own answer, which then overwrites it with an older card.
-func (s *Store) CardHeldUntil(ctx context.Context, id string) (time.Time, error) {
-	v, err := s.rdb.HGet(ctx, s.cardHoldKey(), id).Int64()
-	switch {
-	case errors.Is(err, redis.Nil):
-		return time.Time{}, nil
-	case err != nil:
-		return time.Time{}, unavailable("card hold", err)
-	}
-	if until := time.UnixMilli(v); until.After(s.opts.Now()) {
-		return until, nil
-	}
-	return time.Time{}, nil
 }
 
 // ReleaseCard ends HoldCard: a shared update queued meanwhile is due now.

@@ -32,27 +32,25 @@ type recentRecord struct {
 	g   *Gate
 }
 
-// known returns the record last seen for id and a clone of its gate.
+// known returns the record last seen for id and its gate, which is the
+// cache's: read it, clone it to change it.
 func (r *recentRecords) known(id string) (string, *Gate, bool) {
 	r.mu.Lock()
 	e, ok := r.lookupLocked(id)
 	r.mu.Unlock()
-	if !ok {
-		return "", nil, false
-	}
-	return e.rec, e.g.clone(), true
+	return e.rec, e.g, ok
 }
 
-// decoded returns a clone of rec's gate if rec is the record last seen for
-// id.
-func (r *recentRecords) decoded(id string, rec []byte) (*Gate, bool) {
+// shared returns rec's gate, the cache's (read-only), if rec is the record
+// last seen for id.
+func (r *recentRecords) shared(id string, rec []byte) (*Gate, bool) {
 	r.mu.Lock()
 	e, ok := r.lookupLocked(id)
 	r.mu.Unlock()
 	if !ok || e.rec != string(rec) {
 		return nil, false
 	}
-	return e.g.clone(), true
+	return e.g, true
 }
 
 // remember records rec as id's latest record; g, its decoded gate, becomes
@@ -89,14 +87,24 @@ func (r *recentRecords) lookupLocked(id string) (recentRecord, bool) {
 // decodeFor decodes rec, gate id's record, unless it is the record this
 // Store saw last for id.
 func (s *Store) decodeFor(ctx context.Context, id string, rec []byte) (*Gate, error) {
-	if g, ok := s.recent.decoded(id, rec); ok {
+	g, err := s.sharedFor(ctx, id, rec)
+	if err != nil {
+		return nil, err
+	}
+	return g.clone(), nil
+}
+
+// sharedFor is decodeFor without the copy: the gate is the cache's, to be
+// read only.
+func (s *Store) sharedFor(ctx context.Context, id string, rec []byte) (*Gate, error) {
+	if g, ok := s.recent.shared(id, rec); ok {
 		return g, nil
 	}
 	g, err := s.decodeGate(ctx, rec)
 	if err != nil {
 		return nil, err
 	}
-	s.recent.remember(id, rec, g.clone())
+	s.recent.remember(id, rec, g)
 	return g, nil
 }
 

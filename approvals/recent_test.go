@@ -229,3 +229,36 @@ func (h commandHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.P
 		return next(ctx, cmds)
 	}
 }
+
+// TestGatesHandedOutAreTheCallers: changing a gate Get or a change
+// returned (as handlers do when they resolve approvers) changes nothing
+// the Store remembers.
+func TestGatesHandedOutAreTheCallers(t *testing.T) {
+	t.Parallel()
+	backends(t, Options{}, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		g := mustCreate(t, e.store, newGate("deploy", 2, time.Hour))
+		scribble := func(g *Gate) {
+			g.Inputs["version"] = "scribbled"
+			g.Policy.Approvers = append(g.Policy.Approvers, "mallory@example.com")
+			g.Message = "scribbled"
+		}
+		got, err := e.store.Get(ctx, g.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		scribble(got)
+		decided, _, err := e.store.Decide(ctx, g.ID, bob, true, "", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		scribble(decided)
+		again, err := e.store.Get(ctx, g.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if again.Inputs["version"] != "1.4.2" || again.Message != "ship it" || len(again.Policy.Approvers) != 0 || len(again.Votes) != 1 {
+			t.Errorf("the Store kept a caller's change: %+v", again)
+		}
+	})
+}

@@ -394,7 +394,7 @@ func (s *Store) update(ctx context.Context, op, id string, fn change) (*Gate, er
 			if err != nil {
 				return nil, unavailable(op, err)
 			}
-			if base, err = s.decodeFor(ctx, id, raw); err != nil {
+			if base, err = s.sharedFor(ctx, id, raw); err != nil {
 				return nil, err
 			}
 			rec, known, fresh = string(raw), true, true
@@ -408,7 +408,7 @@ func (s *Store) update(ctx context.Context, op, id string, fn change) (*Gate, er
 				known = false
 				continue
 			}
-			return base, err
+			return base.clone(), err
 		}
 		enc, err := s.prepareChange(ctx, g, now)
 		if err != nil {
@@ -436,7 +436,7 @@ func (s *Store) update(ctx context.Context, op, id string, fn change) (*Gate, er
 		case try >= maxTxTries:
 			return nil, fmt.Errorf("%s: %w", op, ErrConflict)
 		}
-		if base, err = s.decodeFor(ctx, id, stale.current); err != nil {
+		if base, err = s.sharedFor(ctx, id, stale.current); err != nil {
 			return nil, err
 		}
 		// A remembered record gone stale (another replica wrote) is

@@ -60,7 +60,7 @@ func (e *Engine) syncCard(ctx context.Context, cs approvals.CardSync) {
 	ctx, span := e.span(ctx, "engine.card_sync", attribute.String("gatebot.gate_id", cs.GateID))
 	defer span.End()
 	log := e.log.With("worker", "cards", "gate_id", cs.GateID)
-	g, err := e.opts.Store.Get(ctx, cs.GateID)
+	st, err := e.opts.Store.LoadCardSync(ctx, cs.GateID)
 	switch {
 	case errors.Is(err, approvals.ErrNotFound):
 		e.finishCard(ctx, cs.GateID, cs.Version, "", true)
@@ -69,18 +69,16 @@ func (e *Engine) syncCard(ctx context.Context, cs approvals.CardSync) {
 		log.WarnContext(ctx, "cannot load gate for its card; the lease brings it back", "err", err)
 		return
 	}
-	// Read the gate first, then the hold: a click that changed the gate
-	// after this sync was claimed holds its card until its own answer is
-	// written, and this sync must not show the click's state before it.
-	if until, err := e.opts.Store.CardHeldUntil(ctx, g.ID); err != nil || !until.IsZero() {
-		if err != nil {
-			log.WarnContext(ctx, "cannot read the card's hold; trying again shortly", "err", err)
-			until = e.opts.Now().Add(time.Second)
-		}
-		e.deferCard(ctx, g.ID, until.Sub(e.opts.Now()))
+	// A click that changed the gate after this sync was claimed holds its
+	// card until its own answer is written, and this sync must not show
+	// the click's state before it (LoadCardSync reads the hold after the
+	// gate).
+	g := st.Gate
+	if !st.HeldUntil.IsZero() {
+		e.deferCard(ctx, g.ID, st.HeldUntil.Sub(e.opts.Now()))
 		return
 	}
-	digest, err := e.opts.Teams.SyncCard(ctx, g, cs.LastDigest)
+	digest, err := e.opts.Teams.SyncCard(ctx, g, st.LastDigest)
 	var ra retryAfterer
 	switch {
 	case err == nil:

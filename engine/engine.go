@@ -56,7 +56,7 @@ type Store interface {
 	ClaimCardSyncs(ctx context.Context, limit int, lease time.Duration) ([]approvals.CardSync, error)
 	FinishCardSync(ctx context.Context, id string, version int64, digest string, final bool) error
 	DeferCardSync(ctx context.Context, id string, at time.Time) error
-	CardHeldUntil(ctx context.Context, id string) (time.Time, error)
+	LoadCardSync(ctx context.Context, id string) (approvals.CardState, error)
 
 	Outbox(ctx context.Context) ([]approvals.OutboxStats, error)
 	List(ctx context.Context, q approvals.ListQuery) ([]*approvals.Gate, string, error)
