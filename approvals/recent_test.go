@@ -119,10 +119,7 @@ func TestRememberedRecordSparesTheRead(t *testing.T) {
 	backends(t, Options{}, func(t *testing.T, e *env) {
 		ctx := context.Background()
 		g := mustCreate(t, e.store, newGate("deploy", 2, time.Hour))
-		other, err := NewStore(e.rdb, Options{Prefix: e.prefix, Now: e.clock.Now})
-		if err != nil {
-			t.Fatal(err)
-		}
+		other := otherReplica(t, e)
 		if err := casScript.Load(ctx, e.rdb).Err(); err != nil {
 			t.Fatal(err)
 		}
@@ -167,10 +164,7 @@ func TestRefusalOnARememberedRecordIsChecked(t *testing.T) {
 	backends(t, Options{}, func(t *testing.T, e *env) {
 		ctx := context.Background()
 		g := mustCreate(t, e.store, newGate("deploy", 1, time.Hour))
-		other, err := NewStore(e.rdb, Options{Prefix: e.prefix, Now: e.clock.Now})
-		if err != nil {
-			t.Fatal(err)
-		}
+		other := otherReplica(t, e)
 		if _, err := other.Cancel(ctx, g.ID, dave, "wrong version"); err != nil {
 			t.Fatalf("Cancel: %v", err)
 		}
@@ -261,4 +255,14 @@ func TestGatesHandedOutAreTheCallers(t *testing.T) {
 			t.Errorf("the Store kept a caller's change: %+v", again)
 		}
 	})
+}
+
+// otherReplica is a second Store on e's keys, as another replica has.
+func otherReplica(t *testing.T, e *env) *Store {
+	t.Helper()
+	other, err := NewStore(e.rdb, Options{Prefix: e.prefix, Now: e.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return other
 }
