@@ -54,7 +54,7 @@ func casArgs(key, expected string, p redis.Pipeliner) ([]string, []any, error) {
 			k, _ = a[1].(string)
 		}
 		if k == "" || !casCommands[name] {
-			return nil, nil, fmt.Errorf("gate change: %q cannot be part of a compare-and-set", name)
+			return nil, nil, fmt.Errorf("gate change: %q: %w", name, errNotCAS)
 		}
 		keys = append(keys, k)
 		args = append(args, strconv.Itoa(len(a)-2), name)
@@ -62,6 +62,10 @@ func casArgs(key, expected string, p redis.Pipeliner) ([]string, []any, error) {
 	}
 	return keys, args, nil
 }
+
+// errNotCAS marks a change that queued a command the script cannot run: a
+// bug, not a Redis failure.
+var errNotCAS = errors.New("command cannot be part of a compare-and-set")
 
 // errStale reports that the gate record changed since it was read; current
 // is the record now stored (nil: the gate is gone).

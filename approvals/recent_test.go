@@ -188,7 +188,7 @@ func TestCompareAndSetRefusesUnknownCommands(t *testing.T) {
 	p.ZAdd(context.Background(), "k", redis.Z{Score: 1, Member: "m"})
 	p.Eval(context.Background(), "return 1", []string{"a"})
 	_, _, err := casArgs("g", "rec", p)
-	if err == nil || !strings.Contains(err.Error(), "eval") {
+	if !errors.Is(err, errNotCAS) || !strings.Contains(err.Error(), "eval") {
 		t.Fatalf("casArgs with EVAL: %v, want an error naming it", err)
 	}
 }

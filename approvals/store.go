@@ -422,6 +422,8 @@ func (s *Store) update(ctx context.Context, op, id string, fn change) (*Gate, er
 				s.opts.OnTransition(g.Pipeline, old, g.State)
 			}
 			return g, nil
+		case errors.Is(err, errNotCAS):
+			return nil, fmt.Errorf("%s: %w", op, err)
 		case !errors.As(err, &stale):
 			s.recent.forget(id)
 			return nil, unavailable(op, err)
