@@ -302,11 +302,10 @@ func (s *Store) Create(ctx context.Context, g *Gate, idempotencyKey string) (*Ga
 		return nil, false, err
 	}
 	if created {
-		// What a reader decodes, not ng: callers' inputs may hold types
-		// JSON does not give back.
-		if d, err := s.decodeGate(ctx, rec); err == nil {
-			s.recent.remember(out.ID, rec, d)
-		}
+		// Remember what a reader decodes, not ng: callers' inputs may hold
+		// types JSON does not give back. A record that does not decode is
+		// just not remembered; the next read reports it.
+		_, _ = s.sharedFor(ctx, out.ID, rec)
 	}
 	if created && s.opts.OnTransition != nil {
 		s.opts.OnTransition(out.Pipeline, "", StatePending)
