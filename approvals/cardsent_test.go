@@ -103,3 +103,50 @@ func TestLoadCardSync(t *testing.T) {
 		}
 	})
 }
+
+// TestDecideHeld: a vote that changes a posted gate holds its shared card
+// update in the vote's own script; a refused vote, or a gate with no card,
+// holds nothing.
+func TestDecideHeld(t *testing.T) {
+	backends(t, Options{}, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		held := func(id string) time.Time {
+			t.Helper()
+			st, err := e.store.LoadCardSync(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return st.HeldUntil
+		}
+		g := mustCreate(t, e.store, newGate("deploy", 2, time.Hour))
+		if _, err := e.store.SetPost(ctx, g.ID, Post{ActivityID: "act-1"}, "posted"); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := e.store.DecideHeld(ctx, g.ID, bob, true, "", "19:c", 0); err == nil {
+			t.Errorf("a hold of 0 was accepted")
+		}
+		if _, o, err := e.store.DecideHeld(ctx, g.ID, bob, true, "", "19:c", 8*time.Second); err != nil || o != OutcomeRecorded {
+			t.Fatalf("vote: %v, %v", o, err)
+		}
+		want := e.clock.Now().Add(8 * time.Second).Truncate(time.Millisecond)
+		if got := held(g.ID); !got.Equal(want) {
+			t.Errorf("held until %v after the vote, want %v", got, want)
+		}
+		if err := e.store.ReleaseCard(ctx, g.ID); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := e.store.DecideHeld(ctx, g.ID, bob, true, "", "19:c", 8*time.Second); !errors.Is(err, ErrAlreadyVoted) {
+			t.Fatalf("second vote: %v, want ErrAlreadyVoted", err)
+		}
+		if got := held(g.ID); !got.IsZero() {
+			t.Errorf("a refused vote held the card until %v", got)
+		}
+		unposted := mustCreate(t, e.store, newGate("deploy", 2, time.Hour))
+		if _, _, err := e.store.DecideHeld(ctx, unposted.ID, bob, true, "", "19:c", 8*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if e.rdb.HExists(ctx, e.store.cardHoldKey(), unposted.ID).Val() {
+			t.Errorf("a gate with no card was held")
+		}
+	})
+}

@@ -83,6 +83,9 @@ func (s *Store) queueChange(ctx context.Context, p redis.Pipeliner, g *Gate, old
 		s.queueMove(ctx, p, g, old, legacy, now)
 	}
 	for _, n := range notes {
+		if !n.holdCard.IsZero() && g.Post.ActivityID != "" {
+			p.HSet(ctx, s.cardHoldKey(), id, n.holdCard.UnixMilli())
+		}
 		if n.cardDigest != "" {
 			p.HSet(ctx, s.cardSentKey(id), id, n.cardDigest)
 		}

@@ -356,6 +356,9 @@ type auditNote struct {
 	pollAt time.Time
 	// cardDigest, when set, is the digest of the card just posted.
 	cardDigest string
+	// holdCard, when set on a gate with a card, holds its shared update
+	// until then (see HoldCard), in the change's own script.
+	holdCard time.Time
 }
 
 // change is the mutation a caller makes to a gate inside a transaction; it
@@ -494,6 +497,22 @@ func (s *Store) updateWith(ctx context.Context, id string, fn func(g *Gate) erro
 // so the caller can re-render it; it is logged, not audited. where is the
 // conversation the vote came from, for the audit log.
 func (s *Store) Decide(ctx context.Context, id string, p Person, approve bool, reason, where string) (*Gate, Outcome, error) {
+	return s.decide(ctx, id, p, approve, reason, where, 0)
+}
+
+// DecideHeld is Decide for a click whose answer is the gate's card: a vote
+// that changes a posted gate also holds the shared update of its card for
+// up to hold (see HoldCard), in the vote's own script, so the shared card
+// cannot land before the clicker's answer, and a refused vote holds
+// nothing. Call ReleaseCard once the answer is written.
+func (s *Store) DecideHeld(ctx context.Context, id string, p Person, approve bool, reason, where string, hold time.Duration) (*Gate, Outcome, error) {
+	if hold <= 0 {
+		return nil, "", fmt.Errorf("decide gate %s: hold %v is not positive", id, hold)
+	}
+	return s.decide(ctx, id, p, approve, reason, where, hold)
+}
+
+func (s *Store) decide(ctx context.Context, id string, p Person, approve bool, reason, where string, hold time.Duration) (*Gate, Outcome, error) {
 	var outcome Outcome
 	g, err := s.update(ctx, "decide gate", id, func(g *Gate, now time.Time) ([]auditNote, error) {
 		old := g.State
@@ -508,6 +527,9 @@ func (s *Store) Decide(ctx context.Context, id string, p Person, approve bool, r
 		}
 		if g.State != old {
 			n.from, n.to = old, g.State
+		}
+		if hold > 0 {
+			n.holdCard = now.Add(hold)
 		}
 		return []auditNote{n}, nil
 	})

@@ -140,18 +140,23 @@ func (s *Server) cardActionResult(ctx context.Context, act *bot.Activity, ca bot
 			return actionResult{gate: g, tone: cards.ToneRefusal, notice: voteNotice(err, g)}
 		}
 	}
+	// The click's answer will show the gate after this decision; the
+	// shared update of the same change must not land before it. A vote
+	// holds the card in its own script (DecideHeld), and only if it
+	// changes the gate; the rarer verbs hold it first.
+	hold := answered && verb != cards.VerbRefresh && verb != cards.VerbConfirmApprove
 	held := ""
-	if answered && verb != cards.VerbRefresh && verb != cards.VerbConfirmApprove {
-		// The click's answer will show the gate after this decision; the
-		// shared update of the same change must not land before it.
+	if hold && verb != cards.VerbApprove && verb != cards.VerbReject {
 		if err := s.opt.Store.HoldCard(ctx, g.ID, holdFor); err != nil {
 			log.Warn("could not hold the shared card update", "err", err)
 		} else {
 			held = g.ID
 		}
 	}
-	res := s.decide(ctx, g, p, verb, who, reason, act.Conversation.ID)
-	res.held = held
+	res := s.decide(ctx, g, p, verb, who, reason, act.Conversation.ID, hold)
+	if held != "" {
+		res.held = held
+	}
 	return res
 }
 
@@ -177,11 +182,12 @@ func (s *Server) adoptCard(ctx context.Context, g *approvals.Gate, act *bot.Acti
 	*g = *ng
 }
 
-// decide carries out a clicked verb on g.
-func (s *Server) decide(ctx context.Context, g *approvals.Gate, p *Pipeline, verb string, who approvals.Person, reason, where string) actionResult {
+// decide carries out a clicked verb on g; hold: a vote holds the shared
+// card update for the click's answer.
+func (s *Server) decide(ctx context.Context, g *approvals.Gate, p *Pipeline, verb string, who approvals.Person, reason, where string, hold bool) actionResult {
 	switch verb {
 	case cards.VerbApprove, cards.VerbReject:
-		return s.vote(ctx, g.ID, who, verb == cards.VerbApprove, reason, where)
+		return s.vote(ctx, g.ID, who, verb == cards.VerbApprove, reason, where, hold)
 	case cards.VerbCancel:
 		return s.cancel(ctx, g, p, who, reason)
 	case cards.VerbRetry:
@@ -196,9 +202,18 @@ func (s *Server) decide(ctx context.Context, g *approvals.Gate, p *Pipeline, ver
 	}
 }
 
-func (s *Server) vote(ctx context.Context, id string, who approvals.Person, approve bool, reason, where string) actionResult {
+func (s *Server) vote(ctx context.Context, id string, who approvals.Person, approve bool, reason, where string, hold bool) actionResult {
 	log := loggerFrom(ctx)
-	g, outcome, err := s.opt.Store.Decide(ctx, id, who, approve, reason, where)
+	var (
+		g       *approvals.Gate
+		outcome approvals.Outcome
+		err     error
+	)
+	if hold {
+		g, outcome, err = s.opt.Store.DecideHeld(ctx, id, who, approve, reason, where, holdFor)
+	} else {
+		g, outcome, err = s.opt.Store.Decide(ctx, id, who, approve, reason, where)
+	}
 	if err != nil {
 		if errors.Is(err, approvals.ErrUnavailable) || g == nil {
 			log.Error("could not record vote", "err", err)
@@ -215,7 +230,11 @@ func (s *Server) vote(ctx context.Context, id string, who approvals.Person, appr
 	if outcome == approvals.OutcomeRecorded {
 		notice = fmt.Sprintf("Your approval is recorded (%d of %d).", len(g.Approvals()), max(g.Policy.Required, 1))
 	}
-	return actionResult{gate: g, changed: true, tone: cards.ToneSuccess, notice: notice}
+	res := actionResult{gate: g, changed: true, tone: cards.ToneSuccess, notice: notice}
+	if hold {
+		res.held = id
+	}
+	return res
 }
 
 func voteNotice(err error, g *approvals.Gate) string {

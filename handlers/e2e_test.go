@@ -407,9 +407,14 @@ func (o *orderStore) Decide(ctx context.Context, id string, p approvals.Person, 
 	return o.Store.Decide(ctx, id, p, approve, reason, where)
 }
 
-// TestClickHoldsTheSharedCard: a click's decision is made under a hold of
-// the shared card update, released only after the invoke answer is
-// written, so the shared card cannot land before (and under) the answer.
+func (o *orderStore) DecideHeld(ctx context.Context, id string, p approvals.Person, approve bool, reason, where string, hold time.Duration) (*approvals.Gate, approvals.Outcome, error) {
+	o.note("decide-held")
+	return o.Store.DecideHeld(ctx, id, p, approve, reason, where, hold)
+}
+
+// TestClickHoldsTheSharedCard: a click's vote holds the shared card update
+// in its own script, released only after the invoke answer is written, so
+// the shared card cannot land before (and under) the answer.
 func TestClickHoldsTheSharedCard(t *testing.T) {
 	rec := &orderStore{}
 	e := newEnvWith(t, redisClients(t)["miniredis"], approvals.Policy{Required: 1, Timeout: time.Hour},
@@ -420,8 +425,8 @@ func TestClickHoldsTheSharedCard(t *testing.T) {
 	rec.mu.Lock()
 	got := strings.Join(rec.calls, ",")
 	rec.mu.Unlock()
-	if got != "hold,decide,release" {
-		t.Errorf("calls around the click = %s, want hold,decide,release", got)
+	if got != "decide-held,release" {
+		t.Errorf("calls around the click = %s, want decide-held,release", got)
 	}
 }
 

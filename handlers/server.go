@@ -65,6 +65,7 @@ type Store interface {
 	Resolve(ctx context.Context, idOrPrefix string) (*approvals.Gate, error)
 	List(ctx context.Context, q approvals.ListQuery) ([]*approvals.Gate, string, error)
 	Decide(ctx context.Context, id string, p approvals.Person, approve bool, reason, where string) (*approvals.Gate, approvals.Outcome, error)
+	DecideHeld(ctx context.Context, id string, p approvals.Person, approve bool, reason, where string, hold time.Duration) (*approvals.Gate, approvals.Outcome, error)
 	Cancel(ctx context.Context, id string, by approvals.Person, reason string) (*approvals.Gate, error)
 	CancelPending(ctx context.Context, id string, by approvals.Person, reason string) (*approvals.Gate, error)
 	RunCancelRequested(ctx context.Context, id string, who approvals.Person, reason string) (*approvals.Gate, error)
