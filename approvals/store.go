@@ -77,6 +77,7 @@ type Store struct {
 	mode  layoutMode
 
 	recent recentRecords
+	locks  gateLocks
 	// checkRecent makes remember verify that a remembered gate equals its
 	// record decoded (tests).
 	checkRecent bool
@@ -375,8 +376,14 @@ type change func(g *Gate, now time.Time) ([]auditNote, error)
 // The change is computed from the record this Store saw last (recent), or
 // read, and written by compareAndSet: one round trip when no one else
 // wrote the gate meanwhile, and when someone did, fn runs again on what
-// they wrote.
+// they wrote. Changes of one gate through this Store run one at a time
+// (gateLocks), so a replica never races itself.
 func (s *Store) update(ctx context.Context, op, id string, fn change) (*Gate, error) {
+	unlock, err := s.locks.lock(ctx, id)
+	if err != nil {
+		return nil, unavailable(op, err)
+	}
+	defer unlock()
 	legacy := s.legacy(ctx)
 	key := s.gateKey(id)
 	rec, base, known := s.recent.known(id)
