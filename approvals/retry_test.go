@@ -38,7 +38,11 @@ func TestRetryUnavailable(t *testing.T) {
 			if (tc.wantCalls > 0 && calls != tc.wantCalls) || (tc.wantCalls == 0 && calls < 2) || !errors.Is(err, tc.wantErr) {
 				t.Errorf("calls %d, err %v; want %d, %v", calls, err, tc.wantCalls, tc.wantErr)
 			}
-			if took := time.Since(start); took > tc.until {
+			// A wait that would end past until is never begun; the slack
+			// is the timer's own lateness on a loaded machine (CI caught
+			// 3 ms), far below the next wait (at least 100 ms) that
+			// overstaying would add.
+			if took := time.Since(start); took > tc.until+50*time.Millisecond {
 				t.Errorf("took %s, past until (%s)", took, tc.until)
 			}
 			if retries != calls-1 {
