@@ -102,7 +102,7 @@ func BenchmarkScheduleNotDue(b *testing.B) {
 			g := runningGate(b, e)
 			b.ResetTimer()
 			for b.Loop() {
-				got, err := e.store.ClaimPolls(ctx, 100, time.Millisecond)
+				got, _, err := e.store.ClaimPolls(ctx, 100, time.Millisecond)
 				if err != nil || len(got) != 1 || got[0].ID != g.ID {
 					b.Fatalf("ClaimPolls: %d gates, %v", len(got), err)
 				}

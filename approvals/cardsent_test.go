@@ -25,7 +25,7 @@ func TestCardDigests(t *testing.T) {
 		claim := func() map[string]claimed {
 			t.Helper()
 			e.clock.Advance(time.Minute)
-			syncs, err := e.store.ClaimCardSyncs(ctx, 10, time.Second)
+			syncs, _, err := e.store.ClaimCardSyncs(ctx, 10, time.Second)
 			if err != nil {
 				t.Fatal(err)
 			}

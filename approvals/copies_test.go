@@ -40,7 +40,7 @@ func TestRecordCopy(t *testing.T) {
 		if c, ok := got.CopyFor("bob@example.com"); !ok || c.ActivityID != "c1" {
 			t.Errorf("CopyFor = %+v %v", c, ok)
 		}
-		syncs, err := e.store.ClaimCardSyncs(ctx, 10, time.Minute)
+		syncs, _, err := e.store.ClaimCardSyncs(ctx, 10, time.Minute)
 		if err != nil || len(syncs) != 1 || syncs[0].Version != got.Version {
 			t.Errorf("card syncs after the copy: %+v %v, want one at version %d", syncs, err, got.Version)
 		}

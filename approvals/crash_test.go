@@ -200,7 +200,7 @@ func runCrash(t *testing.T, e *env, point string, n int) {
 				t.Fatal(err)
 			}
 		}
-		polls, err := e.store.ClaimPolls(ctx, 100, time.Second)
+		polls, _, err := e.store.ClaimPolls(ctx, 100, time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -38,7 +38,8 @@ type CardSync struct {
 // cardClaimScript takes up to ARGV[2] due gates of the card queue. A gate
 // held for a click's answer or in flight elsewhere is pushed to when the
 // hold or lease ends instead. KEYS: queue, versions, holds, locks.
-// ARGV: now (ms), limit, lease end (ms). Returns id, version pairs.
+// ARGV: now (ms), limit, lease end (ms). Answers the id, version pairs
+// claimed and the first score left (see claimReply).
 var cardClaimScript = redis.NewScript(`
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
 local now = tonumber(ARGV[1])
@@ -58,7 +59,8 @@ for _, m in ipairs(due) do
     table.insert(out, redis.call('HGET', KEYS[2], m) or '0')
   end
 end
-return out
+local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return {out, first[2] or false}
 `)
 
 // cardDoneScript ends the sync of ARGV[1] at version ARGV[2]: it releases
@@ -113,21 +115,24 @@ func (s *Store) queueCard(ctx context.Context, p redis.Pipeliner, g *Gate, now t
 // ClaimCardSyncs takes up to limit gates whose card is due for an update,
 // each under a lease: until FinishCardSync, DeferCardSync or the lease's
 // end no other caller gets the same gate. LoadCardSync reads what the sync
-// needs.
-func (s *Store) ClaimCardSyncs(ctx context.Context, limit int, lease time.Duration) ([]CardSync, error) {
+// needs. next is when the first update left is due (zero: none), held and
+// leased ones included; CardsQueued tells of updates this Store queues
+// meanwhile.
+func (s *Store) ClaimCardSyncs(ctx context.Context, limit int, lease time.Duration) (_ []CardSync, next time.Time, _ error) {
 	now := s.opts.Now()
 	res, err := cardClaimScript.Run(ctx, s.rdb,
 		[]string{s.cardQueueKey(), s.cardVerKey(), s.cardHoldKey(), s.cardLockKey()},
-		now.UnixMilli(), limit, now.Add(lease).UnixMilli()).StringSlice()
+		now.UnixMilli(), limit, now.Add(lease).UnixMilli()).Result()
 	if err != nil && !errors.Is(err, redis.Nil) {
-		return nil, unavailable("claim card syncs", err)
+		return nil, time.Time{}, unavailable("claim card syncs", err)
 	}
-	out := make([]CardSync, 0, len(res)/2)
-	for i := 0; i+1 < len(res); i += 2 {
-		v, _ := strconv.ParseInt(res[i+1], 10, 64)
-		out = append(out, CardSync{GateID: res[i], Version: v})
+	pairs, next := claimReply(res)
+	out := make([]CardSync, 0, len(pairs)/2)
+	for i := 0; i+1 < len(pairs); i += 2 {
+		v, _ := strconv.ParseInt(pairs[i+1], 10, 64)
+		out = append(out, CardSync{GateID: pairs[i], Version: v})
 	}
-	return out, nil
+	return out, next, nil
 }
 
 // CardState is what a claimed card sync works from.
@@ -184,10 +189,13 @@ func (s *Store) FinishCardSync(ctx context.Context, id string, version int64, di
 		digest = "-"
 	}
 	s.legacy(ctx) // where the digests are
-	err := cardDoneScript.Run(ctx, s.rdb, []string{s.cardQueueKey(), s.cardVerKey(), s.cardLockKey(), s.cardSentKey(id)},
-		id, version, s.opts.Now().UnixMilli(), digest).Err()
+	again, err := cardDoneScript.Run(ctx, s.rdb, []string{s.cardQueueKey(), s.cardVerKey(), s.cardLockKey(), s.cardSentKey(id)},
+		id, version, s.opts.Now().UnixMilli(), digest).Int()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return unavailable("finish card sync", err)
+	}
+	if again == 1 {
+		wake(s.wake.cards)
 	}
 	return nil
 }
@@ -203,6 +211,7 @@ func (s *Store) DeferCardSync(ctx context.Context, id string, at time.Time) erro
 	if err != nil {
 		return unavailable("defer card sync", err)
 	}
+	wake(s.wake.cards)
 	return nil
 }
 
@@ -227,6 +236,7 @@ func (s *Store) ReleaseCard(ctx context.Context, id string) error {
 	if err != nil {
 		return unavailable("release card", err)
 	}
+	wake(s.wake.cards)
 	return nil
 }
 
@@ -275,7 +285,7 @@ func (s *Store) queueCallback(ctx context.Context, p redis.Pipeliner, g *Gate, n
 // ClaimCallbacks takes up to limit due callback events, each for lease.
 // Events whose record is gone (given up, expired) leave the queue.
 func (s *Store) ClaimCallbacks(ctx context.Context, limit int, lease time.Duration) ([]CallbackEvent, error) {
-	ids, err := s.claim(ctx, s.cbDueKey(), limit, lease)
+	ids, _, err := s.claim(ctx, s.cbDueKey(), limit, lease)
 	if err != nil || len(ids) == 0 {
 		return nil, err
 	}

@@ -96,9 +96,10 @@ func (s *Store) TakeOverPost(ctx context.Context, id, from, holder string, lease
 // storing a gate and posting it. Each is claimed for a lease, so replicas
 // share them; gates posted or ended meanwhile leave the schedule.
 func (s *Store) DueUnposted(ctx context.Context, limit int) ([]*Gate, error) {
-	return s.claimGates(ctx, s.unpostedKey(), limit, scheduleLease, func(g *Gate) bool {
+	gates, _, err := s.claimGates(ctx, s.unpostedKey(), limit, scheduleLease, func(g *Gate) bool {
 		return g.State == StatePending && g.Post.PostedAt.IsZero()
 	})
+	return gates, err
 }
 
 // scheduleUnposted queues the unposted check of a new gate.

@@ -15,36 +15,42 @@ import (
 // claimScript takes up to ARGV[2] members of the schedule KEYS[1] whose
 // score is at most ARGV[1] (now) and moves them to ARGV[3] (now + lease) in
 // one step, so concurrent replicas never claim the same member twice
-// within a lease.
+// within a lease. It answers the members claimed and the first score left
+// (see claimReply).
 var claimScript = redis.NewScript(`
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
 for _, m in ipairs(due) do
   redis.call('ZADD', KEYS[1], ARGV[3], m)
 end
-return due
+local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return {due, first[2] or false}
 `)
 
-func (s *Store) claim(ctx context.Context, key string, limit int, lease time.Duration) ([]string, error) {
+// claim claims up to limit due members of schedule key for lease; next is
+// when its first entry left is due (zero: none left).
+func (s *Store) claim(ctx context.Context, key string, limit int, lease time.Duration) (ids []string, next time.Time, err error) {
 	if limit <= 0 {
 		limit = 100
 	}
 	now := s.opts.Now()
-	ids, err := claimScript.Run(ctx, s.rdb, []string{key},
-		strconv.FormatInt(now.UnixMilli(), 10), limit, strconv.FormatInt(now.Add(lease).UnixMilli(), 10)).StringSlice()
+	res, err := claimScript.Run(ctx, s.rdb, []string{key},
+		strconv.FormatInt(now.UnixMilli(), 10), limit, strconv.FormatInt(now.Add(lease).UnixMilli(), 10)).Result()
 	if err != nil && !errors.Is(err, redis.Nil) {
-		return nil, unavailable("claim schedule", err)
+		return nil, time.Time{}, unavailable("claim schedule", err)
 	}
-	return ids, nil
+	ids, next = claimReply(res)
+	return ids, next, nil
 }
 
 // claimGates claims up to limit due members of the schedule key for lease
 // and returns the gates keep accepts; the others (ended, decided, gone)
 // leave the schedule. Gates that could not be read stay claimed, to come
-// back when the lease ends, and their errors are joined.
-func (s *Store) claimGates(ctx context.Context, key string, limit int, lease time.Duration, keep func(*Gate) bool) ([]*Gate, error) {
-	ids, err := s.claim(ctx, key, limit, lease)
+// back when the lease ends, and their errors are joined. next is as for
+// claim.
+func (s *Store) claimGates(ctx context.Context, key string, limit int, lease time.Duration, keep func(*Gate) bool) (_ []*Gate, next time.Time, _ error) {
+	ids, next, err := s.claim(ctx, key, limit, lease)
 	if err != nil || len(ids) == 0 {
-		return nil, err
+		return nil, next, err
 	}
 	var out []*Gate
 	var errs []error
@@ -63,7 +69,7 @@ func (s *Store) claimGates(ctx context.Context, key string, limit int, lease tim
 			errs = append(errs, unavailable("leave schedule", err))
 		}
 	}
-	return out, errors.Join(errs...)
+	return out, next, errors.Join(errs...)
 }
 
 // errSkip aborts an update that found nothing to do.
@@ -88,7 +94,7 @@ var errSkip = errors.New("nothing to do")
 // must process the returned gates even when the error is not nil. Failed
 // gates are retried once their lease runs out.
 func (s *Store) ExpireDue(ctx context.Context, limit int) ([]*Gate, error) {
-	ids, err := s.claim(ctx, s.dueKey(), limit, scheduleLease)
+	ids, _, err := s.claim(ctx, s.dueKey(), limit, scheduleLease)
 	if err != nil {
 		return nil, err
 	}
@@ -162,6 +168,7 @@ func (s *Store) DeferPoll(ctx context.Context, id string, at time.Time) error {
 	if err := s.rdb.ZAddXX(ctx, s.pollKey(), redis.Z{Score: ms(at), Member: id}).Err(); err != nil {
 		return unavailable("defer poll", err)
 	}
+	wake(s.wake.polls)
 	return nil
 }
 
@@ -169,8 +176,9 @@ func (s *Store) DeferPoll(ctx context.Context, id string, at time.Time) error {
 // pushed forward by lease so other replicas skip it meanwhile. Gates that
 // are no longer running, or have no run, leave the schedule. The caller
 // polls each run and calls RecordRun (or DeferPoll when nothing changed or
-// the status is unavailable).
-func (s *Store) ClaimPolls(ctx context.Context, limit int, lease time.Duration) ([]*Gate, error) {
+// the status is unavailable). next is when the first poll left is due
+// (zero: none); PollsQueued tells of polls this Store schedules meanwhile.
+func (s *Store) ClaimPolls(ctx context.Context, limit int, lease time.Duration) (_ []*Gate, next time.Time, _ error) {
 	if lease <= 0 {
 		lease = scheduleLease
 	}
@@ -233,7 +241,7 @@ func (g *Gate) reasonIf(to State) string {
 // gate still unreminded at its deadline (its reminder kept failing) is
 // not returned but moved to the expiry schedule, so it expires on time.
 func (s *Store) DueReminders(ctx context.Context, limit int) ([]*Gate, error) {
-	gates, err := s.claimGates(ctx, s.remindKey(), limit, scheduleLease, func(g *Gate) bool { return g.State == StatePending })
+	gates, _, err := s.claimGates(ctx, s.remindKey(), limit, scheduleLease, func(g *Gate) bool { return g.State == StatePending })
 	now := s.now()
 	out := gates[:0]
 	var errs []error

@@ -78,6 +78,7 @@ type Store struct {
 
 	recent recentRecords
 	locks  gateLocks
+	wake   wakeups
 	// checkRecent makes remember verify that a remembered gate equals its
 	// record decoded (tests).
 	checkRecent bool
@@ -118,7 +119,7 @@ func NewStore(rdb redis.UniversalClient, opts Options) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Store{rdb: rdb, opts: opts, log: log, reclaimCursor: map[string]string{}, reclaimedAt: map[string]time.Time{}}, nil
+	return &Store{rdb: rdb, opts: opts, log: log, wake: newWakeups(), reclaimCursor: map[string]string{}, reclaimedAt: map[string]time.Time{}}, nil
 }
 
 // now is the store clock at millisecond precision, in UTC, which keeps the
@@ -427,6 +428,7 @@ func (s *Store) update(ctx context.Context, op, id string, fn change) (*Gate, er
 		switch {
 		case err == nil:
 			s.remember(ctx, id, enc, g)
+			s.wakeFor(g, old, notes)
 			if s.opts.OnTransition != nil && old != g.State {
 				s.opts.OnTransition(g.Pipeline, old, g.State)
 			}

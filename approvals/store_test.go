@@ -356,11 +356,11 @@ func TestTriggerLifecycle(t *testing.T) {
 			t.Errorf("trigger stream length after acks = %d", n)
 		}
 		// Running gates are on the poll schedule at once.
-		polls, err := e.store.ClaimPolls(ctx, 10, time.Minute)
+		polls, _, err := e.store.ClaimPolls(ctx, 10, time.Minute)
 		if err != nil || len(polls) != 3 {
 			t.Fatalf("ClaimPolls: %v %v", polls, err)
 		}
-		if again, _ := e.store.ClaimPolls(ctx, 10, time.Minute); len(again) != 0 {
+		if again, _, _ := e.store.ClaimPolls(ctx, 10, time.Minute); len(again) != 0 {
 			t.Errorf("claimed polls handed out again within the lease: %v", again)
 		}
 		if err := e.store.DeferPoll(ctx, polls[0].ID, e.clock.Now().Add(10*time.Second)); err != nil {
@@ -370,7 +370,7 @@ func TestTriggerLifecycle(t *testing.T) {
 			t.Fatal(err)
 		}
 		e.clock.Advance(11 * time.Second)
-		if got, _ := e.store.ClaimPolls(ctx, 10, time.Minute); len(got) != 1 || got[0].ID != polls[0].ID {
+		if got, _, _ := e.store.ClaimPolls(ctx, 10, time.Minute); len(got) != 1 || got[0].ID != polls[0].ID {
 			t.Errorf("due polls after reschedule = %v, want [%s]", got, polls[0].ID)
 		}
 		// A final state leaves the poll schedule.

@@ -25,13 +25,15 @@ const (
 func (e *Engine) cardLoop(ctx context.Context) {
 	log := e.log.With("worker", "cards")
 	tick := max(e.opts.Tick/2, 10*time.Millisecond)
-	for sleep(ctx, tick) {
+	wait := tick
+	for sleepOrWake(ctx, wait, e.opts.Store.CardsQueued()) {
+		wait = tick // busy, standing by or failing: look again at the tick
 		for ctx.Err() == nil && !e.standby() {
 			n := min(cap(e.cards)-len(e.cards), cardBatch)
 			if n == 0 {
 				break
 			}
-			syncs, err := e.opts.Store.ClaimCardSyncs(ctx, n, e.opts.CardLease)
+			syncs, next, err := e.opts.Store.ClaimCardSyncs(ctx, n, e.opts.CardLease)
 			if err != nil {
 				log.WarnContext(ctx, "cannot claim card updates", "err", err)
 				break
@@ -46,11 +48,15 @@ func (e *Engine) cardLoop(ctx context.Context) {
 				})
 			}
 			if len(syncs) < n {
+				wait = e.untilNext(next, cardFloor)
 				break
 			}
 		}
 	}
 }
+
+// cardFloor is the shortest sleep of the card worker after a short claim.
+const cardFloor = 5 * time.Millisecond
 
 // retryAfterer is an error that says how long to wait before trying again
 // (bot.PacedError: pacing or a 429).

@@ -43,7 +43,8 @@ type Store interface {
 	BeginTriggerAttempt(ctx context.Context, id string) (*approvals.Gate, approvals.Attempt, error)
 	FinishTrigger(ctx context.Context, id string, run pipelines.Run, runErr error, userSafeMsg string, pollAt time.Time) (*approvals.Gate, error)
 
-	ClaimPolls(ctx context.Context, limit int, lease time.Duration) ([]*approvals.Gate, error)
+	ClaimPolls(ctx context.Context, limit int, lease time.Duration) ([]*approvals.Gate, time.Time, error)
+	PollsQueued() <-chan struct{}
 	DeferPoll(ctx context.Context, id string, at time.Time) error
 	RecordRun(ctx context.Context, id string, run pipelines.Run, next time.Time) (*approvals.Gate, error)
 
@@ -53,7 +54,8 @@ type Store interface {
 	DueReminders(ctx context.Context, limit int) ([]*approvals.Gate, error)
 	AckReminder(ctx context.Context, id string) error
 
-	ClaimCardSyncs(ctx context.Context, limit int, lease time.Duration) ([]approvals.CardSync, error)
+	ClaimCardSyncs(ctx context.Context, limit int, lease time.Duration) ([]approvals.CardSync, time.Time, error)
+	CardsQueued() <-chan struct{}
 	FinishCardSync(ctx context.Context, id string, version int64, digest string, final bool) error
 	DeferCardSync(ctx context.Context, id string, at time.Time) error
 	LoadCardSync(ctx context.Context, id string) (approvals.CardState, error)
@@ -140,7 +142,9 @@ type Options struct {
 	// poll is not taken over while its status call may still answer.
 	PollLease time.Duration
 	// Tick is how often the schedules are looked at when idle, default
-	// 250 ms (cards: Tick/2).
+	// 250 ms. The card and poll workers instead sleep until their next
+	// entry is due, woken by work this replica's Store queues, and look at
+	// least every 4 Ticks for work other replicas queued (see idleLook).
 	Tick time.Duration
 	// UnpostedEvery is how often unposted gates are looked for, default 10 s.
 	UnpostedEvery time.Duration
@@ -334,6 +338,38 @@ func (e *Engine) observe(p *Pipeline, op string, err error, start time.Time) {
 		}
 	}
 	e.opts.Observer.ProviderCall(p.ProviderName, op, outcome, e.opts.Now().Sub(start))
+}
+
+// idleLook is the longest a card or poll worker sleeps with nothing due
+// that it knows of. Work this replica queues wakes it at once; work
+// another replica queues wakes that one's workers, and is met here within
+// idleLook only if that replica cannot take it.
+func (e *Engine) idleLook() time.Duration { return 4 * e.opts.Tick }
+
+// untilNext is how long a worker whose claim came back short sleeps: until
+// next, the first entry left (zero: none), at most idleLook, at least
+// floor, which keeps an entry due within the millisecond from spinning.
+func (e *Engine) untilNext(next time.Time, floor time.Duration) time.Duration {
+	d := e.idleLook()
+	if !next.IsZero() {
+		d = min(d, next.Sub(e.opts.Now()))
+	}
+	return max(d, floor)
+}
+
+// sleepOrWake waits d, a value on woken, or the end of ctx; it reports
+// whether to go on.
+func sleepOrWake(ctx context.Context, d time.Duration, woken <-chan struct{}) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	case <-woken:
+		return true
+	}
 }
 
 // sleep waits d or until ctx ends; it reports whether to go on.

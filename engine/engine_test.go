@@ -221,7 +221,7 @@ func TestOutboxSurvivesAStoppedReplica(t *testing.T) {
 		g := posted(t, s, "deploy", "c", 1)
 		approve(t, s, g.ID, bob)
 		// A replica claims the card sync and dies before sending.
-		if cs, err := s.ClaimCardSyncs(t.Context(), 10, 300*time.Millisecond); err != nil || len(cs) != 1 {
+		if cs, _, err := s.ClaimCardSyncs(t.Context(), 10, 300*time.Millisecond); err != nil || len(cs) != 1 {
 			t.Fatalf("claim: %+v %v", cs, err)
 		}
 		tm := newTeams()
@@ -526,6 +526,30 @@ func TestRemindsOnce(t *testing.T) {
 		defer tm.mu.Unlock()
 		if len(tm.reminded) != 1 || tm.reminded[0] != g.ID {
 			t.Errorf("reminders %v, want one for %s", tm.reminded, g.ID)
+		}
+	})
+}
+
+// TestOwnWorkWakesTheWorkers: the card and poll workers sleep until their
+// next entry is due, and what this replica's store queues wakes them: with
+// a tick of a minute (a first look after 30 s, idle looks every 4
+// minutes), a gate still goes from its posted card to the result on the
+// card within the test's few seconds.
+func TestOwnWorkWakesTheWorkers(t *testing.T) {
+	backends(t, func(t *testing.T, rdb redis.UniversalClient, prefix string) {
+		s := newStore(t, rdb, prefix)
+		tm := newTeams()
+		prov := newProvider("ci")
+		runWith(t, s, tm, "r1", map[string]*Pipeline{"deploy": pipeline(prov, "ci")}, func(o *Options) { o.Tick = time.Minute })
+		g := posted(t, s, "deploy", "c", 1)
+		eventually(t, "the posted card's sync", func() bool { return len(tm.sendsOf(g.ID)) == 1 })
+		approve(t, s, g.ID, bob)
+		eventually(t, "the result on the card", func() bool {
+			ss := tm.sendsOf(g.ID)
+			return len(ss) > 0 && ss[len(ss)-1].state == approvals.StateSucceeded
+		})
+		if n := prov.count(g.ID); n != 1 {
+			t.Errorf("provider called %d times, want 1", n)
 		}
 	})
 }

@@ -19,13 +19,15 @@ import (
 // or another replica.
 func (e *Engine) pollLoop(ctx context.Context) {
 	log := e.log.With("worker", "poll")
-	for sleep(ctx, e.opts.Tick) {
+	wait := e.opts.Tick
+	for sleepOrWake(ctx, wait, e.opts.Store.PollsQueued()) {
+		wait = e.opts.Tick // busy, standing by or failing: look again at the tick
 		for ctx.Err() == nil && !e.standby() {
 			n := e.polls.total()
 			if n == 0 {
 				break
 			}
-			gates, err := e.opts.Store.ClaimPolls(ctx, n, e.opts.PollLease)
+			gates, next, err := e.opts.Store.ClaimPolls(ctx, n, e.opts.PollLease)
 			if err != nil {
 				log.WarnContext(ctx, "cannot claim some polls", "err", err)
 			}
@@ -43,12 +45,18 @@ func (e *Engine) pollLoop(ctx context.Context) {
 					})
 				}
 			}
+			if len(gates) < n && err == nil {
+				wait = e.untilNext(next, pollFloor)
+			}
 			if len(gates) < n {
 				break
 			}
 		}
 	}
 }
+
+// pollFloor is the shortest sleep of the poll worker after a short claim.
+const pollFloor = 10 * time.Millisecond
 
 // unknownPollDefer is how long a poll this replica cannot do waits: about
 // a tick when a live replica serves its pipeline (a rolling upgrade: let
