@@ -26,7 +26,16 @@ func (e *Engine) cardLoop(ctx context.Context) {
 	log := e.log.With("worker", "cards")
 	tick := max(e.opts.Tick/2, 10*time.Millisecond)
 	wait := tick
-	for sleepOrWake(ctx, wait, e.opts.Store.CardsQueued()) {
+	for {
+		goOn, woken := sleepOrWake(ctx, wait, e.opts.Store.CardsQueued())
+		// A wake comes with the change that queued the update. What often
+		// follows it at once (the trigger an approval starts, the run it
+		// reports) is given a moment to join the same update: sent
+		// alone, each state would spend one of the conversation's paced
+		// sends and hold the next state back by a second.
+		if !goOn || (woken && !sleep(ctx, min(e.opts.Tick/4, maxCardSettle))) {
+			return
+		}
 		wait = tick // busy, standing by or failing: look again at the tick
 		for ctx.Err() == nil && !e.standby() {
 			n := min(cap(e.cards)-len(e.cards), cardBatch)
@@ -55,8 +64,14 @@ func (e *Engine) cardLoop(ctx context.Context) {
 	}
 }
 
-// cardFloor is the shortest sleep of the card worker after a short claim.
-const cardFloor = 5 * time.Millisecond
+const (
+	// cardFloor is the shortest sleep of the card worker after a short
+	// claim.
+	cardFloor = 5 * time.Millisecond
+	// maxCardSettle bounds the moment a wake waits for what follows it
+	// (Tick/4, 62 ms by default).
+	maxCardSettle = 100 * time.Millisecond
+)
 
 // retryAfterer is an error that says how long to wait before trying again
 // (bot.PacedError: pacing or a 429).

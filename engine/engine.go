@@ -357,18 +357,18 @@ func (e *Engine) untilNext(next time.Time, floor time.Duration) time.Duration {
 	return max(d, floor)
 }
 
-// sleepOrWake waits d, a value on woken, or the end of ctx; it reports
-// whether to go on.
-func sleepOrWake(ctx context.Context, d time.Duration, woken <-chan struct{}) bool {
+// sleepOrWake waits d, a value on wake, or the end of ctx; it reports
+// whether to go on, and whether wake ended the wait.
+func sleepOrWake(ctx context.Context, d time.Duration, wake <-chan struct{}) (goOn, woken bool) {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
-		return false
+		return false, false
 	case <-t.C:
-		return true
-	case <-woken:
-		return true
+		return true, false
+	case <-wake:
+		return true, true
 	}
 }
 

@@ -20,7 +20,10 @@ import (
 func (e *Engine) pollLoop(ctx context.Context) {
 	log := e.log.With("worker", "poll")
 	wait := e.opts.Tick
-	for sleepOrWake(ctx, wait, e.opts.Store.PollsQueued()) {
+	for {
+		if goOn, _ := sleepOrWake(ctx, wait, e.opts.Store.PollsQueued()); !goOn {
+			return
+		}
 		wait = e.opts.Tick // busy, standing by or failing: look again at the tick
 		for ctx.Err() == nil && !e.standby() {
 			n := e.polls.total()
