@@ -99,7 +99,12 @@
 // gate record is still the one the change was decided on, else answers
 // with the record stored, and the change is decided again on it. A Store
 // remembers the last record it read or wrote per gate (recent.go), so a
-// change of a gate it wrote last is one round trip and no decode. Gate
+// change of a gate it wrote last is one round trip and no decode, and lets
+// one change of a gate at a time through (gatelock.go), so it never races
+// itself. A click's vote holds the card in its own script (DecideHeld).
+// The claims of the card and poll queues also answer when the first entry
+// left is due, and a Store signals the work it queues (wake.go), so its
+// workers sleep until there is work instead of looking every tick. Gate
 // creation uses MULTI/EXEC under WATCH. Either way all keys a change
 // touches must live in one hash slot on Redis Cluster:
 // use a hash-tagged prefix such as "{gatebot}:" there. Single nodes and
