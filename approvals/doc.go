@@ -103,8 +103,8 @@
 // one change of a gate at a time through (gatelock.go), so it never races
 // itself. A click's vote holds the card in its own script (DecideHeld).
 // The claims of the card and poll queues also answer when the first entry
-// left is due, and a Store signals the work it queues (wake.go), so its
-// workers sleep until there is work instead of looking every tick. Gate
+// left is due, and a Store signals the card updates it queues (wake.go),
+// so the workers sleep until there is work instead of looking every tick. Gate
 // creation uses MULTI/EXEC under WATCH. Either way all keys a change
 // touches must live in one hash slot on Redis Cluster:
 // use a hash-tagged prefix such as "{gatebot}:" there. Single nodes and

@@ -168,7 +168,6 @@ func (s *Store) DeferPoll(ctx context.Context, id string, at time.Time) error {
 	if err := s.rdb.ZAddXX(ctx, s.pollKey(), redis.Z{Score: ms(at), Member: id}).Err(); err != nil {
 		return unavailable("defer poll", err)
 	}
-	wake(s.wake.polls)
 	return nil
 }
 
@@ -177,7 +176,7 @@ func (s *Store) DeferPoll(ctx context.Context, id string, at time.Time) error {
 // are no longer running, or have no run, leave the schedule. The caller
 // polls each run and calls RecordRun (or DeferPoll when nothing changed or
 // the status is unavailable). next is when the first poll left is due
-// (zero: none); PollsQueued tells of polls this Store schedules meanwhile.
+// (zero: none).
 func (s *Store) ClaimPolls(ctx context.Context, limit int, lease time.Duration) (_ []*Gate, next time.Time, _ error) {
 	if lease <= 0 {
 		lease = scheduleLease

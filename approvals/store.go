@@ -428,7 +428,7 @@ func (s *Store) update(ctx context.Context, op, id string, fn change) (*Gate, er
 		switch {
 		case err == nil:
 			s.remember(ctx, id, enc, g)
-			s.wakeFor(g, old, notes)
+			s.wakeFor(g, notes)
 			if s.opts.OnTransition != nil && old != g.State {
 				s.opts.OnTransition(g.Pipeline, old, g.State)
 			}

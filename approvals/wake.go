@@ -5,19 +5,20 @@ import (
 	"time"
 )
 
-// Work this Store queues wakes its own workers at once (CardsQueued,
-// PollsQueued), so a worker with nothing due can sleep until its next
+// Card updates this Store queues wake its card syncer at once
+// (CardsQueued), so a syncer with nothing due can sleep until its next
 // entry is due (the claims return it) instead of looking every tick. Work
-// queued by another replica wakes that replica's workers; the others meet
-// it on their idle look.
+// queued by another replica wakes that replica's syncer; the others meet
+// it on their idle look. Polls need no signal from here: only the engine
+// schedules them, and it knows when (engine.pollSoon).
 
 // wakeups are a Store's signals; each holds at most one pending wake.
 type wakeups struct {
-	cards, polls chan struct{}
+	cards chan struct{}
 }
 
 func newWakeups() wakeups {
-	return wakeups{cards: make(chan struct{}, 1), polls: make(chan struct{}, 1)}
+	return wakeups{cards: make(chan struct{}, 1)}
 }
 
 func wake(c chan struct{}) {
@@ -31,24 +32,16 @@ func wake(c chan struct{}) {
 // moved one, that may be due before the syncer's next claim would see it.
 func (s *Store) CardsQueued() <-chan struct{} { return s.wake.cards }
 
-// PollsQueued receives a value after this Store scheduled a run-status
-// poll, or moved one.
-func (s *Store) PollsQueued() <-chan struct{} { return s.wake.polls }
-
-// wakeFor signals what a change of g from state old queued: a card update
-// unless the change holds it for a click's answer (ReleaseCard wakes it
-// then), a poll when the gate became running or a poll was rescheduled.
-func (s *Store) wakeFor(g *Gate, old State, notes []auditNote) {
-	held, polled := false, false
+// wakeFor signals the card update a change of g queued, unless the change
+// holds it for a click's answer (ReleaseCard wakes it then).
+func (s *Store) wakeFor(g *Gate, notes []auditNote) {
 	for _, n := range notes {
-		held = held || !n.holdCard.IsZero()
-		polled = polled || !n.pollAt.IsZero()
+		if !n.holdCard.IsZero() {
+			return
+		}
 	}
-	if g.Post.ActivityID != "" && !held {
+	if g.Post.ActivityID != "" {
 		wake(s.wake.cards)
-	}
-	if g.State == StateRunning && (old != StateRunning || polled) {
-		wake(s.wake.polls)
 	}
 }
 

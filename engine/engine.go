@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
@@ -44,7 +45,6 @@ type Store interface {
 	FinishTrigger(ctx context.Context, id string, run pipelines.Run, runErr error, userSafeMsg string, pollAt time.Time) (*approvals.Gate, error)
 
 	ClaimPolls(ctx context.Context, limit int, lease time.Duration) ([]*approvals.Gate, time.Time, error)
-	PollsQueued() <-chan struct{}
 	DeferPoll(ctx context.Context, id string, at time.Time) error
 	RecordRun(ctx context.Context, id string, run pipelines.Run, next time.Time) (*approvals.Gate, error)
 
@@ -188,6 +188,10 @@ type Engine struct {
 	triggers *pools
 	polls    *pools
 	cards    chan struct{} // card worker slots
+	// pollWake wakes the poll worker before pollPlanned (unix ms), when
+	// it would next look, if this engine schedules a poll due sooner.
+	pollWake    chan struct{}
+	pollPlanned atomic.Int64
 
 	mu         sync.Mutex
 	cardErrors map[string]int // gate id → consecutive failed updates
@@ -263,6 +267,7 @@ func New(o Options) (*Engine, error) {
 		triggers:   newPools(o.TriggerWorkers, o.PerProvider),
 		polls:      newPools(o.PollWorkers, o.PollPerProvider),
 		cards:      make(chan struct{}, o.CardWorkers),
+		pollWake:   make(chan struct{}, 1),
 		cardErrors: map[string]int{},
 	}, nil
 }

@@ -21,7 +21,8 @@ func (e *Engine) pollLoop(ctx context.Context) {
 	log := e.log.With("worker", "poll")
 	wait := e.opts.Tick
 	for {
-		if goOn, _ := sleepOrWake(ctx, wait, e.opts.Store.PollsQueued()); !goOn {
+		e.pollPlanned.Store(e.opts.Now().Add(wait).UnixMilli())
+		if goOn, _ := sleepOrWake(ctx, wait, e.pollWake); !goOn {
 			return
 		}
 		wait = e.opts.Tick // busy, standing by or failing: look again at the tick
@@ -61,6 +62,19 @@ func (e *Engine) pollLoop(ctx context.Context) {
 // pollFloor is the shortest sleep of the poll worker after a short claim.
 const pollFloor = 10 * time.Millisecond
 
+// pollSoon tells the poll worker of a poll this engine scheduled at at: a
+// worker sleeping past it is woken to look again. Only the engine
+// schedules polls, so a worker that sleeps until its next entry misses
+// none of this replica's; another replica's are that one's.
+func (e *Engine) pollSoon(at time.Time) {
+	if at.UnixMilli() < e.pollPlanned.Load() {
+		select {
+		case e.pollWake <- struct{}{}:
+		default:
+		}
+	}
+}
+
 // unknownPollDefer is how long a poll this replica cannot do waits: about
 // a tick when a live replica serves its pipeline (a rolling upgrade: let
 // that one's next claim take it), else long, since no one may be able to.
@@ -81,7 +95,9 @@ func (e *Engine) deferPoll(ctx context.Context, id string, d time.Duration) {
 	at := e.opts.Now().Add(d)
 	if err := e.opts.Store.DeferPoll(ctx, id, at); err != nil {
 		e.log.WarnContext(ctx, "could not reschedule a poll; its lease brings it back", "gate_id", id, "err", err)
+		return
 	}
+	e.pollSoon(at)
 }
 
 // poll fetches one run's status and records it when it changed.
@@ -127,7 +143,11 @@ func (e *Engine) poll(ctx context.Context, p *Pipeline, g *approvals.Gate) {
 		return
 	}
 	err = e.whileUnavailable(ctx, start.Add(e.opts.PollLease/2), "record the run's status", g.ID, func() error {
-		_, err := e.opts.Store.RecordRun(ctx, g.ID, run, e.opts.Now().Add(every))
+		next := e.opts.Now().Add(every)
+		ng, err := e.opts.Store.RecordRun(ctx, g.ID, run, next)
+		if err == nil && ng != nil && ng.State == approvals.StateRunning {
+			e.pollSoon(next)
+		}
 		return err
 	})
 	if err != nil {

@@ -215,7 +215,11 @@ func (e *Engine) processTrigger(ctx context.Context, p *Pipeline, tr approvals.T
 // another replica may take the gate over, so it stops.
 func (e *Engine) finishTrigger(ctx context.Context, g *approvals.Gate, run pipelines.Run, runErr error, msg string, every time.Duration) error {
 	return e.whileUnavailable(ctx, g.TriggerLease.Add(-time.Second), "record the trigger's result", g.ID, func() error {
-		_, err := e.opts.Store.FinishTrigger(ctx, g.ID, run, runErr, msg, e.opts.Now().Add(every))
+		next := e.opts.Now().Add(every)
+		ng, err := e.opts.Store.FinishTrigger(ctx, g.ID, run, runErr, msg, next)
+		if err == nil && ng != nil && ng.State == approvals.StateRunning {
+			e.pollSoon(next)
+		}
 		return err
 	})
 }
