@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"math"
 	"math/rand/v2"
 	"time"
 
@@ -25,6 +26,10 @@ func (e *Engine) pollLoop(ctx context.Context) {
 		if goOn, _ := sleepOrWake(ctx, wait, e.pollWake); !goOn {
 			return
 		}
+		// Awake, the worker's next look is not known yet: a poll
+		// scheduled meanwhile leaves a wake, so the sleep that follows
+		// cannot outlast it.
+		e.pollPlanned.Store(math.MaxInt64)
 		wait = e.opts.Tick // busy, standing by or failing: look again at the tick
 		for ctx.Err() == nil && !e.standby() {
 			n := e.polls.total()
